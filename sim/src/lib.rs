@@ -1,0 +1,1 @@
+//! `rseq-sim`: the deterministic engine (under construction).
