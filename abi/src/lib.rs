@@ -17,6 +17,7 @@ pub mod consts;
 pub mod ctrl;
 pub mod layout;
 pub mod platform;
+pub mod programs;
 pub mod protocol;
 
 pub use ctrl::{CtrlWord, Endian, Revision};
