@@ -1,0 +1,274 @@
+//! Machine and kernel configuration of a simulation: every knob, with its unit and default.
+//!
+//! The kernel-side knobs mirror real ones: Kconfig (`CONFIG_RSEQ_SLICE_EXTENSION`), boot
+//! parameters (`rseq_slice_ext=`, `rseq_debug=`, `preempt=`), debugfs
+//! (`rseq/slice_ext_nsec`) and the V1 sysctl. Costs and latencies are the simulator's own.
+
+use rseq_abi::consts::*;
+use rseq_abi::{Endian, Errno, Revision};
+
+/// The kernel's preemption model (`preempt=` with `PREEMPT_DYNAMIC`, or `PREEMPT_RT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Preempt {
+    /// `PREEMPT_NONE`: reschedule only at return to user and `cond_resched()`.
+    None,
+    /// `PREEMPT_VOLUNTARY`: like NONE plus voluntary preemption points.
+    Voluntary,
+    /// `PREEMPT_FULL`: wakeups and ticks set `TIF_NEED_RESCHED`.
+    #[default]
+    Full,
+    /// `PREEMPT_LAZY`: fair-class reschedules set `TIF_NEED_RESCHED_LAZY`; the tick upgrades
+    /// a pending lazy request to a full one.
+    Lazy,
+    /// `PREEMPT_RT`: lazy for fair tasks, full for RT tasks; only lazy reschedules can be
+    /// extended (spec §3.1).
+    Rt,
+}
+
+impl Preempt {
+    /// Do fair-class reschedules use `TIF_NEED_RESCHED_LAZY` in this model?
+    pub fn has_lazy(self) -> bool {
+        matches!(self, Preempt::Lazy | Preempt::Rt)
+    }
+
+    /// Name as in scenario files and `preempt=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preempt::None => "none",
+            Preempt::Voluntary => "voluntary",
+            Preempt::Full => "full",
+            Preempt::Lazy => "lazy",
+            Preempt::Rt => "rt",
+        }
+    }
+}
+
+/// How events scheduled for the same nanosecond are ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TieBreak {
+    /// Insertion order (FIFO by sequence number): the documented default.
+    #[default]
+    Fifo,
+    /// A seeded random order among equal timestamps (for exploration).
+    Seeded,
+}
+
+/// Who owns `AVAILABLE` when the boot switch is off (spec §13 question 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AvailableWhenBootDisabled {
+    /// 7.0.0: `AVAILABLE` is set regardless of the boot switch.
+    Advertise,
+    /// 7.0.y and later: `AVAILABLE` only when the static key is on.
+    Hide,
+}
+
+/// Every knob of a simulated machine and kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// Number of CPUs (1..=1024).
+    pub cpus: usize,
+    /// Timer tick frequency in Hz (`CONFIG_HZ`); 0 disables the tick.
+    pub hz: u32,
+    /// Preemption model.
+    pub preempt: Preempt,
+    /// Protocol revision the kernel implements.
+    pub revision: Revision,
+    /// `CONFIG_RSEQ_SLICE_EXTENSION`: the feature is compiled in.
+    pub config_slice_ext: bool,
+    /// Boot parameter `rseq_slice_ext=` (the static key `rseq_slice_extension_key`).
+    pub slice_ext_boot: bool,
+    /// debugfs `rseq/slice_ext_nsec` (V1: sysctl `kernel.rseq_slice_extension_nsec`), ns.
+    /// `None` = the revision's default.
+    pub slice_ext_nsec: Option<u32>,
+    /// Boot parameter `rseq_debug=` (static key `rseq_debug_enabled`).
+    pub rseq_debug: bool,
+    /// Byte order of the simulated machine (how `u32 all` maps to bytes).
+    pub endian: Endian,
+    /// Whether `AVAILABLE` is advertised with the boot switch off; `None` = per revision
+    /// (Merged: advertise, PostMerge: hide).
+    pub available_when_boot_disabled: Option<AvailableWhenBootDisabled>,
+    /// Seed of the one random generator.
+    pub seed: u64,
+    /// Order of equal-time events.
+    pub tie_break: TieBreak,
+
+    /// Kernel time of an interrupt or exception from entry to the exit-to-user work, ns.
+    pub irq_latency_ns: u64,
+    /// Kernel time of a syscall from entry to the exit-to-user work, ns.
+    pub syscall_ns: u64,
+    /// Time of a context switch until the next task runs its kernel continuation, ns.
+    pub ctx_switch_ns: u64,
+    /// Delay between sending an IPI and its arrival on the target CPU, ns.
+    pub ipi_latency_ns: u64,
+    /// Cost of a vDSO `clock_gettime` read in user mode, ns (must be > 0).
+    pub clock_read_ns: u64,
+    /// Cost of an access to the thread's `struct rseq`, ns.
+    pub mem_access_ns: u64,
+    /// Cost of an access to a shared word, ns.
+    pub shared_access_ns: u64,
+
+    /// `sysctl_sched_base_slice`: a task that ran this long since it was picked is
+    /// preempted at the next tick if others are runnable, ns.
+    pub sched_base_slice_ns: u64,
+    /// Wakeup preemption granularity: a woken task preempts the current one if its
+    /// vruntime is smaller by more than this, ns.
+    pub wakeup_gran_ns: u64,
+    /// Sleeper credit: a waking task's vruntime is placed no lower than
+    /// `min_vruntime - sleeper_credit_ns`.
+    pub sleeper_credit_ns: u64,
+    /// Pull a runnable task from the busiest CPU when a CPU goes idle.
+    pub load_balance: bool,
+
+    /// Per-task budget of user-side platform calls; a task exceeding it is killed and
+    /// reported as faulty (`u64::MAX` = unlimited).
+    pub max_user_steps: u64,
+    /// Record the event log (turn off for benchmarks; statistics are unaffected).
+    pub log: bool,
+    /// Also record every user access to the control word in the log.
+    pub log_user_accesses: bool,
+    /// Coroutine stack size per task, bytes.
+    pub stack_size: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            cpus: 2,
+            hz: 1000,
+            preempt: Preempt::Full,
+            revision: Revision::Merged,
+            config_slice_ext: true,
+            slice_ext_boot: true,
+            slice_ext_nsec: None,
+            rseq_debug: false,
+            endian: Endian::Little,
+            available_when_boot_disabled: None,
+            seed: 0,
+            tie_break: TieBreak::Fifo,
+            irq_latency_ns: 300,
+            syscall_ns: 150,
+            ctx_switch_ns: 800,
+            ipi_latency_ns: 500,
+            clock_read_ns: 20,
+            mem_access_ns: 1,
+            shared_access_ns: 5,
+            sched_base_slice_ns: 3_000_000,
+            wakeup_gran_ns: 1_000_000,
+            sleeper_credit_ns: 3_000_000,
+            load_balance: true,
+            max_user_steps: u64::MAX,
+            log: true,
+            log_user_accesses: true,
+            stack_size: 64 * 1024,
+        }
+    }
+}
+
+/// A configuration the simulator cannot run, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `cpus` outside 1..=1024.
+    #[error("cpus = {0}: must be between 1 and 1024")]
+    Cpus(usize),
+    /// `slice_ext_nsec` outside the revision's range (the kernel's `-ERANGE`).
+    #[error("slice_ext_nsec = {value}: outside [{min}, {max}] for revision {revision} (ERANGE)")]
+    SliceExtRange {
+        /// Value given.
+        value: u32,
+        /// Range minimum.
+        min: u32,
+        /// Range maximum.
+        max: u32,
+        /// Revision name.
+        revision: &'static str,
+    },
+    /// `clock_read_ns` of 0 would let a busy-wait loop spin forever at one instant.
+    #[error("clock_read_ns must be > 0 (a clock-polling loop would never advance time)")]
+    ClockCost,
+    /// `hz` above 10000.
+    #[error("hz = {0}: must be at most 10000")]
+    Hz(u32),
+    /// Stack too small to run user code.
+    #[error("stack_size = {0}: must be at least 16384 bytes")]
+    StackSize(usize),
+}
+
+impl SimConfig {
+    /// The `slice_ext_nsec` range of this configuration's revision.
+    pub fn slice_ext_range(&self) -> (u32, u32) {
+        slice_ext_range(self.revision)
+    }
+
+    /// The effective `slice_ext_nsec` (explicit value or the revision's default).
+    pub fn effective_slice_ext_nsec(&self) -> u32 {
+        self.slice_ext_nsec.unwrap_or(match self.revision {
+            Revision::V1 => V1_SLICE_EXT_NSEC_DEFAULT,
+            Revision::Merged | Revision::PostMerge => SLICE_EXT_NSEC_DEFAULT,
+        })
+    }
+
+    /// The effective answer to spec §13 question 2.
+    pub fn effective_available_when_boot_disabled(&self) -> AvailableWhenBootDisabled {
+        self.available_when_boot_disabled
+            .unwrap_or(match self.revision {
+                Revision::PostMerge => AvailableWhenBootDisabled::Hide,
+                Revision::V1 | Revision::Merged => AvailableWhenBootDisabled::Advertise,
+            })
+    }
+
+    /// The static key `rseq_slice_extension_key`: compiled in and not disabled at boot.
+    pub fn static_key(&self) -> bool {
+        self.config_slice_ext && self.slice_ext_boot
+    }
+
+    /// Check every knob; the simulator refuses to run an invalid configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cpus == 0 || self.cpus > rseq_abi::CpuSet::CAPACITY {
+            return Err(ConfigError::Cpus(self.cpus));
+        }
+        if let Some(v) = self.slice_ext_nsec {
+            check_slice_ext_nsec(self.revision, v)?;
+        }
+        if self.clock_read_ns == 0 {
+            return Err(ConfigError::ClockCost);
+        }
+        if self.hz > 10_000 {
+            return Err(ConfigError::Hz(self.hz));
+        }
+        if self.stack_size < 16 * 1024 {
+            return Err(ConfigError::StackSize(self.stack_size));
+        }
+        Ok(())
+    }
+}
+
+/// The `slice_ext_nsec` range of a revision: merged debugfs [5000, 50000], V1 sysctl
+/// [10000, 50000] (spec §4.1, §11).
+pub fn slice_ext_range(rev: Revision) -> (u32, u32) {
+    match rev {
+        Revision::V1 => (V1_SLICE_EXT_NSEC_MIN, V1_SLICE_EXT_NSEC_MAX),
+        Revision::Merged | Revision::PostMerge => (SLICE_EXT_NSEC_MIN, SLICE_EXT_NSEC_MAX),
+    }
+}
+
+fn check_slice_ext_nsec(rev: Revision, value: u32) -> Result<(), ConfigError> {
+    let (min, max) = slice_ext_range(rev);
+    if value < min || value > max {
+        return Err(ConfigError::SliceExtRange {
+            value,
+            min,
+            max,
+            revision: rev.name(),
+        });
+    }
+    Ok(())
+}
+
+/// The debugfs write handler of `rseq/slice_ext_nsec` (spec §4.1): parse a base-10
+/// unsigned int (surrounding whitespace and a trailing newline allowed), `EINVAL` if it does
+/// not parse, `ERANGE` outside the range.
+pub fn parse_slice_ext_nsec(rev: Revision, text: &str) -> Result<u32, Errno> {
+    let value: u32 = text.trim().parse().map_err(|_| Errno::EINVAL)?;
+    check_slice_ext_nsec(rev, value).map_err(|_| Errno::ERANGE)?;
+    Ok(value)
+}

@@ -1,0 +1,376 @@
+//! User threads as stackful coroutines (corosensei), and the simulator's [`Platform`].
+//!
+//! Each simulated thread runs its user program, unchanged, on its own coroutine stack. Every
+//! platform call the engine must order (an access to `struct rseq`, a shared word, a
+//! syscall) suspends the coroutine with a [`Request`] stamped with the thread's local time;
+//! the engine performs it at that time and resumes the coroutine with the result.
+//!
+//! Pure time passing (clock reads, `burn`) is handled inside the coroutine while the local
+//! clock stays strictly before the *horizon* (the time of the engine's next queued event):
+//! nothing can interleave before then, so the result is identical and a busy-wait loop
+//! costs no engine round trips. Panics in user code are caught here and reported as the
+//! task's fault.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use rseq_abi::programs::Counters;
+use rseq_abi::{CpuSet, Errno, Platform, Revision, SharedWord, SysResult, Syscall};
+
+/// A program a simulated thread runs: generic user code instantiated for [`SimPlatform`].
+pub type SimProgram = Box<dyn for<'y> FnOnce(&mut SimPlatform<'y>) -> Counters>;
+
+/// Bytes of simulated memory backing each thread's rseq area (like the post-7.0 selftest's
+/// 256-byte-aligned area).
+pub const RSEQ_AREA_SIZE: usize = 256;
+
+/// An operation a user thread asks the engine to perform at a given time.
+pub(crate) enum Op {
+    /// Nothing: the end of a burn (or a clock read) that reached the horizon.
+    Wait,
+    /// Load `size` bytes at `off` of the rseq area.
+    Load { off: u8, size: u8 },
+    /// Store `size` bytes of `val` at `off` of the rseq area.
+    Store { off: u8, size: u8, val: u64 },
+    /// CPU-local atomic test-and-clear of a bit in the u32 at `off`.
+    TestAndClearBit { off: u8, bit: u8 },
+    /// A syscall.
+    Syscall(Syscall),
+    /// `sched_getaffinity`.
+    GetAffinity,
+    /// A shared-word access.
+    Shared(SharedOp),
+    /// Simulator-only: create a thread (`clone(CLONE_VM)`) or process (`fork`).
+    Spawn { clone_vm: bool, program: SimProgram },
+    /// Simulator-only: `execve` into another program.
+    Exec { program: SimProgram },
+    /// Simulator-only: map or unmap the thread's rseq area (to provoke faults).
+    SetRseqMapped(bool),
+}
+
+/// An access to a shared word.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SharedOp {
+    Load(SharedWord),
+    Store(SharedWord, u32),
+    Cas(SharedWord, u32, u32),
+    FetchAdd(SharedWord, u32),
+}
+
+/// A request from a user thread: "at local time `at`, perform `op`".
+pub(crate) struct Request {
+    pub at: u64,
+    pub op: Op,
+}
+
+/// The result the engine hands back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Value {
+    None,
+    U64(u64),
+    Sys(SysResult),
+    Affinity(Result<CpuSet, Errno>),
+    Cas(Result<u32, u32>),
+}
+
+/// Resume input: the current time, the horizon, and the previous operation's result.
+pub(crate) struct Resume {
+    pub now: u64,
+    pub horizon: u64,
+    pub val: Value,
+}
+
+/// How a user program ended (from the coroutine's point of view).
+pub(crate) enum Finished {
+    Returned(Counters),
+    Panicked(String),
+}
+
+/// Costs the platform charges for user-side operations, ns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Costs {
+    pub clock_read_ns: u64,
+    pub mem_access_ns: u64,
+    pub shared_access_ns: u64,
+}
+
+/// Static facts about the thread a [`SimPlatform`] serves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ThreadInfo {
+    pub task: u32,
+    pub revision: Revision,
+    pub rseq_addr: u64,
+    pub rseq_len: u32,
+    pub costs: Costs,
+}
+
+/// The simulator's [`Platform`]: what a user program sees inside a simulation.
+pub struct SimPlatform<'y> {
+    yielder: &'y Yielder<Resume, Request>,
+    now: u64,
+    horizon: u64,
+    info: ThreadInfo,
+}
+
+impl<'y> SimPlatform<'y> {
+    fn call(&mut self, op: Op) -> Value {
+        let r = self.yielder.suspend(Request { at: self.now, op });
+        self.now = r.now;
+        self.horizon = r.horizon;
+        r.val
+    }
+
+    fn rseq_op(&mut self, op: Op) -> Value {
+        let v = self.call(op);
+        self.now += self.info.costs.mem_access_ns;
+        v
+    }
+
+    fn shared_op(&mut self, op: SharedOp) -> Value {
+        let v = self.call(Op::Shared(op));
+        self.now += self.info.costs.shared_access_ns;
+        v
+    }
+
+    fn check(&self, off: usize, size: usize) -> u8 {
+        assert!(
+            off % size == 0 && off + size <= RSEQ_AREA_SIZE,
+            "rseq area access of {size} bytes at offset {off} is misaligned or out of bounds"
+        );
+        off as u8
+    }
+
+    /// The simulated task id of this thread.
+    pub fn task_id(&self) -> u32 {
+        self.info.task
+    }
+
+    /// Simulator only: start a new thread of this process (`clone(CLONE_VM)`) running
+    /// `program`; its kernel rseq state starts wiped (spec §2.6, R9). Returns its task id.
+    pub fn spawn_thread(&mut self, program: SimProgram) -> SysResult {
+        self.spawn(true, program)
+    }
+
+    /// Simulator only: `fork()` a child process running `program` (the simulator cannot
+    /// clone a running coroutine, so the child runs the given program from its start). The
+    /// child copies the parent's kernel rseq state and its rseq area bytes (spec §2.6, R10).
+    pub fn fork(&mut self, program: SimProgram) -> SysResult {
+        self.spawn(false, program)
+    }
+
+    fn spawn(&mut self, clone_vm: bool, program: SimProgram) -> SysResult {
+        match self.call(Op::Spawn { clone_vm, program }) {
+            Value::Sys(r) => r,
+            v => unreachable!("spawn answered {v:?}"),
+        }
+    }
+
+    /// Simulator only: `execve()` into `program`; never returns on success (spec §2.6, R8).
+    pub fn exec(&mut self, program: SimProgram) -> Errno {
+        match self.call(Op::Exec { program }) {
+            Value::Sys(Err(e)) => e,
+            v => unreachable!("exec answered {v:?}"),
+        }
+    }
+
+    /// Simulator only: unmap (`false`) or map back (`true`) this thread's rseq area, so the
+    /// kernel's next access to it faults (spec §7).
+    pub fn set_rseq_mapped(&mut self, mapped: bool) {
+        self.call(Op::SetRseqMapped(mapped));
+    }
+}
+
+impl Platform for SimPlatform<'_> {
+    fn revision(&self) -> Revision {
+        self.info.revision
+    }
+
+    fn rseq_addr(&self) -> u64 {
+        self.info.rseq_addr
+    }
+
+    fn rseq_len(&self) -> u32 {
+        self.info.rseq_len
+    }
+
+    fn load_u8(&mut self, off: usize) -> u8 {
+        let off = self.check(off, 1);
+        match self.rseq_op(Op::Load { off, size: 1 }) {
+            Value::U64(v) => v as u8,
+            v => unreachable!("load answered {v:?}"),
+        }
+    }
+
+    fn store_u8(&mut self, off: usize, val: u8) {
+        let off = self.check(off, 1);
+        self.rseq_op(Op::Store {
+            off,
+            size: 1,
+            val: val.into(),
+        });
+    }
+
+    fn load_u32(&mut self, off: usize) -> u32 {
+        let off = self.check(off, 4);
+        match self.rseq_op(Op::Load { off, size: 4 }) {
+            Value::U64(v) => v as u32,
+            v => unreachable!("load answered {v:?}"),
+        }
+    }
+
+    fn store_u32(&mut self, off: usize, val: u32) {
+        let off = self.check(off, 4);
+        self.rseq_op(Op::Store {
+            off,
+            size: 4,
+            val: val.into(),
+        });
+    }
+
+    fn store_u64(&mut self, off: usize, val: u64) {
+        let off = self.check(off, 8);
+        self.rseq_op(Op::Store { off, size: 8, val });
+    }
+
+    fn test_and_clear_bit_local(&mut self, off: usize, bit: u32) -> bool {
+        assert!(bit < 32, "bit {bit} out of range");
+        let off = self.check(off, 4);
+        match self.rseq_op(Op::TestAndClearBit {
+            off,
+            bit: bit as u8,
+        }) {
+            Value::U64(v) => v != 0,
+            v => unreachable!("test_and_clear answered {v:?}"),
+        }
+    }
+
+    fn syscall(&mut self, call: Syscall) -> SysResult {
+        match self.call(Op::Syscall(call)) {
+            Value::Sys(r) => r,
+            v => unreachable!("syscall answered {v:?}"),
+        }
+    }
+
+    fn sched_getaffinity(&mut self) -> Result<CpuSet, Errno> {
+        match self.call(Op::GetAffinity) {
+            Value::Affinity(r) => r,
+            v => unreachable!("getaffinity answered {v:?}"),
+        }
+    }
+
+    fn clock_ns(&mut self) -> u64 {
+        let t = self.now;
+        if t < self.horizon {
+            self.now = t + self.info.costs.clock_read_ns;
+            return t;
+        }
+        self.call(Op::Wait);
+        let t = self.now;
+        self.now = t + self.info.costs.clock_read_ns;
+        t
+    }
+
+    fn burn(&mut self, ns: u64) {
+        let end = self.now.saturating_add(ns);
+        if end < self.horizon {
+            self.now = end;
+        } else {
+            self.now = end;
+            self.call(Op::Wait);
+        }
+    }
+
+    fn shared_load(&mut self, word: SharedWord) -> u32 {
+        match self.shared_op(SharedOp::Load(word)) {
+            Value::U64(v) => v as u32,
+            v => unreachable!("shared load answered {v:?}"),
+        }
+    }
+
+    fn shared_store(&mut self, word: SharedWord, val: u32) {
+        self.shared_op(SharedOp::Store(word, val));
+    }
+
+    fn shared_cas(&mut self, word: SharedWord, old: u32, new: u32) -> Result<u32, u32> {
+        match self.shared_op(SharedOp::Cas(word, old, new)) {
+            Value::Cas(r) => r,
+            v => unreachable!("cas answered {v:?}"),
+        }
+    }
+
+    fn shared_fetch_add(&mut self, word: SharedWord, val: u32) -> u32 {
+        match self.shared_op(SharedOp::FetchAdd(word, val)) {
+            Value::U64(v) => v as u32,
+            v => unreachable!("fetch_add answered {v:?}"),
+        }
+    }
+}
+
+type Co = Coroutine<Resume, Request, Finished, DefaultStack>;
+
+/// A user thread: its coroutine, or nothing once it finished.
+pub(crate) struct UserThread {
+    co: Co,
+}
+
+/// What resuming a thread produced.
+pub(crate) enum Step {
+    Request(Request),
+    Finished(Finished),
+}
+
+impl UserThread {
+    /// Create a thread that will run `program` on a stack from `pool` (or a new one).
+    pub fn new(
+        info: ThreadInfo,
+        program: SimProgram,
+        pool: &mut Vec<DefaultStack>,
+        stack_size: usize,
+    ) -> std::io::Result<Self> {
+        let stack = match pool.pop() {
+            Some(s) => s,
+            None => DefaultStack::new(stack_size)?,
+        };
+        let co = Coroutine::with_stack(
+            stack,
+            move |yielder: &Yielder<Resume, Request>, first: Resume| {
+                let mut p = SimPlatform {
+                    yielder,
+                    now: first.now,
+                    horizon: first.horizon,
+                    info,
+                };
+                match catch_unwind(AssertUnwindSafe(|| program(&mut p))) {
+                    Ok(counters) => Finished::Returned(counters),
+                    Err(payload) => Finished::Panicked(panic_message(payload.as_ref())),
+                }
+            },
+        );
+        Ok(Self { co })
+    }
+
+    /// Run the thread until its next request or its end.
+    pub fn resume(&mut self, r: Resume) -> Step {
+        match self.co.resume(r) {
+            CoroutineResult::Yield(req) => Step::Request(req),
+            CoroutineResult::Return(f) => Step::Finished(f),
+        }
+    }
+
+    /// Tear the thread down (unwinding a suspended program) and return its stack.
+    pub fn into_stack(mut self) -> DefaultStack {
+        self.co.force_unwind();
+        self.co.into_stack()
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,140 @@
+//! Per-CPU state: current task and mode, run queue, the slice enforcement hrtimer
+//! (`struct slice_timer`, spec §2.1/§4) and the `CONFIG_RSEQ_STATS` counters (spec §3.4).
+
+use std::collections::BTreeSet;
+
+/// What the CPU is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuMode {
+    /// Nothing to run.
+    Idle,
+    /// Running its current task's user code.
+    User,
+    /// Running kernel code for its current task (interrupt, syscall, switch).
+    Kernel,
+}
+
+/// The per-CPU `slice_timer`: an hrtimer with a cookie naming the task it was armed for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SliceTimer {
+    /// Queued?
+    pub armed: bool,
+    /// Absolute expiry, ns.
+    pub expiry: u64,
+    /// `cookie`: the task that armed it.
+    pub cookie: Option<u32>,
+    /// Generation; a queued expiry with another generation is stale.
+    pub gen: u32,
+}
+
+/// The slice-extension counters of `rseq/stats` (spec §3.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SliceStats {
+    /// `s_granted`.
+    pub granted: u64,
+    /// `s_expired`.
+    pub expired: u64,
+    /// `s_revoked`.
+    pub revoked: u64,
+    /// `s_yielded`.
+    pub yielded: u64,
+    /// `s_aborted`.
+    pub aborted: u64,
+}
+
+impl SliceStats {
+    /// Sum two sets of counters (debugfs sums over all possible CPUs).
+    pub fn add(&mut self, o: &SliceStats) {
+        self.granted += o.granted;
+        self.expired += o.expired;
+        self.revoked += o.revoked;
+        self.yielded += o.yielded;
+        self.aborted += o.aborted;
+    }
+
+    /// The counters by their debugfs names, in print order.
+    pub fn named(&self) -> [(&'static str, u64); 5] {
+        [
+            ("sgrant", self.granted),
+            ("sexpir", self.expired),
+            ("srevok", self.revoked),
+            ("syield", self.yielded),
+            ("sabort", self.aborted),
+        ]
+    }
+
+    /// The slice lines of debugfs `rseq/stats`: `name:` padded, value `%16lu`.
+    pub fn debugfs(&self) -> String {
+        self.named()
+            .iter()
+            .map(|(n, v)| format!("{:<8}{v:>16}\n", format!("{n}:")))
+            .collect()
+    }
+}
+
+/// A per-CPU run queue: RT tasks by priority, fair tasks by virtual runtime.
+#[derive(Clone, Debug, Default)]
+pub struct RunQueue {
+    /// Fair tasks keyed by (vruntime, task id).
+    pub fair: BTreeSet<(u64, u32)>,
+    /// RT tasks keyed by (100 - priority, enqueue sequence, task id).
+    pub rt: BTreeSet<(u8, u64, u32)>,
+    /// `cfs_rq->min_vruntime`.
+    pub min_vruntime: u64,
+    pub(crate) rt_seq: u64,
+}
+
+impl RunQueue {
+    /// Number of queued (not running) tasks.
+    pub fn len(&self) -> usize {
+        self.fair.len() + self.rt.len()
+    }
+
+    /// Nothing queued?
+    pub fn is_empty(&self) -> bool {
+        self.fair.is_empty() && self.rt.is_empty()
+    }
+}
+
+/// One simulated CPU.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    /// CPU number.
+    pub id: u32,
+    /// Current task.
+    pub curr: Option<u32>,
+    /// Mode.
+    pub mode: CpuMode,
+    /// Run queue.
+    pub rq: RunQueue,
+    /// The enforcement hrtimer.
+    pub slice_timer: SliceTimer,
+    /// Counters.
+    pub stats: SliceStats,
+    /// Generation of the pending user/kernel step; bumped to make it stale.
+    pub(crate) gen: u32,
+    /// Generation of the tick chain; `tick_on` says whether one is queued.
+    pub(crate) tick_gen: u32,
+    pub(crate) tick_on: bool,
+    /// Time spent not idle, ns (utilisation).
+    pub busy_ns: u64,
+    pub(crate) busy_since: Option<u64>,
+}
+
+impl Cpu {
+    pub(crate) fn new(id: u32) -> Self {
+        Self {
+            id,
+            curr: None,
+            mode: CpuMode::Idle,
+            rq: RunQueue::default(),
+            slice_timer: SliceTimer::default(),
+            stats: SliceStats::default(),
+            gen: 0,
+            tick_gen: 0,
+            tick_on: false,
+            busy_ns: 0,
+            busy_since: None,
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Kernel entry and exit: `irqentry_enter_from_user_mode()`, interrupt handlers, and
+//! `exit_to_user_mode_loop()` with the grant decision.
+//!
+//! Follows `kernel/entry/common.c` and `include/linux/irq-entry-common.h` (spec §3.1,
+//! §3.3, §4.2). An interrupt from user mode sets `user_irq`, runs its handler at once, and
+//! the exit work runs after the configured interrupt latency; interrupts that arrive while
+//! the CPU is in the kernel only run their handler (no `user_irq`), and their effects are
+//! seen by the pending exit work.
+
+use crate::config::Preempt;
+use crate::cpu::CpuMode;
+use crate::event::{Event, IrqKind, ReschedReq};
+use crate::sched::Prev;
+use crate::sim::Simulation;
+use crate::task::*;
+use crate::trace::LogKind;
+
+impl Simulation {
+    /// An interrupt of `kind` arrives at `cpu`.
+    pub(crate) fn irq(&mut self, cpu: u32, kind: IrqKind, gen: u32, task: u32) {
+        if !self.irq_is_current(cpu, kind, gen, task) {
+            return;
+        }
+        let mode = self.cpus[cpu as usize].mode;
+        let curr = self.cpus[cpu as usize].curr;
+        let from_user = mode == CpuMode::User;
+        if kind == IrqKind::Exception && !from_user {
+            // Exceptions are injected "from user mode"; with no user code running there is
+            // nothing to fault.
+            return;
+        }
+        if let (true, Some(tid)) = (from_user, curr) {
+            self.irqentry_enter_from_user_mode(cpu, tid);
+        }
+        self.emit(cpu, curr, LogKind::IrqEnter { kind, from_user });
+        self.irq_handler(cpu, kind, task);
+        match (from_user, self.cpus[cpu as usize].curr) {
+            (true, Some(tid)) if self.tasks[tid as usize].alive() => {
+                self.tasks[tid as usize].kcont = KCont::ExitToUser { ret: Ret::Continue };
+                let gen = self.cpus[cpu as usize].gen;
+                self.push(
+                    self.now + self.cfg.irq_latency_ns,
+                    Event::KernelStep { cpu, gen },
+                );
+            }
+            _ => {
+                if self.cpus[cpu as usize].mode == CpuMode::Idle
+                    && !self.cpus[cpu as usize].rq.is_empty()
+                {
+                    self.schedule(cpu, Prev::Gone);
+                }
+            }
+        }
+    }
+
+    /// Timers carry generations: a cancelled or re-armed one pops stale.
+    fn irq_is_current(&self, cpu: u32, kind: IrqKind, gen: u32, task: u32) -> bool {
+        let c = &self.cpus[cpu as usize];
+        match kind {
+            IrqKind::Tick => c.tick_on && c.tick_gen == gen,
+            IrqKind::SliceTimer => c.slice_timer.armed && c.slice_timer.gen == gen,
+            IrqKind::SleepTimer => {
+                let t = &self.tasks[task as usize];
+                t.sleep_gen == gen && t.state == TaskState::Sleeping
+            }
+            _ => true,
+        }
+    }
+
+    /// `irqentry_enter_from_user_mode()`: set `user_irq`; the user operation in progress
+    /// is cut, keeping what is left of its burn.
+    fn irqentry_enter_from_user_mode(&mut self, cpu: u32, tid: u32) {
+        let now = self.now;
+        let c = &mut self.cpus[cpu as usize];
+        c.gen = c.gen.wrapping_add(1);
+        c.mode = CpuMode::Kernel;
+        let t = &mut self.tasks[tid as usize];
+        t.rseq.user_irq = true;
+        t.pending_remaining = t.pending_at.saturating_sub(now);
+    }
+
+    fn irq_handler(&mut self, cpu: u32, kind: IrqKind, task: u32) {
+        match kind {
+            IrqKind::Device(ReschedReq::None) | IrqKind::Exception | IrqKind::ReschedIpi => {}
+            IrqKind::SignalKick => {}
+            IrqKind::Device(ReschedReq::Lazy) => self.resched_curr(cpu, true, "device_irq"),
+            IrqKind::Device(ReschedReq::Full) => self.resched_curr(cpu, false, "device_irq"),
+            IrqKind::MembarrierIpi => {
+                // ipi_rseq(): the same hook as a context switch (spec §5).
+                if let Some(tid) = self.cpus[cpu as usize].curr {
+                    self.rseq_sched_switch_event(tid);
+                }
+            }
+            IrqKind::Tick => {
+                self.scheduler_tick(cpu);
+                self.tick_rearm(cpu);
+            }
+            IrqKind::SliceTimer => self.rseq_slice_expired(cpu),
+            IrqKind::SleepTimer => {
+                let t = &mut self.tasks[task as usize];
+                t.kcont = KCont::ExitToUser {
+                    ret: Ret::Value(crate::coro::Value::Sys(Ok(0))),
+                };
+                self.wake_up(task);
+            }
+        }
+    }
+
+    /// The current task of `cpu` continues in the kernel (after its entry latency, or after
+    /// being switched in).
+    pub(crate) fn kernel_continue(&mut self, cpu: u32) {
+        let Some(tid) = self.cpus[cpu as usize].curr else {
+            return;
+        };
+        match std::mem::replace(&mut self.tasks[tid as usize].kcont, KCont::None) {
+            KCont::None => {}
+            KCont::ExitToUser { ret } => self.exit_to_user_mode(cpu, tid, ret),
+            KCont::SyscallEntryResched { sys } => self.syscall_after_resched_point(cpu, tid, sys),
+        }
+    }
+
+    /// `TIF_SLICE_EXT_DENY`: exit work that makes the grant decision revoke/deny.
+    fn slice_ext_deny_mask(&self) -> u32 {
+        let mut m = EXIT_TO_USER_MODE_WORK & !(TIF_NEED_RESCHED | TIF_NEED_RESCHED_LAZY);
+        if self.cfg.preempt == Preempt::Rt {
+            // On PREEMPT_RT only lazy reschedules may be extended.
+            m |= TIF_NEED_RESCHED;
+        }
+        m
+    }
+
+    /// `exit_to_user_mode_prepare()` → `exit_to_user_mode_loop()` (spec §3.1), then return
+    /// to user mode delivering `ret`.
+    pub(crate) fn exit_to_user_mode(&mut self, cpu: u32, tid: u32, ret: Ret) {
+        let mut ti_work = self.tasks[tid as usize].tif;
+        if ti_work & EXIT_TO_USER_MODE_WORK != 0 {
+            let deny = self.slice_ext_deny_mask();
+            loop {
+                while ti_work & (EXIT_TO_USER_MODE_WORK & !TIF_RSEQ) != 0 {
+                    if ti_work & (TIF_NEED_RESCHED | TIF_NEED_RESCHED_LAZY) != 0
+                        && !self.rseq_grant_slice_extension(cpu, tid, ti_work & deny)
+                    {
+                        if !self.tasks[tid as usize].alive() {
+                            return;
+                        }
+                        self.tasks[tid as usize].kcont = KCont::ExitToUser { ret };
+                        if self.schedule(cpu, Prev::Preempt) {
+                            return; // continues here when switched back in
+                        }
+                        let KCont::ExitToUser { ret: r } =
+                            std::mem::replace(&mut self.tasks[tid as usize].kcont, KCont::None)
+                        else {
+                            unreachable!()
+                        };
+                        return self.exit_to_user_mode(cpu, tid, r);
+                    }
+                    if ti_work & TIF_SIGPENDING != 0 && self.do_signal(cpu, tid) {
+                        return; // killed
+                    }
+                    if ti_work & TIF_NOTIFY_RESUME != 0 {
+                        self.tasks[tid as usize].tif &= !TIF_NOTIFY_RESUME;
+                        self.rseq_handle_notify_resume(cpu, tid);
+                    }
+                    if ti_work & TIF_OTHER_WORK != 0 {
+                        self.tasks[tid as usize].tif &= !TIF_OTHER_WORK;
+                    }
+                    if !self.tasks[tid as usize].alive() {
+                        return;
+                    }
+                    ti_work = self.tasks[tid as usize].tif;
+                }
+                if !self.rseq_exit_to_user_mode_restart(cpu, tid, ti_work) {
+                    break;
+                }
+                if !self.tasks[tid as usize].alive() {
+                    return;
+                }
+                ti_work = self.tasks[tid as usize].tif;
+            }
+        }
+        // The rseq events are cleared on every exit to user.
+        let r = &mut self.tasks[tid as usize].rseq;
+        r.user_irq = false;
+        r.sched_switch = false;
+        r.ids_changed = false;
+        self.emit(cpu, Some(tid), LogKind::ExitToUser);
+        self.resume_user(cpu, tid, ret);
+    }
+}

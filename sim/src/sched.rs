@@ -1,0 +1,453 @@
+//! The scheduler: `schedule()`, wakeups, `resched_curr()`, the tick and migration.
+//!
+//! A deliberately small model of `kernel/sched/{core,fair,rt}.c`: per-CPU run queues, a
+//! fair class ordered by virtual runtime with sleeper credit and wakeup preemption, a FIFO
+//! RT class above it, tick-driven slice expiry, and the `NEED_RESCHED` / `NEED_RESCHED_LAZY`
+//! distinction of the preemption models. The context-switch hook sets the rseq switch event
+//! exactly as spec §5 says (`rseq_sched_switch_event()`).
+
+use rseq_abi::CpuSet;
+
+use crate::config::Preempt;
+use crate::cpu::CpuMode;
+use crate::event::{Event, IrqKind};
+use crate::sim::Simulation;
+use crate::task::*;
+use crate::trace::LogKind;
+
+/// What happens to the previous task in `schedule()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Prev {
+    /// Preempted: stays runnable.
+    Preempt,
+    /// `sched_yield()`: stays runnable but goes behind the others.
+    Yield,
+    /// Sleeping or dead: leaves the run queue.
+    Gone,
+}
+
+impl Simulation {
+    /// Charge the current task of `cpu` for the time since it was last charged.
+    pub(crate) fn update_curr(&mut self, cpu: u32) {
+        let Some(tid) = self.cpus[cpu as usize].curr else {
+            return;
+        };
+        let now = self.now;
+        let t = &mut self.tasks[tid as usize];
+        let delta = now.saturating_sub(t.exec_start);
+        t.exec_start = now;
+        t.sum_exec += delta;
+        if t.policy == Policy::Normal {
+            t.vruntime += delta;
+            let v = t.vruntime;
+            let rq = &mut self.cpus[cpu as usize].rq;
+            let left = rq.fair.first().map_or(v, |&(lv, _)| lv);
+            rq.min_vruntime = rq.min_vruntime.max(v.min(left));
+        }
+    }
+
+    pub(crate) fn enqueue(&mut self, cpu: u32, tid: u32) {
+        let t = &self.tasks[tid as usize];
+        let rq = &mut self.cpus[cpu as usize].rq;
+        match t.policy {
+            Policy::Normal => {
+                rq.fair.insert((t.vruntime, tid));
+            }
+            Policy::Fifo(prio) => {
+                rq.rt_seq += 1;
+                rq.rt.insert((100 - prio.min(99), rq.rt_seq, tid));
+            }
+        }
+    }
+
+    pub(crate) fn dequeue(&mut self, cpu: u32, tid: u32) {
+        let t = &self.tasks[tid as usize];
+        let rq = &mut self.cpus[cpu as usize].rq;
+        match t.policy {
+            Policy::Normal => {
+                rq.fair.remove(&(t.vruntime, tid));
+            }
+            Policy::Fifo(_) => rq.rt.retain(|&(_, _, id)| id != tid),
+        }
+    }
+
+    /// `schedule()` on `cpu`: put the previous task away per `prev`, pick the next and
+    /// switch to it. Returns true if another task (or idle) now owns the CPU.
+    pub(crate) fn schedule(&mut self, cpu: u32, prev: Prev) -> bool {
+        self.update_curr(cpu);
+        let prev_tid = self.cpus[cpu as usize].curr;
+        if let Some(p) = prev_tid {
+            let t = &mut self.tasks[p as usize];
+            t.tif &= !(TIF_NEED_RESCHED | TIF_NEED_RESCHED_LAZY);
+            if prev != Prev::Gone && t.alive() {
+                t.state = TaskState::Runnable;
+                if prev == Prev::Yield {
+                    // Behind every other fair task: the simplest faithful `yield_task_fair`.
+                    let max = self.cpus[cpu as usize]
+                        .rq
+                        .fair
+                        .last()
+                        .map_or(0, |&(v, _)| v);
+                    let t = &mut self.tasks[p as usize];
+                    t.vruntime = t.vruntime.max(max + 1);
+                }
+                self.enqueue(cpu, p);
+            }
+        }
+        let next = self.pick_next(cpu);
+        if next == prev_tid {
+            if let Some(n) = next {
+                self.dequeue(cpu, n);
+                self.tasks[n as usize].state = TaskState::Running;
+            }
+            return false;
+        }
+        if let Some(p) = prev_tid {
+            self.rseq_sched_switch_event(p);
+        }
+        self.emit(
+            cpu,
+            prev_tid,
+            LogKind::Switch {
+                prev: prev_tid,
+                next,
+            },
+        );
+        let c = &mut self.cpus[cpu as usize];
+        c.gen = c.gen.wrapping_add(1);
+        c.curr = next;
+        match next {
+            Some(n) => {
+                self.dequeue(cpu, n);
+                let now = self.now;
+                let t = &mut self.tasks[n as usize];
+                t.state = TaskState::Running;
+                t.exec_start = now;
+                t.slice_start = t.sum_exec;
+                self.cpus[cpu as usize].mode = CpuMode::Kernel;
+                let gen = self.cpus[cpu as usize].gen;
+                self.push(now + self.cfg.ctx_switch_ns, Event::KernelStep { cpu, gen });
+                self.set_busy(cpu);
+            }
+            None => {
+                self.cpus[cpu as usize].mode = CpuMode::Idle;
+                self.set_idle(cpu);
+                if self.cfg.load_balance {
+                    self.newidle_balance(cpu);
+                }
+            }
+        }
+        true
+    }
+
+    fn pick_next(&self, cpu: u32) -> Option<u32> {
+        let rq = &self.cpus[cpu as usize].rq;
+        if let Some(&(_, _, tid)) = rq.rt.first() {
+            return Some(tid);
+        }
+        rq.fair.first().map(|&(_, tid)| tid)
+    }
+
+    fn set_busy(&mut self, cpu: u32) {
+        self.idle.remove(cpu as usize);
+        let c = &mut self.cpus[cpu as usize];
+        if c.busy_since.is_none() {
+            c.busy_since = Some(self.now);
+        }
+        if !c.tick_on && self.cfg.hz > 0 {
+            c.tick_on = true;
+            c.tick_gen = c.tick_gen.wrapping_add(1);
+            let period = 1_000_000_000 / u64::from(self.cfg.hz);
+            let next = (self.now / period + 1) * period;
+            let gen = c.tick_gen;
+            self.push(
+                next,
+                Event::Irq {
+                    cpu,
+                    kind: IrqKind::Tick,
+                    gen,
+                    task: u32::MAX,
+                },
+            );
+        }
+    }
+
+    fn set_idle(&mut self, cpu: u32) {
+        self.idle.insert(cpu as usize);
+        let c = &mut self.cpus[cpu as usize];
+        if let Some(s) = c.busy_since.take() {
+            c.busy_ns += self.now - s;
+        }
+        // NOHZ idle: the tick chain stops at its next firing.
+        c.tick_on = false;
+        c.tick_gen = c.tick_gen.wrapping_add(1);
+    }
+
+    /// `rseq_sched_switch_event()`: a task switched out after an interrupt/exception from
+    /// user mode, or whose IDs changed, gets `sched_switch` and `TIF_RSEQ` (spec §5).
+    pub(crate) fn rseq_sched_switch_event(&mut self, tid: u32) {
+        let t = &mut self.tasks[tid as usize];
+        if (t.rseq.user_irq || t.rseq.ids_changed) && t.rseq.reg.is_some() {
+            t.rseq.sched_switch = true;
+            t.tif |= TIF_RSEQ;
+        }
+    }
+
+    /// `resched_curr()` / `resched_curr_lazy()` on `cpu`.
+    pub(crate) fn resched_curr(&mut self, cpu: u32, lazy: bool, why: &'static str) {
+        let Some(tid) = self.cpus[cpu as usize].curr else {
+            return;
+        };
+        let lazy = lazy && self.cfg.preempt.has_lazy();
+        let t = &mut self.tasks[tid as usize];
+        if lazy {
+            if t.tif & (TIF_NEED_RESCHED | TIF_NEED_RESCHED_LAZY) != 0 {
+                return;
+            }
+            t.tif |= TIF_NEED_RESCHED_LAZY;
+            self.emit(cpu, Some(tid), LogKind::NeedResched { lazy: true, why });
+            return;
+        }
+        if t.tif & TIF_NEED_RESCHED != 0 {
+            return;
+        }
+        t.tif |= TIF_NEED_RESCHED;
+        self.emit(cpu, Some(tid), LogKind::NeedResched { lazy: false, why });
+        if cpu != self.ctx_cpu {
+            self.send_ipi(cpu, IrqKind::ReschedIpi);
+        }
+    }
+
+    /// Send an IPI to `cpu`; it arrives after the configured latency.
+    pub(crate) fn send_ipi(&mut self, cpu: u32, kind: IrqKind) {
+        let at = self.now + self.cfg.ipi_latency_ns;
+        self.push(
+            at,
+            Event::Irq {
+                cpu,
+                kind,
+                gen: 0,
+                task: u32::MAX,
+            },
+        );
+    }
+
+    /// `select_task_rq()`: the previous CPU if allowed and idle or no idle CPU is allowed;
+    /// else the lowest-numbered idle allowed CPU; else the first allowed CPU.
+    fn select_task_rq(&self, tid: u32) -> u32 {
+        let t = &self.tasks[tid as usize];
+        let prev = t.cpu as usize;
+        let allowed = t.affinity;
+        if allowed.contains(prev) && (self.idle.contains(prev) || !self.cfg.load_balance) {
+            return prev as u32;
+        }
+        if self.cfg.load_balance {
+            if let Some(c) = first_common(&allowed, &self.idle, self.cfg.cpus) {
+                return c;
+            }
+        }
+        if allowed.contains(prev) {
+            return prev as u32;
+        }
+        first_cpu(&allowed)
+    }
+
+    /// Place a waking fair task's vruntime: not below `min_vruntime - sleeper_credit`.
+    fn place_entity(&mut self, cpu: u32, tid: u32) {
+        let min = self.cpus[cpu as usize].rq.min_vruntime;
+        let t = &mut self.tasks[tid as usize];
+        if t.policy == Policy::Normal {
+            t.vruntime = t
+                .vruntime
+                .max(min.saturating_sub(self.cfg.sleeper_credit_ns));
+        }
+    }
+
+    /// Move a task's bookkeeping to a new CPU: `rseq_migrate()` sets `ids_changed`.
+    fn set_task_cpu(&mut self, tid: u32, cpu: u32) {
+        let from = self.tasks[tid as usize].cpu;
+        if from == cpu {
+            return;
+        }
+        let t = &mut self.tasks[tid as usize];
+        t.cpu = cpu;
+        t.rseq.ids_changed = true;
+        t.tif |= TIF_RSEQ;
+        self.emit(
+            cpu,
+            Some(tid),
+            LogKind::Migrate {
+                task: tid,
+                from,
+                to: cpu,
+            },
+        );
+    }
+
+    /// `try_to_wake_up()`: make `tid` runnable, preempting the CPU's current task if the
+    /// woken one should run first.
+    pub(crate) fn wake_up(&mut self, tid: u32) {
+        let cpu = self.select_task_rq(tid);
+        self.set_task_cpu(tid, cpu);
+        self.place_entity(cpu, tid);
+        self.tasks[tid as usize].state = TaskState::Runnable;
+        self.enqueue(cpu, tid);
+        self.emit(cpu, Some(tid), LogKind::Wakeup { task: tid, cpu });
+        self.check_preempt(cpu, tid);
+    }
+
+    /// `check_preempt_curr()` / `wakeup_preempt()`, or kick an idle CPU.
+    fn check_preempt(&mut self, cpu: u32, tid: u32) {
+        let c = &self.cpus[cpu as usize];
+        let Some(curr) = c.curr else {
+            if c.mode == CpuMode::Idle && cpu != self.ctx_cpu {
+                self.send_ipi(cpu, IrqKind::ReschedIpi);
+            }
+            return;
+        };
+        self.update_curr(cpu);
+        let (w, cu) = (&self.tasks[tid as usize], &self.tasks[curr as usize]);
+        match (w.policy, cu.policy) {
+            (Policy::Fifo(pw), Policy::Fifo(pc)) if pw > pc => {
+                self.resched_curr(cpu, false, "wakeup_rt")
+            }
+            (Policy::Fifo(_), Policy::Normal) => self.resched_curr(cpu, false, "wakeup_rt"),
+            (Policy::Normal, Policy::Normal)
+                if cu.vruntime > w.vruntime.saturating_add(self.cfg.wakeup_gran_ns) =>
+            {
+                self.resched_curr(cpu, true, "wakeup_preempt")
+            }
+            _ => {}
+        }
+    }
+
+    /// `wake_up_new_task()`.
+    pub(crate) fn task_start(&mut self, tid: u32) {
+        let t = &mut self.tasks[tid as usize];
+        if t.state != TaskState::New {
+            return;
+        }
+        t.kcont = KCont::ExitToUser { ret: Ret::Start };
+        let first = first_cpu(&t.affinity);
+        t.cpu = first;
+        let cpu = self.select_task_rq(tid);
+        self.tasks[tid as usize].cpu = cpu;
+        self.emit(cpu, Some(tid), LogKind::TaskStart);
+        self.place_entity(cpu, tid);
+        self.tasks[tid as usize].state = TaskState::Runnable;
+        self.enqueue(cpu, tid);
+        self.check_preempt(cpu, tid);
+    }
+
+    /// `scheduler_tick()`: charge the current task, expire its slice, and (LAZY) upgrade a
+    /// pending lazy reschedule to a full one.
+    pub(crate) fn scheduler_tick(&mut self, cpu: u32) {
+        self.update_curr(cpu);
+        let Some(tid) = self.cpus[cpu as usize].curr else {
+            return;
+        };
+        let t = &self.tasks[tid as usize];
+        if t.tif & TIF_NEED_RESCHED_LAZY != 0 && self.cfg.preempt == Preempt::Lazy {
+            self.resched_curr(cpu, false, "tick_lazy_upgrade");
+            return;
+        }
+        let ran = t.sum_exec - t.slice_start;
+        if t.policy == Policy::Normal
+            && ran >= self.cfg.sched_base_slice_ns
+            && !self.cpus[cpu as usize].rq.is_empty()
+        {
+            self.tasks[tid as usize].slice_start = self.tasks[tid as usize].sum_exec;
+            self.resched_curr(cpu, true, "tick_slice");
+        }
+    }
+
+    /// Continue the periodic tick on `cpu` if it is busy.
+    pub(crate) fn tick_rearm(&mut self, cpu: u32) {
+        let c = &self.cpus[cpu as usize];
+        if c.tick_on && self.cfg.hz > 0 {
+            let period = 1_000_000_000 / u64::from(self.cfg.hz);
+            let gen = c.tick_gen;
+            self.push(
+                self.now + period,
+                Event::Irq {
+                    cpu,
+                    kind: IrqKind::Tick,
+                    gen,
+                    task: u32::MAX,
+                },
+            );
+        }
+    }
+
+    /// The current task of `cpu` changes its affinity: if its CPU is no longer allowed it
+    /// is moved (the stopper preempts it), with `ids_changed` set (spec §5 R4).
+    pub(crate) fn migrate_current_if_needed(&mut self, cpu: u32, tid: u32) -> bool {
+        let allowed = self.tasks[tid as usize].affinity;
+        if allowed.contains(cpu as usize) {
+            return false;
+        }
+        let dest = first_common(&allowed, &self.idle, self.cfg.cpus)
+            .unwrap_or_else(|| first_cpu(&allowed));
+        self.update_curr(cpu);
+        // Switch away from this CPU as if blocked, then queue on the destination.
+        self.tasks[tid as usize].state = TaskState::Sleeping;
+        self.schedule(cpu, Prev::Gone);
+        self.set_task_cpu(tid, dest);
+        self.place_entity(dest, tid);
+        self.tasks[tid as usize].state = TaskState::Runnable;
+        self.enqueue(dest, tid);
+        self.check_preempt(dest, tid);
+        true
+    }
+
+    /// `newidle_balance()`: an idle CPU pulls the first runnable task it may run from the
+    /// busiest other run queue.
+    fn newidle_balance(&mut self, cpu: u32) {
+        let mut best: Option<(usize, u32)> = None;
+        for (i, c) in self.cpus.iter().enumerate() {
+            if i as u32 == cpu || c.rq.is_empty() {
+                continue;
+            }
+            if best.is_none_or(|(n, _)| c.rq.len() > n) {
+                best = Some((c.rq.len(), i as u32));
+            }
+        }
+        let Some((_, src)) = best else { return };
+        let cand: Vec<u32> = self.cpus[src as usize]
+            .rq
+            .fair
+            .iter()
+            .map(|&(_, t)| t)
+            .collect();
+        let Some(tid) = cand
+            .into_iter()
+            .find(|&t| self.tasks[t as usize].affinity.contains(cpu as usize))
+        else {
+            return;
+        };
+        self.dequeue(src, tid);
+        self.set_task_cpu(tid, cpu);
+        self.place_entity(cpu, tid);
+        self.enqueue(cpu, tid);
+        // The idle CPU picks it up at once.
+        self.schedule(cpu, Prev::Gone);
+    }
+}
+
+/// Lowest-numbered CPU in both sets (word-wise, so 1024 CPUs cost 16 ANDs).
+fn first_common(a: &CpuSet, b: &CpuSet, ncpus: usize) -> Option<u32> {
+    for (i, (x, y)) in a.words().iter().zip(b.words()).enumerate() {
+        let m = x & y;
+        if m != 0 {
+            let c = i * 64 + m.trailing_zeros() as usize;
+            return (c < ncpus).then_some(c as u32);
+        }
+    }
+    None
+}
+
+/// Lowest-numbered CPU of a set (0 if empty).
+pub(crate) fn first_cpu(s: &CpuSet) -> u32 {
+    let c = s.iter().next().unwrap_or(0);
+    c as u32
+}

@@ -1,0 +1,717 @@
+//! The simulation: machine state, the one event loop, and user-side operations.
+//!
+//! The loop pops the earliest event, sets the clock to its time and dispatches it. User
+//! code runs inside [`UserThread`] coroutines; a user operation stamped before the next
+//! queued event is performed at once (no queue round trip), otherwise it becomes a
+//! `UserStep` event at its time, which an interrupt arriving first makes stale.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use corosensei::stack::DefaultStack;
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use rseq_abi::layout::offset;
+use rseq_abi::{CpuSet, CtrlWord, Errno, SharedWord};
+
+use crate::config::{ConfigError, SimConfig, TieBreak};
+use crate::coro::{
+    Costs, Finished, Op, Resume, SharedOp, SimProgram, Step, ThreadInfo, UserThread, Value,
+};
+use crate::cpu::{Cpu, CpuMode, SliceStats};
+use crate::event::{Event, IrqKind};
+use crate::irq::IrqSource;
+use crate::queue::EventQueue;
+use crate::task::*;
+use crate::trace::{LogKind, LogRecord};
+
+/// Base address of the simulated rseq areas; task `i`'s area is at `BASE + i * 4096`.
+pub const RSEQ_AREA_BASE: u64 = 0x7f00_0000_0000;
+
+/// How a task is created.
+#[derive(Clone, Debug)]
+pub struct TaskSpec {
+    /// Name for reports.
+    pub name: String,
+    /// Allowed CPUs (`None` = all).
+    pub affinity: Option<CpuSet>,
+    /// Scheduling class.
+    pub policy: Policy,
+    /// When it starts, ns.
+    pub start_ns: u64,
+    /// Length its program registers its rseq area with (`None` = 32, or 64 for the
+    /// post-merge revision, whose extension needs more than 32).
+    pub rseq_len: Option<u32>,
+    /// Process it belongs to: `None` = a new process; `Some(task)` = a thread of the same
+    /// process as that task (shares its mm).
+    pub thread_of: Option<u32>,
+}
+
+impl TaskSpec {
+    /// A task with defaults: all CPUs, fair class, starting at 0, its own process.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            affinity: None,
+            policy: Policy::Normal,
+            start_ns: 0,
+            rseq_len: None,
+            thread_of: None,
+        }
+    }
+}
+
+/// Why a simulation could not be built or continued.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// A deterministic simulation of CPUs running user programs on the modelled kernel.
+pub struct Simulation {
+    pub(crate) cfg: SimConfig,
+    pub(crate) now: u64,
+    pub(crate) queue: EventQueue,
+    pub(crate) rng: Pcg64Mcg,
+    pub(crate) cpus: Vec<Cpu>,
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) threads: Vec<Option<UserThread>>,
+    pub(crate) shared: BTreeMap<u32, u32>,
+    pub(crate) futex: BTreeMap<u32, VecDeque<u32>>,
+    pub(crate) membarrier_registered: BTreeMap<u32, bool>,
+    pub(crate) log: Vec<LogRecord>,
+    pub(crate) stack_pool: Vec<DefaultStack>,
+    pub(crate) sources: Vec<IrqSource>,
+    pub(crate) slice_ext_nsec: u32,
+    pub(crate) idle: CpuSet,
+    pub(crate) events: u64,
+    pub(crate) next_mm: u32,
+    /// The CPU whose context the engine is executing (for "is this IPI remote?").
+    pub(crate) ctx_cpu: u32,
+    /// End of the current `run_until` (user code never runs past it).
+    pub(crate) limit: u64,
+}
+
+impl Simulation {
+    /// Build a simulation; fails on an invalid configuration.
+    pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
+        cfg.validate()?;
+        let cpus: Vec<Cpu> = (0..cfg.cpus as u32).map(Cpu::new).collect();
+        let idle = CpuSet::first_n(cfg.cpus);
+        let slice_ext_nsec = cfg.effective_slice_ext_nsec();
+        Ok(Self {
+            rng: Pcg64Mcg::seed_from_u64(cfg.seed),
+            cfg,
+            now: 0,
+            queue: EventQueue::new(),
+            cpus,
+            tasks: Vec::new(),
+            threads: Vec::new(),
+            shared: BTreeMap::new(),
+            futex: BTreeMap::new(),
+            membarrier_registered: BTreeMap::new(),
+            log: Vec::new(),
+            stack_pool: Vec::new(),
+            sources: Vec::new(),
+            slice_ext_nsec,
+            idle,
+            events: 0,
+            next_mm: 0,
+            ctx_cpu: u32::MAX,
+            limit: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    /// Current simulated time, ns.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Events processed so far (queue pops plus user operations performed in place).
+    pub fn events_processed(&self) -> u64 {
+        self.events
+    }
+
+    /// The tasks.
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// The CPUs.
+    pub fn cpus(&self) -> &[Cpu] {
+        &self.cpus
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &[LogRecord] {
+        &self.log
+    }
+
+    /// Stable hash of the event log.
+    pub fn log_hash(&self) -> u64 {
+        crate::trace::log_hash(&self.log)
+    }
+
+    /// Slice counters summed over all CPUs.
+    pub fn stats(&self) -> SliceStats {
+        let mut s = SliceStats::default();
+        for c in &self.cpus {
+            s.add(&c.stats);
+        }
+        s
+    }
+
+    /// The slice lines of debugfs `rseq/stats`.
+    pub fn stats_debugfs(&self) -> String {
+        self.stats().debugfs()
+    }
+
+    /// Current value of a shared word.
+    pub fn shared_word(&self, w: SharedWord) -> u32 {
+        self.shared.get(&w.0).copied().unwrap_or(0)
+    }
+
+    /// Set a shared word before (or between) runs.
+    pub fn set_shared_word(&mut self, w: SharedWord, val: u32) {
+        self.shared.insert(w.0, val);
+    }
+
+    /// The global `slice_ext_nsec` in force.
+    pub fn slice_ext_nsec(&self) -> u32 {
+        self.slice_ext_nsec
+    }
+
+    /// Write debugfs `rseq/slice_ext_nsec` (V1: the sysctl): `EINVAL` if not a number,
+    /// `ERANGE` outside the revision's range; takes effect for later grants.
+    pub fn write_slice_ext_nsec(&mut self, text: &str) -> Result<(), Errno> {
+        self.slice_ext_nsec = crate::config::parse_slice_ext_nsec(self.cfg.revision, text)?;
+        Ok(())
+    }
+
+    /// Add a task running `program`; it starts at `spec.start_ns`. Returns its id.
+    pub fn spawn(&mut self, spec: TaskSpec, program: SimProgram) -> u32 {
+        let mm = match spec.thread_of.and_then(|t| self.tasks.get(t as usize)) {
+            Some(t) => t.mm,
+            None => self.new_mm(),
+        };
+        let id = self.new_task(spec.name, mm, program);
+        let t = &mut self.tasks[id as usize];
+        if let Some(a) = spec.affinity {
+            t.affinity = a;
+        }
+        t.policy = spec.policy;
+        t.start_ns = spec.start_ns;
+        if let Some(len) = spec.rseq_len {
+            t.rseq_len = len;
+        }
+        self.push(spec.start_ns, Event::TaskStart { task: id });
+        id
+    }
+
+    pub(crate) fn new_mm(&mut self) -> u32 {
+        self.next_mm += 1;
+        self.next_mm
+    }
+
+    pub(crate) fn new_task(&mut self, name: String, mm: u32, program: SimProgram) -> u32 {
+        let id = self.tasks.len() as u32;
+        let default_len = match self.cfg.revision {
+            rseq_abi::Revision::PostMerge => 64,
+            _ => 32,
+        };
+        self.tasks.push(Task {
+            id,
+            name,
+            mm,
+            state: TaskState::New,
+            cpu: 0,
+            affinity: CpuSet::first_n(self.cfg.cpus),
+            policy: Policy::Normal,
+            vruntime: 0,
+            sum_exec: 0,
+            exec_start: 0,
+            slice_start: 0,
+            tif: 0,
+            syscall_work_slice: false,
+            rseq: RseqTask::default(),
+            mem: UserMem {
+                area: RSEQ_AREA_BASE + u64::from(id) * 4096,
+                bytes: [0; crate::coro::RSEQ_AREA_SIZE],
+                mapped: true,
+            },
+            rseq_len: default_len,
+            sig_pending: Vec::new(),
+            exit: None,
+            counters: Vec::new(),
+            user_steps: 0,
+            kcont: KCont::None,
+            pending_op: None,
+            pending_at: 0,
+            pending_remaining: 0,
+            sleep_gen: 0,
+            program: Some(program),
+            start_ns: 0,
+        });
+        self.threads.push(None);
+        id
+    }
+
+    /// Add a recurring or one-shot interrupt source.
+    pub fn add_irq_source(&mut self, src: IrqSource) {
+        let idx = self.sources.len() as u32;
+        let first = src.first_time(&mut self.rng);
+        self.sources.push(src);
+        if let Some(t) = first {
+            self.push(t, Event::Source { source: idx });
+        }
+    }
+
+    /// Inject one interrupt of `kind` on `cpu` at `at` (a device interrupt, an exception
+    /// from user mode, a membarrier IPI, a reschedule IPI).
+    pub fn inject_irq(&mut self, at: u64, cpu: u32, kind: IrqKind) {
+        self.push(
+            at,
+            Event::Irq {
+                cpu,
+                kind,
+                gen: 0,
+                task: u32::MAX,
+            },
+        );
+    }
+
+    /// Send signal `signo` to `task` at `at` from outside the simulated program.
+    pub fn send_signal(&mut self, at: u64, task: u32, signo: i32) {
+        self.push(at, Event::SendSignal { task, signo });
+    }
+
+    /// Run until simulated time `end` (events at `end` and later stay queued).
+    pub fn run_until(&mut self, end: u64) {
+        self.run_until_cond(end, |_| false);
+    }
+
+    /// Run until `end` or until `stop` returns true (checked after every event). Returns
+    /// whether `stop` fired.
+    pub fn run_until_cond(&mut self, end: u64, mut stop: impl FnMut(&Simulation) -> bool) -> bool {
+        self.limit = end;
+        while let Some((time, ev)) = self.queue.pop_before(end) {
+            self.now = time;
+            self.events += 1;
+            self.dispatch(ev);
+            if stop(self) {
+                return true;
+            }
+        }
+        self.now = self.now.max(end);
+        false
+    }
+
+    /// Process exactly one queued event before `end`; false if there was none.
+    pub fn step(&mut self, end: u64) -> bool {
+        self.limit = end;
+        match self.queue.pop_before(end) {
+            Some((time, ev)) => {
+                self.now = time;
+                self.events += 1;
+                self.dispatch(ev);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of events waiting in the queue.
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Time of the next queued event, if any.
+    pub fn next_event_time(&self) -> Option<u64> {
+        self.queue.peek_time()
+    }
+
+    /// Have all tasks exited?
+    pub fn all_exited(&self) -> bool {
+        self.tasks.iter().all(|t| !t.alive())
+    }
+
+    // ---- internals --------------------------------------------------------------------
+
+    pub(crate) fn push(&mut self, time: u64, ev: Event) {
+        let key = match self.cfg.tie_break {
+            TieBreak::Fifo => 0,
+            TieBreak::Seeded => self.rng.next_u64(),
+        };
+        self.queue.push(time, key, ev);
+    }
+
+    pub(crate) fn emit(&mut self, cpu: u32, task: Option<u32>, kind: LogKind) {
+        if self.cfg.log {
+            tracing::trace!(time = self.now, cpu, task, "{kind}");
+            self.log.push(LogRecord {
+                time: self.now,
+                cpu,
+                task,
+                kind,
+            });
+        }
+    }
+
+    fn horizon(&self) -> u64 {
+        self.queue
+            .peek_time()
+            .map_or(self.limit, |t| t.min(self.limit))
+    }
+
+    fn dispatch(&mut self, ev: Event) {
+        match ev {
+            Event::UserStep { cpu, gen } => {
+                if self.cpus[cpu as usize].gen == gen {
+                    self.ctx_cpu = cpu;
+                    let tid = self.cpus[cpu as usize]
+                        .curr
+                        .expect("user step without a task");
+                    let op = self.tasks[tid as usize]
+                        .pending_op
+                        .take()
+                        .expect("user step without op");
+                    self.exec_op(cpu, tid, op);
+                }
+            }
+            Event::KernelStep { cpu, gen } => {
+                if self.cpus[cpu as usize].gen == gen {
+                    self.ctx_cpu = cpu;
+                    self.kernel_continue(cpu);
+                }
+            }
+            Event::Irq {
+                cpu,
+                kind,
+                gen,
+                task,
+            } => {
+                self.ctx_cpu = cpu;
+                self.irq(cpu, kind, gen, task);
+            }
+            Event::TaskStart { task } => {
+                self.ctx_cpu = u32::MAX;
+                self.task_start(task);
+            }
+            Event::Source { source } => self.source_fire(source),
+            Event::SendSignal { task, signo } => {
+                self.ctx_cpu = u32::MAX;
+                self.send_signal_now(task, signo);
+            }
+        }
+    }
+
+    /// Run `tid`'s user code (on `cpu`, in user mode) from `val` until it needs the engine
+    /// at a later time, enters the kernel, or ends.
+    pub(crate) fn run_user(&mut self, cpu: u32, tid: u32, first: bool, mut val: Value) {
+        loop {
+            let horizon = self.horizon();
+            let resume = Resume {
+                now: self.now,
+                horizon,
+                val,
+            };
+            let step = {
+                if first && self.threads[tid as usize].is_none() && !self.create_thread(tid) {
+                    return;
+                }
+                let th = self.threads[tid as usize]
+                    .as_mut()
+                    .expect("task without thread");
+                th.resume(resume)
+            };
+            match step {
+                Step::Finished(Finished::Returned(counters)) => {
+                    self.tasks[tid as usize].counters = counters;
+                    self.user_exit(cpu, tid, TaskExit::Exited);
+                    return;
+                }
+                Step::Finished(Finished::Panicked(msg)) => {
+                    self.user_exit(cpu, tid, TaskExit::Panicked(msg));
+                    return;
+                }
+                Step::Request(req) => {
+                    let t = &mut self.tasks[tid as usize];
+                    t.user_steps += 1;
+                    if t.user_steps > self.cfg.max_user_steps {
+                        let n = self.cfg.max_user_steps;
+                        self.now = req.at.max(self.now);
+                        self.kill_now(cpu, tid, TaskExit::StepBudget(n));
+                        return;
+                    }
+                    if req.at < horizon {
+                        self.now = req.at;
+                        self.events += 1;
+                        match self.exec_op_inline(cpu, tid, req.op) {
+                            Some(v) => {
+                                val = v;
+                                continue;
+                            }
+                            None => return,
+                        }
+                    }
+                    t.pending_op = Some(req.op);
+                    t.pending_at = req.at;
+                    let gen = self.cpus[cpu as usize].gen;
+                    self.push(req.at, Event::UserStep { cpu, gen });
+                    return;
+                }
+            }
+        }
+    }
+
+    fn create_thread(&mut self, tid: u32) -> bool {
+        let t = &mut self.tasks[tid as usize];
+        let info = ThreadInfo {
+            task: tid,
+            revision: self.cfg.revision,
+            rseq_addr: t.mem.area,
+            rseq_len: t.rseq_len,
+            costs: Costs {
+                clock_read_ns: self.cfg.clock_read_ns,
+                mem_access_ns: self.cfg.mem_access_ns,
+                shared_access_ns: self.cfg.shared_access_ns,
+            },
+        };
+        let program = t.program.take().expect("thread already created");
+        match UserThread::new(info, program, &mut self.stack_pool, self.cfg.stack_size) {
+            Ok(th) => {
+                self.threads[tid as usize] = Some(th);
+                true
+            }
+            Err(e) => {
+                let cpu = self.tasks[tid as usize].cpu;
+                self.kill_now(cpu, tid, TaskExit::SpawnFailed(e.to_string()));
+                false
+            }
+        }
+    }
+
+    /// A user step event fired: perform the pending op and continue the program.
+    fn exec_op(&mut self, cpu: u32, tid: u32, op: Op) {
+        if let Some(v) = self.exec_op_inline(cpu, tid, op) {
+            self.run_user(cpu, tid, false, v);
+        }
+    }
+
+    /// Perform a user operation at `self.now`. Returns the value to resume with, or `None`
+    /// when the task entered the kernel (the engine resumes it later).
+    fn exec_op_inline(&mut self, cpu: u32, tid: u32, op: Op) -> Option<Value> {
+        let endian = self.cfg.endian;
+        match op {
+            Op::Wait => Some(Value::None),
+            Op::Load { off, size } => {
+                let t = &self.tasks[tid as usize];
+                let o = off as usize;
+                let v = match size {
+                    1 => u64::from(t.mem.bytes[o]),
+                    4 => u64::from(endian.u32_from(t.mem.bytes[o..o + 4].try_into().unwrap())),
+                    _ => unreachable!(),
+                };
+                if self.cfg.log_user_accesses && is_ctrl(o) {
+                    self.emit(cpu, Some(tid), LogKind::UserLoad { off, val: v as u32 });
+                }
+                Some(Value::U64(v))
+            }
+            Op::Store { off, size, val } => {
+                let t = &mut self.tasks[tid as usize];
+                let o = off as usize;
+                match size {
+                    1 => t.mem.bytes[o] = val as u8,
+                    4 => t.mem.bytes[o..o + 4].copy_from_slice(&endian.u32_to(val as u32)),
+                    8 => {
+                        let (lo, hi) = (val as u32, (val >> 32) as u32);
+                        let (a, b) = match endian {
+                            rseq_abi::Endian::Little => (lo, hi),
+                            rseq_abi::Endian::Big => (hi, lo),
+                        };
+                        t.mem.bytes[o..o + 4].copy_from_slice(&endian.u32_to(a));
+                        t.mem.bytes[o + 4..o + 8].copy_from_slice(&endian.u32_to(b));
+                    }
+                    _ => unreachable!(),
+                }
+                if self.cfg.log_user_accesses && is_ctrl(o) {
+                    let after = self.tasks[tid as usize].ctrl();
+                    self.emit(cpu, Some(tid), LogKind::UserStore { off, after });
+                }
+                Some(Value::None)
+            }
+            Op::TestAndClearBit { off, bit } => {
+                let t = &mut self.tasks[tid as usize];
+                let o = off as usize;
+                let w = endian.u32_from(t.mem.bytes[o..o + 4].try_into().unwrap());
+                let was = w & (1 << bit) != 0;
+                t.mem.bytes[o..o + 4].copy_from_slice(&endian.u32_to(w & !(1 << bit)));
+                if self.cfg.log_user_accesses && is_ctrl(o) {
+                    let after = self.tasks[tid as usize].ctrl();
+                    self.emit(cpu, Some(tid), LogKind::UserStore { off, after });
+                }
+                Some(Value::U64(u64::from(was)))
+            }
+            Op::Shared(s) => Some(self.shared_op(s)),
+            Op::Syscall(call) => {
+                self.syscall_enter(cpu, tid, crate::syscall::KSys::Std(call));
+                None
+            }
+            Op::GetAffinity => {
+                self.syscall_enter(cpu, tid, crate::syscall::KSys::GetAffinity);
+                None
+            }
+            Op::Spawn { clone_vm, program } => {
+                self.syscall_enter(cpu, tid, crate::syscall::KSys::Spawn { clone_vm, program });
+                None
+            }
+            Op::Exec { program } => {
+                self.syscall_enter(cpu, tid, crate::syscall::KSys::Exec { program });
+                None
+            }
+            Op::SetRseqMapped(m) => {
+                self.syscall_enter(cpu, tid, crate::syscall::KSys::SetRseqMapped(m));
+                None
+            }
+        }
+    }
+
+    fn shared_op(&mut self, s: SharedOp) -> Value {
+        match s {
+            SharedOp::Load(w) => Value::U64(u64::from(self.shared_word(w))),
+            SharedOp::Store(w, v) => {
+                self.shared.insert(w.0, v);
+                Value::None
+            }
+            SharedOp::Cas(w, old, new) => {
+                let cur = self.shared_word(w);
+                if cur == old {
+                    self.shared.insert(w.0, new);
+                    Value::Cas(Ok(old))
+                } else {
+                    Value::Cas(Err(cur))
+                }
+            }
+            SharedOp::FetchAdd(w, v) => {
+                let cur = self.shared_word(w);
+                self.shared.insert(w.0, cur.wrapping_add(v));
+                Value::U64(u64::from(cur))
+            }
+        }
+    }
+
+    /// Return `tid` (current on `cpu`, exit work done) to user mode and deliver `ret`.
+    pub(crate) fn resume_user(&mut self, cpu: u32, tid: u32, ret: Ret) {
+        self.cpus[cpu as usize].mode = CpuMode::User;
+        match ret {
+            Ret::Start => self.run_user(cpu, tid, true, Value::None),
+            Ret::Value(v) => self.run_user(cpu, tid, false, v),
+            Ret::Continue => {
+                let t = &mut self.tasks[tid as usize];
+                let at = self.now + t.pending_remaining;
+                t.pending_at = at;
+                let gen = self.cpus[cpu as usize].gen;
+                self.push(at, Event::UserStep { cpu, gen });
+            }
+        }
+    }
+
+    /// The program finished (returned or panicked): it exits like `exit_group()`, which
+    /// is a syscall, so a grant ends at its entry.
+    fn user_exit(&mut self, cpu: u32, tid: u32, how: TaskExit) {
+        self.syscall_enter(cpu, tid, crate::syscall::KSys::Exit(how));
+    }
+
+    /// Tear down `tid` immediately (it is current on `cpu` or not running at all).
+    pub(crate) fn kill_now(&mut self, cpu: u32, tid: u32, how: TaskExit) {
+        self.do_exit(tid, how);
+        if self.cpus[cpu as usize].curr == Some(tid) {
+            self.schedule(cpu, crate::sched::Prev::Gone);
+        }
+    }
+
+    /// Mark `tid` dead: free its thread, cancel its sleep, leave futex queues.
+    pub(crate) fn do_exit(&mut self, tid: u32, how: TaskExit) {
+        let t = &mut self.tasks[tid as usize];
+        if !t.alive() {
+            return;
+        }
+        let was_queued = t.state == TaskState::Runnable;
+        t.state = TaskState::Dead;
+        t.sleep_gen = t.sleep_gen.wrapping_add(1);
+        t.kcont = KCont::None;
+        t.pending_op = None;
+        t.program = None;
+        let status = how.to_string();
+        t.exit = Some(how);
+        let cpu = t.cpu;
+        if was_queued {
+            self.dequeue(cpu, tid);
+        }
+        if let Some(th) = self.threads[tid as usize].take() {
+            self.stack_pool.push(th.into_stack());
+        }
+        for q in self.futex.values_mut() {
+            q.retain(|&w| w != tid);
+        }
+        self.emit(cpu, Some(tid), LogKind::TaskExit { status });
+    }
+
+    /// Kernel read of the task's control word at its registered address (`None` = fault).
+    pub(crate) fn read_ctrl(&self, tid: u32) -> Option<CtrlWord> {
+        let t = &self.tasks[tid as usize];
+        let reg = t.rseq.reg?;
+        let o = t.mem.offset(reg.addr + offset::SLICE_CTRL as u64, 4)?;
+        Some(CtrlWord::from_bytes(
+            t.mem.bytes[o..o + 4].try_into().unwrap(),
+        ))
+    }
+
+    /// Kernel 32-bit write of the control word (`false` = fault).
+    pub(crate) fn write_ctrl(&mut self, tid: u32, w: CtrlWord) -> bool {
+        let t = &mut self.tasks[tid as usize];
+        let Some(reg) = t.rseq.reg else { return false };
+        match t.mem.offset(reg.addr + offset::SLICE_CTRL as u64, 4) {
+            Some(o) => {
+                t.mem.bytes[o..o + 4].copy_from_slice(&w.bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Kernel read of a u32 field of the registered area (`None` = fault).
+    pub(crate) fn read_u32(&self, tid: u32, field: usize) -> Option<u32> {
+        let t = &self.tasks[tid as usize];
+        let reg = t.rseq.reg?;
+        let o = t.mem.offset(reg.addr + field as u64, 4)?;
+        Some(
+            self.cfg
+                .endian
+                .u32_from(t.mem.bytes[o..o + 4].try_into().unwrap()),
+        )
+    }
+
+    /// Kernel write of a u32 field at `addr + field` (`false` = fault).
+    pub(crate) fn write_u32_at(&mut self, tid: u32, addr: u64, field: usize, v: u32) -> bool {
+        let bytes = self.cfg.endian.u32_to(v);
+        let t = &mut self.tasks[tid as usize];
+        match t.mem.offset(addr + field as u64, 4) {
+            Some(o) => {
+                t.mem.bytes[o..o + 4].copy_from_slice(&bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn is_ctrl(off: usize) -> bool {
+    (offset::SLICE_CTRL..offset::SLICE_CTRL + 4).contains(&off)
+}

@@ -1,0 +1,410 @@
+//! Syscall entry, bodies and exit.
+//!
+//! Follows `kernel/entry/syscall-common.c` (`syscall_trace_enter()` running the rseq slice
+//! work before the syscall, spec §6.1) and the bodies of the syscalls programs use:
+//! `rseq`, `prctl`, `rseq_slice_yield`, `sched_yield`, `clock_nanosleep`, `futex`,
+//! `sched_{get,set}affinity`, `membarrier`, `clone`/`fork`/`execve` (spec §2.6) and exit.
+
+use rseq_abi::consts::nr;
+use rseq_abi::platform::{
+    MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ,
+};
+use rseq_abi::{CpuSet, Errno, SysResult, Syscall};
+
+use crate::coro::{SimProgram, Value};
+use crate::cpu::CpuMode;
+use crate::event::{Event, IrqKind};
+use crate::sched::Prev;
+use crate::sim::Simulation;
+use crate::task::*;
+use crate::trace::{LogKind, RevokePath};
+
+/// A syscall as the kernel model sees it: the platform's syscalls plus the simulator-only
+/// operations that are syscalls on a real machine.
+pub(crate) enum KSys {
+    Std(Syscall),
+    GetAffinity,
+    Spawn { clone_vm: bool, program: SimProgram },
+    Exec { program: SimProgram },
+    SetRseqMapped(bool),
+    Exit(TaskExit),
+}
+
+impl KSys {
+    fn name(&self) -> &'static str {
+        match self {
+            KSys::Std(s) => s.name(),
+            KSys::GetAffinity => "sched_getaffinity",
+            KSys::Spawn { clone_vm: true, .. } => "clone",
+            KSys::Spawn {
+                clone_vm: false, ..
+            } => "fork",
+            KSys::Exec { .. } => "execve",
+            KSys::SetRseqMapped(true) => "mmap",
+            KSys::SetRseqMapped(false) => "munmap",
+            KSys::Exit(_) => "exit_group",
+        }
+    }
+
+    /// The x86_64 syscall number (V1's yield number under V1).
+    fn nr(&self, rev: rseq_abi::Revision) -> i64 {
+        match self {
+            KSys::Std(s) => match s {
+                Syscall::Rseq { .. } => nr::X86_64_RSEQ,
+                Syscall::Prctl { .. } => nr::X86_64_PRCTL,
+                Syscall::RseqSliceYield => rev.slice_yield_nr(),
+                Syscall::SchedYield => nr::X86_64_SCHED_YIELD,
+                Syscall::Getpid => nr::X86_64_GETPID,
+                Syscall::Nanosleep { .. } => 230,
+                Syscall::FutexWait { .. } | Syscall::FutexWake { .. } => 202,
+                Syscall::SchedSetaffinity(_) => 203,
+                Syscall::Membarrier { .. } => 324,
+                Syscall::Other { nr } => *nr,
+            },
+            KSys::GetAffinity => 204,
+            KSys::Spawn { clone_vm: true, .. } => 56,
+            KSys::Spawn {
+                clone_vm: false, ..
+            } => 57,
+            KSys::Exec { .. } => 59,
+            KSys::SetRseqMapped(true) => 9,
+            KSys::SetRseqMapped(false) => 11,
+            KSys::Exit(_) => 231,
+        }
+    }
+}
+
+/// What a syscall body did.
+enum Body {
+    /// Returned this value; exit to user after the syscall cost.
+    Return(Value),
+    /// The task blocked or left the CPU; it resumes later with its `kcont`.
+    Blocked,
+}
+
+impl Simulation {
+    /// The user task `tid` on `cpu` enters a syscall.
+    pub(crate) fn syscall_enter(&mut self, cpu: u32, tid: u32, sys: KSys) {
+        self.cpus[cpu as usize].mode = CpuMode::Kernel;
+        let c = &mut self.cpus[cpu as usize];
+        c.gen = c.gen.wrapping_add(1);
+        let nr = sys.nr(self.cfg.revision);
+        self.emit(
+            cpu,
+            Some(tid),
+            LogKind::SyscallEnter {
+                name: sys.name(),
+                nr,
+            },
+        );
+        if self.tasks[tid as usize].syscall_work_slice && self.rseq_syscall_enter_work(cpu, tid, nr)
+        {
+            // Steps 5–6: the reschedule point (preempt_enable on FULL/LAZY/RT,
+            // cond_resched on NONE/VOLUNTARY; both reschedule here).
+            if self.tasks[tid as usize].tif & TIF_NEED_RESCHED != 0 {
+                self.tasks[tid as usize].kcont = KCont::SyscallEntryResched { sys };
+                if self.schedule(cpu, Prev::Preempt) {
+                    return;
+                }
+                let KCont::SyscallEntryResched { sys } =
+                    std::mem::replace(&mut self.tasks[tid as usize].kcont, KCont::None)
+                else {
+                    unreachable!()
+                };
+                return self.syscall_after_resched_point(cpu, tid, sys);
+            }
+            return self.syscall_after_resched_point(cpu, tid, sys);
+        }
+        self.syscall_body(cpu, tid, sys);
+    }
+
+    /// Step 7 of the entry work, then the syscall itself.
+    pub(crate) fn syscall_after_resched_point(&mut self, cpu: u32, tid: u32, sys: KSys) {
+        self.rseq_syscall_enter_finish(cpu, tid);
+        self.syscall_body(cpu, tid, sys);
+    }
+
+    fn syscall_body(&mut self, cpu: u32, tid: u32, sys: KSys) {
+        let name = sys.name();
+        match self.run_body(cpu, tid, sys) {
+            Body::Return(v) => {
+                if let Value::Sys(ret) = v {
+                    self.emit(cpu, Some(tid), LogKind::SyscallExit { name, ret });
+                }
+                if self.cpus[cpu as usize].curr == Some(tid) && self.tasks[tid as usize].alive() {
+                    self.tasks[tid as usize].kcont = KCont::ExitToUser { ret: Ret::Value(v) };
+                    let gen = self.cpus[cpu as usize].gen;
+                    self.push(
+                        self.now + self.cfg.syscall_ns,
+                        Event::KernelStep { cpu, gen },
+                    );
+                }
+            }
+            Body::Blocked => {}
+        }
+    }
+
+    fn run_body(&mut self, cpu: u32, tid: u32, sys: KSys) -> Body {
+        let sys_ret = |r: SysResult| Body::Return(Value::Sys(r));
+        match sys {
+            KSys::Std(call) => match call {
+                Syscall::Rseq {
+                    addr,
+                    len,
+                    flags,
+                    sig,
+                } => sys_ret(self.sys_rseq(cpu, tid, addr, len, flags, sig)),
+                Syscall::Prctl {
+                    option,
+                    arg2,
+                    arg3,
+                    arg4,
+                    arg5,
+                } => sys_ret(self.sys_prctl(cpu, tid, option, arg2, arg3, arg4, arg5)),
+                Syscall::RseqSliceYield => sys_ret(self.sys_rseq_slice_yield(tid)),
+                Syscall::Other { nr } if nr == self.cfg.revision.slice_yield_nr() => {
+                    sys_ret(self.sys_rseq_slice_yield(tid))
+                }
+                Syscall::Other { .. } => sys_ret(Ok(0)),
+                Syscall::Getpid => sys_ret(Ok(i64::from(self.tasks[tid as usize].mm))),
+                Syscall::SchedYield => {
+                    self.tasks[tid as usize].kcont = KCont::ExitToUser {
+                        ret: Ret::Value(Value::Sys(Ok(0))),
+                    };
+                    self.emit(
+                        cpu,
+                        Some(tid),
+                        LogKind::SyscallExit {
+                            name: "sched_yield",
+                            ret: Ok(0),
+                        },
+                    );
+                    if self.schedule(cpu, Prev::Yield) {
+                        return Body::Blocked;
+                    }
+                    self.tasks[tid as usize].kcont = KCont::None;
+                    Body::Return(Value::Sys(Ok(0)))
+                }
+                Syscall::Nanosleep { ns } => {
+                    self.block(cpu, tid);
+                    let t = &mut self.tasks[tid as usize];
+                    t.sleep_gen = t.sleep_gen.wrapping_add(1);
+                    let gen = t.sleep_gen;
+                    self.push(
+                        self.now + ns,
+                        Event::Irq {
+                            cpu,
+                            kind: IrqKind::SleepTimer,
+                            gen,
+                            task: tid,
+                        },
+                    );
+                    self.schedule(cpu, Prev::Gone);
+                    Body::Blocked
+                }
+                Syscall::FutexWait { word, expected } => {
+                    if self.shared_word(word) != expected {
+                        return sys_ret(Err(Errno(11)));
+                    }
+                    self.block(cpu, tid);
+                    self.futex.entry(word.0).or_default().push_back(tid);
+                    self.schedule(cpu, Prev::Gone);
+                    Body::Blocked
+                }
+                Syscall::FutexWake { word, count } => {
+                    let mut woken = 0;
+                    while woken < count {
+                        let Some(w) = self.futex.get_mut(&word.0).and_then(|q| q.pop_front())
+                        else {
+                            break;
+                        };
+                        self.tasks[w as usize].kcont = KCont::ExitToUser {
+                            ret: Ret::Value(Value::Sys(Ok(0))),
+                        };
+                        self.wake_up(w);
+                        woken += 1;
+                    }
+                    sys_ret(Ok(i64::from(woken)))
+                }
+                Syscall::SchedSetaffinity(mask) => {
+                    let mut m = mask;
+                    for c in self.cfg.cpus..CpuSet::CAPACITY {
+                        m.remove(c);
+                    }
+                    if m.is_empty() {
+                        return sys_ret(Err(Errno::EINVAL));
+                    }
+                    self.tasks[tid as usize].affinity = m;
+                    self.emit(
+                        cpu,
+                        Some(tid),
+                        LogKind::SyscallExit {
+                            name: "sched_setaffinity",
+                            ret: Ok(0),
+                        },
+                    );
+                    self.tasks[tid as usize].kcont = KCont::ExitToUser {
+                        ret: Ret::Value(Value::Sys(Ok(0))),
+                    };
+                    if self.migrate_current_if_needed(cpu, tid) {
+                        return Body::Blocked;
+                    }
+                    self.tasks[tid as usize].kcont = KCont::None;
+                    Body::Return(Value::Sys(Ok(0)))
+                }
+                Syscall::Membarrier { cmd, .. } => sys_ret(self.sys_membarrier(cpu, tid, cmd)),
+            },
+            KSys::GetAffinity => {
+                Body::Return(Value::Affinity(Ok(self.tasks[tid as usize].affinity)))
+            }
+            KSys::Spawn { clone_vm, program } => sys_ret(Ok(i64::from(
+                self.copy_process(cpu, tid, clone_vm, program),
+            ))),
+            KSys::Exec { program } => {
+                self.exec(cpu, tid, program);
+                Body::Blocked
+            }
+            KSys::SetRseqMapped(m) => {
+                self.tasks[tid as usize].mem.mapped = m;
+                sys_ret(Ok(0))
+            }
+            KSys::Exit(how) => {
+                self.kill_now(cpu, tid, how);
+                Body::Blocked
+            }
+        }
+    }
+
+    fn block(&mut self, cpu: u32, tid: u32) {
+        self.update_curr(cpu);
+        self.tasks[tid as usize].state = TaskState::Sleeping;
+    }
+
+    fn sys_membarrier(&mut self, cpu: u32, tid: u32, cmd: i32) -> SysResult {
+        let mm = self.tasks[tid as usize].mm;
+        match cmd {
+            MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ => {
+                self.membarrier_registered.insert(mm, true);
+                Ok(0)
+            }
+            MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ => {
+                if !self
+                    .membarrier_registered
+                    .get(&mm)
+                    .copied()
+                    .unwrap_or(false)
+                {
+                    return Err(Errno::EPERM);
+                }
+                let targets: Vec<u32> = (0..self.cfg.cpus as u32)
+                    .filter(|&c| c != cpu)
+                    .filter(|&c| {
+                        self.cpus[c as usize]
+                            .curr
+                            .is_some_and(|t| self.tasks[t as usize].mm == mm)
+                    })
+                    .collect();
+                for c in targets {
+                    self.send_ipi(c, IrqKind::MembarrierIpi);
+                }
+                Ok(0)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// `copy_process()` for `clone(CLONE_VM)` (R9: wiped rseq state, own area) and
+    /// `fork()` (R10: copied rseq state and area bytes, new mm).
+    fn copy_process(&mut self, cpu: u32, parent: u32, clone_vm: bool, program: SimProgram) -> u32 {
+        let p = &self.tasks[parent as usize];
+        let (pname, pmm, paff, ppol, prseq, pbytes, parea, plen) = (
+            p.name.clone(),
+            p.mm,
+            p.affinity,
+            p.policy,
+            p.rseq.clone(),
+            p.mem.bytes,
+            p.mem.area,
+            p.rseq_len,
+        );
+        let mm = if clone_vm { pmm } else { self.new_mm() };
+        let suffix = if clone_vm { "thread" } else { "child" };
+        let child = self.new_task(format!("{pname}.{suffix}"), mm, program);
+        let c = &mut self.tasks[child as usize];
+        c.affinity = paff;
+        c.policy = ppol;
+        c.rseq_len = plen;
+        c.cpu = cpu;
+        if clone_vm {
+            let w = c.ctrl();
+            self.emit(
+                cpu,
+                Some(child),
+                LogKind::Revoke {
+                    path: RevokePath::R9CloneVm,
+                    before: w,
+                    after: w,
+                    was_granted: false,
+                },
+            );
+        } else {
+            // The COW copy: same addresses, same bytes, same kernel state.
+            c.mem.area = parea;
+            c.mem.bytes = pbytes;
+            c.rseq = prseq;
+            let w = c.ctrl();
+            let was = c.rseq.granted;
+            self.emit(
+                cpu,
+                Some(child),
+                LogKind::Revoke {
+                    path: RevokePath::R10Fork,
+                    before: w,
+                    after: w,
+                    was_granted: was,
+                },
+            );
+        }
+        self.tasks[child as usize].start_ns = self.now;
+        self.push(self.now, Event::TaskStart { task: child });
+        child
+    }
+
+    /// `execve()`: the kernel rseq state is wiped (R8), the new program gets a fresh area.
+    fn exec(&mut self, cpu: u32, tid: u32, program: SimProgram) {
+        let t = &mut self.tasks[tid as usize];
+        let was = t.rseq.granted;
+        let w = t.ctrl();
+        t.rseq = RseqTask::default();
+        t.mem.bytes = [0; crate::coro::RSEQ_AREA_SIZE];
+        t.mem.mapped = true;
+        t.program = Some(program);
+        self.emit(
+            cpu,
+            Some(tid),
+            LogKind::Revoke {
+                path: RevokePath::R8Exec,
+                before: w,
+                after: w,
+                was_granted: was,
+            },
+        );
+        if let Some(th) = self.threads[tid as usize].take() {
+            self.stack_pool.push(th.into_stack());
+        }
+        self.emit(
+            cpu,
+            Some(tid),
+            LogKind::SyscallExit {
+                name: "execve",
+                ret: Ok(0),
+            },
+        );
+        self.tasks[tid as usize].kcont = KCont::ExitToUser { ret: Ret::Start };
+        let gen = self.cpus[cpu as usize].gen;
+        self.push(
+            self.now + self.cfg.syscall_ns,
+            Event::KernelStep { cpu, gen },
+        );
+    }
+}
