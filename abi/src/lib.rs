@@ -12,10 +12,14 @@
 //! Nothing in this crate knows about the simulator.
 
 #![warn(missing_docs)]
+// `unsafe` is confined to the real-kernel backend (`linux`), which opts back in.
+#![deny(unsafe_code)]
 
 pub mod consts;
 pub mod ctrl;
 pub mod layout;
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod platform;
 pub mod programs;
 pub mod protocol;
