@@ -61,8 +61,11 @@ pub enum Endian {
 
 impl Endian {
     /// The byte order of the machine this code was compiled for.
-    pub const NATIVE: Endian =
-        if cfg!(target_endian = "little") { Endian::Little } else { Endian::Big };
+    pub const NATIVE: Endian = if cfg!(target_endian = "little") {
+        Endian::Little
+    } else {
+        Endian::Big
+    };
 
     /// Interpret four memory bytes as a `u32` in this byte order.
     pub fn u32_from(self, b: [u8; 4]) -> u32 {
@@ -108,7 +111,9 @@ impl CtrlWord {
 
     /// Build from an `all` value in the given byte order.
     pub fn from_all(all: u32, endian: Endian) -> Self {
-        Self { bytes: endian.u32_to(all) }
+        Self {
+            bytes: endian.u32_to(all),
+        }
     }
 
     /// Merged: the `request` byte.
@@ -129,13 +134,17 @@ impl CtrlWord {
     /// Merged grant write: `request = 0`, `granted = 1`, `__reserved` preserved (spec §3.2
     /// step 6).
     pub fn granted_from(self) -> Self {
-        Self { bytes: [0, 1, self.bytes[2], self.bytes[3]] }
+        Self {
+            bytes: [0, 1, self.bytes[2], self.bytes[3]],
+        }
     }
 
     /// The word the debug check expects at syscall entry: only `granted` equal to the
     /// kernel's grant state, everything else zero (spec §7 item 3).
     pub fn expected(kernel_granted: bool) -> Self {
-        Self { bytes: [0, u8::from(kernel_granted), 0, 0] }
+        Self {
+            bytes: [0, u8::from(kernel_granted), 0, 0],
+        }
     }
 
     /// V1: REQUEST bit (bit 0 of the `u32`).

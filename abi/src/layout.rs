@@ -36,7 +36,11 @@ impl RseqSliceCtrl {
 
     /// Build from the four bytes in memory order.
     pub fn from_bytes(b: [u8; 4]) -> Self {
-        Self { request: b[0], granted: b[1], reserved: u16::from_ne_bytes([b[2], b[3]]) }
+        Self {
+            request: b[0],
+            granted: b[1],
+            reserved: u16::from_ne_bytes([b[2], b[3]]),
+        }
     }
 }
 

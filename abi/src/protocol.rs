@@ -10,8 +10,12 @@ use crate::platform::{Errno, Platform, SysResult, Syscall};
 
 /// `rseq(own area, len, flags, sig)`: register this thread's own `struct rseq`.
 pub fn register<P: Platform + ?Sized>(p: &mut P, flags: u32) -> Result<(), Errno> {
-    let call =
-        Syscall::Rseq { addr: p.rseq_addr(), len: p.rseq_len(), flags, sig: p.rseq_sig() };
+    let call = Syscall::Rseq {
+        addr: p.rseq_addr(),
+        len: p.rseq_len(),
+        flags,
+        sig: p.rseq_sig(),
+    };
     p.syscall(call).map(drop)
 }
 
@@ -34,7 +38,13 @@ pub fn prctl_slice<P: Platform + ?Sized>(
     arg4: u64,
     arg5: u64,
 ) -> SysResult {
-    p.syscall(Syscall::Prctl { option: PR_RSEQ_SLICE_EXTENSION, arg2, arg3, arg4, arg5 })
+    p.syscall(Syscall::Prctl {
+        option: PR_RSEQ_SLICE_EXTENSION,
+        arg2,
+        arg3,
+        arg4,
+        arg5,
+    })
 }
 
 /// `PR_RSEQ_SLICE_EXTENSION_GET`: is the extension enabled for this thread?
@@ -122,12 +132,18 @@ pub struct SliceExt {
 impl SliceExt {
     /// A handle that never touches the control word.
     pub fn unused(revision: Revision) -> Self {
-        Self { revision, active: false }
+        Self {
+            revision,
+            active: false,
+        }
     }
 
     /// A handle that uses the protocol without doing any setup (the caller did it).
     pub fn assume_enabled(revision: Revision) -> Self {
-        Self { revision, active: true }
+        Self {
+            revision,
+            active: true,
+        }
     }
 
     /// Register this thread and enable the extension per `mode`.

@@ -33,9 +33,15 @@ impl SelftestParams {
         no_yield: false,
     };
     /// Variant `n50_2_50`: 50 µs sections.
-    pub const N50_2_50: SelftestParams = SelftestParams { slice_ns: 50_000, ..Self::N2_2_50 };
+    pub const N50_2_50: SelftestParams = SelftestParams {
+        slice_ns: 50_000,
+        ..Self::N2_2_50
+    };
     /// Variant `n2_2_50_no_yield`: leave grants with `getpid()`.
-    pub const N2_2_50_NO_YIELD: SelftestParams = SelftestParams { no_yield: true, ..Self::N2_2_50 };
+    pub const N2_2_50_NO_YIELD: SelftestParams = SelftestParams {
+        no_yield: true,
+        ..Self::N2_2_50
+    };
 
     /// The variant with the selftest's name, if any.
     pub fn variant(name: &str) -> Option<SelftestParams> {
@@ -71,7 +77,10 @@ impl SelftestCounters {
     pub fn check_invariants(&self, no_yield: bool) -> Result<(), String> {
         let sum = self.success + self.yielded + self.aborted + self.scheduled;
         if sum != self.total {
-            return Err(format!("success+yielded+aborted+scheduled = {sum} != total {}", self.total));
+            return Err(format!(
+                "success+yielded+aborted+scheduled = {sum} != total {}",
+                self.total
+            ));
         }
         if self.raced > self.yielded {
             return Err(format!("raced {} > yielded {}", self.raced, self.yielded));
@@ -127,8 +136,12 @@ pub enum SelftestSetupError {
 /// `FIXTURE_SETUP`: pin to the first allowed CPU other than 0, register, enable.
 ///
 /// Returns the CPU pinned to (`None` if only CPU 0 was allowed, as in the C test).
-pub fn selftest_setup<P: Platform + ?Sized>(p: &mut P) -> Result<Option<usize>, SelftestSetupError> {
-    let mask = p.sched_getaffinity().map_err(SelftestSetupError::GetAffinity)?;
+pub fn selftest_setup<P: Platform + ?Sized>(
+    p: &mut P,
+) -> Result<Option<usize>, SelftestSetupError> {
+    let mask = p
+        .sched_getaffinity()
+        .map_err(SelftestSetupError::GetAffinity)?;
     let pinned = mask.iter().find(|&c| c >= 1);
     if let Some(cpu) = pinned {
         p.syscall(Syscall::SchedSetaffinity(CpuSet::single(cpu)))
@@ -226,12 +239,18 @@ pub fn selftest_main<P: Platform + ?Sized>(
 ///
 /// Its wakeups on the shared CPU generate the reschedule requests the main thread is
 /// granted extensions against. Returns the number of bursts.
-pub fn selftest_noise<P: Platform + ?Sized>(p: &mut P, params: &SelftestParams, run: SharedWord) -> u64 {
+pub fn selftest_noise<P: Platform + ?Sized>(
+    p: &mut P,
+    params: &SelftestParams,
+    run: SharedWord,
+) -> u64 {
     let mut bursts = 0;
     while p.shared_load(run) != 0 {
         let start = p.clock_ns();
         protocol::spin_until(p, start, params.noise_ns);
-        let _ = p.syscall(Syscall::Nanosleep { ns: params.sleep_ns });
+        let _ = p.syscall(Syscall::Nanosleep {
+            ns: params.sleep_ns,
+        });
         bursts += 1;
     }
     bursts
