@@ -116,6 +116,17 @@ pub struct SimConfig {
     /// Sleeper credit: a waking task's vruntime is placed no lower than
     /// `min_vruntime - sleeper_credit_ns`.
     pub sleeper_credit_ns: u64,
+    /// Offset of `ktime_get_mono_fast_ns()` (read for a grant's expiry) from the hrtimer's
+    /// `CLOCK_MONOTONIC`, ns (spec §13 q13). Negative values make an expiry already passed at
+    /// the exit that arms the timer, the `expires < now` path of spec §4.2.
+    pub fast_clock_skew_ns: i64,
+    /// `timer_slack_ns` of fair-class tasks: a relative sleep's hrtimer fires at its hard
+    /// expiry, `ns + slack` later (Linux default 50 µs; RT tasks have none), ns.
+    pub timer_slack_ns: u64,
+    /// A sleep timer fires up to this much later than its expiry, uniformly at random from
+    /// the seeded generator: the interrupt-latency variation of real hardware. Without it
+    /// periodic sleepers phase-lock with busy tasks in ways no machine shows, ns.
+    pub timer_jitter_ns: u64,
     /// Pull a runnable task from the busiest CPU when a CPU goes idle.
     pub load_balance: bool,
 
@@ -155,6 +166,9 @@ impl Default for SimConfig {
             sched_base_slice_ns: 3_000_000,
             wakeup_gran_ns: 1_000_000,
             sleeper_credit_ns: 3_000_000,
+            fast_clock_skew_ns: 0,
+            timer_slack_ns: 50_000,
+            timer_jitter_ns: 5_000,
             load_balance: true,
             max_user_steps: u64::MAX,
             log: true,

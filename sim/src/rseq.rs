@@ -352,7 +352,8 @@ impl Simulation {
             return false;
         }
         self.cpus[cpu as usize].stats.granted += 1;
-        let expires = self.now + u64::from(self.slice_ext_nsec);
+        let fast_now = self.now.saturating_add_signed(self.cfg.fast_clock_skew_ns);
+        let expires = fast_now + u64::from(self.slice_ext_nsec);
         let t = &mut self.tasks[tid as usize];
         t.rseq.granted = true;
         t.rseq.expires = expires;

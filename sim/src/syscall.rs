@@ -186,6 +186,15 @@ impl Simulation {
                     Body::Return(Value::Sys(Ok(0)))
                 }
                 Syscall::Nanosleep { ns } => {
+                    let slack = match self.tasks[tid as usize].policy {
+                        Policy::Normal => self.cfg.timer_slack_ns,
+                        Policy::Fifo(_) => 0,
+                    };
+                    let jitter = match self.cfg.timer_jitter_ns {
+                        0 => 0,
+                        j => rand_core::Rng::next_u64(&mut self.rng) % j,
+                    };
+                    let ns = ns + slack + jitter;
                     self.block(cpu, tid);
                     let t = &mut self.tasks[tid as usize];
                     t.sleep_gen = t.sleep_gen.wrapping_add(1);

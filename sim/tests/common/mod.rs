@@ -1,7 +1,9 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
-use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestCounters, SelftestParams};
+use rseq_abi::programs::selftest::{
+    selftest_main, selftest_noise, SelftestCounters, SelftestParams,
+};
 use rseq_abi::{CpuSet, SharedWord};
 use rseq_sim::{SimConfig, Simulation, TaskSpec};
 
@@ -23,13 +25,21 @@ pub fn selftest_sim(cfg: SimConfig, params: SelftestParams) -> Simulation {
     noise.affinity = Some(CpuSet::single(1));
     noise.thread_of = Some(main);
     noise.start_ns = 10_000;
-    sim.spawn(noise, Box::new(move |p| vec![("bursts", selftest_noise(p, &params, RUN) as i64)]));
+    sim.spawn(
+        noise,
+        Box::new(move |p| vec![("bursts", selftest_noise(p, &params, RUN) as i64)]),
+    );
     sim
 }
 
 pub fn counters_of(sim: &Simulation, task: u32) -> SelftestCounters {
     let c = &sim.tasks()[task as usize].counters;
-    let get = |n: &str| c.iter().find(|(k, _)| *k == n).map(|(_, v)| *v as u64).unwrap_or_else(|| panic!("no counter {n}: {c:?}"));
+    let get = |n: &str| {
+        c.iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| *v as u64)
+            .unwrap_or_else(|| panic!("no counter {n}: {c:?}"))
+    };
     SelftestCounters {
         total: get("total"),
         success: get("success"),
