@@ -1,1 +1,240 @@
-fn main() {}
+//! `slicesim`: the command line of the rseq time slice extension simulator.
+//!
+//! `slicesim selftest` runs the kernel selftest (`slice_test.c`) workload on the simulated
+//! machine and prints its counters in the selftest's own format, plus the kernel's
+//! `rseq/stats` counters. `slicesim abi` prints the ABI this build mirrors.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use rseq_abi::programs::selftest::{
+    selftest_main, selftest_noise, SelftestCounters, SelftestParams,
+};
+use rseq_abi::{CpuSet, Revision, SharedWord};
+use rseq_sim::{Preempt, SimConfig, Simulation, TaskSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "slicesim",
+    version,
+    about = "Deterministic simulator of the Linux rseq time slice extension"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the kernel selftest workload (main thread + noise thread on one CPU).
+    #[command(
+        after_help = "Examples:\n  slicesim selftest\n  slicesim selftest --variant n50_2_50 --seconds 1\n  slicesim selftest --revision v1 --preempt lazy --trace run.log"
+    )]
+    Selftest(SelftestArgs),
+    /// Print the ABI mirrored by this build: layout, constants, syscall numbers.
+    Abi,
+}
+
+#[derive(clap::Args)]
+struct SelftestArgs {
+    /// Selftest variant.
+    #[arg(long, default_value = "n2_2_50", value_parser = ["n2_2_50", "n50_2_50", "n2_2_50_no_yield"])]
+    variant: String,
+    /// Simulated run time of the main loop, seconds (the selftest uses 5).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Seed of the simulation's random generator.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Protocol revision the simulated kernel implements.
+    #[arg(long, value_enum, default_value_t = RevArg::Merged)]
+    revision: RevArg,
+    /// Preemption model.
+    #[arg(long, value_enum, default_value_t = PreemptArg::Full)]
+    preempt: PreemptArg,
+    /// debugfs rseq/slice_ext_nsec (V1: the sysctl), ns.
+    #[arg(long)]
+    slice_ext_nsec: Option<u32>,
+    /// Turn on rseq_debug (syscall-entry consistency checks).
+    #[arg(long)]
+    debug: bool,
+    /// Write the event log (one line per kernel decision) to this file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RevArg {
+    V1,
+    Merged,
+    PostMerge,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PreemptArg {
+    None,
+    Voluntary,
+    Full,
+    Lazy,
+    Rt,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Selftest(a) => selftest(a),
+        Command::Abi => {
+            print_abi();
+            Ok(())
+        }
+    }
+}
+
+fn selftest(a: SelftestArgs) -> Result<()> {
+    if !(a.seconds > 0.0 && a.seconds <= 3600.0) {
+        bail!("--seconds {} must be in (0, 3600]", a.seconds);
+    }
+    let mut params = SelftestParams::variant(&a.variant).expect("clap checked the variant");
+    params.total_ns = (a.seconds * 1e9) as u64;
+    let cfg = SimConfig {
+        revision: match a.revision {
+            RevArg::V1 => Revision::V1,
+            RevArg::Merged => Revision::Merged,
+            RevArg::PostMerge => Revision::PostMerge,
+        },
+        preempt: match a.preempt {
+            PreemptArg::None => Preempt::None,
+            PreemptArg::Voluntary => Preempt::Voluntary,
+            PreemptArg::Full => Preempt::Full,
+            PreemptArg::Lazy => Preempt::Lazy,
+            PreemptArg::Rt => Preempt::Rt,
+        },
+        seed: a.seed,
+        slice_ext_nsec: a.slice_ext_nsec,
+        rseq_debug: a.debug,
+        log: a.trace.is_some(),
+        log_user_accesses: a.trace.is_some(),
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(cfg).context("building the simulation")?;
+    let run = SharedWord(0);
+    sim.set_shared_word(run, 1);
+    let main = sim.spawn(
+        TaskSpec::new("slice_test"),
+        Box::new(move |p| match selftest_main(p, &params, run) {
+            Ok(c) => c.counters(),
+            Err(e) => panic!("selftest setup failed: {e}"),
+        }),
+    );
+    let mut noise = TaskSpec::new("noise");
+    noise.affinity = Some(CpuSet::single(1));
+    noise.thread_of = Some(main);
+    sim.spawn(
+        noise,
+        Box::new(move |p| vec![("bursts", selftest_noise(p, &params, run) as i64)]),
+    );
+    // The loop ends after total_ns; give teardown a generous margin.
+    sim.run_until(params.total_ns + 100_000_000);
+
+    println!(
+        "# slice_ext.{} (simulated, revision {}, seed {})",
+        a.variant,
+        sim.config().revision.name(),
+        a.seed
+    );
+    for t in sim.tasks() {
+        if let Some(e) = &t.exit {
+            if *e != rseq_sim::TaskExit::Exited {
+                println!("# task {} ({}): {e}", t.id, t.name);
+            }
+        }
+    }
+    let c = &sim.tasks()[main as usize].counters;
+    if let Some(counters) = selftest_counters(c) {
+        print!("{counters}");
+        if let Err(e) = counters.check_invariants(params.no_yield) {
+            println!("# invariant violated: {e}");
+        }
+    }
+    println!("# rseq/stats:");
+    for line in sim.stats_debugfs().lines() {
+        println!("# {line}");
+    }
+    if let Some(path) = &a.trace {
+        let mut text = String::new();
+        for r in sim.log() {
+            text.push_str(&r.to_string());
+            text.push('\n');
+        }
+        write_whole(path, text.as_bytes())
+            .with_context(|| format!("writing trace {}", path.display()))?;
+        println!("# trace: {} events in {}", sim.log().len(), path.display());
+    }
+    Ok(())
+}
+
+fn selftest_counters(c: &[(&'static str, i64)]) -> Option<SelftestCounters> {
+    let get = |n: &str| c.iter().find(|(k, _)| *k == n).map(|(_, v)| *v as u64);
+    Some(SelftestCounters {
+        total: get("total")?,
+        success: get("success")?,
+        yielded: get("yielded")?,
+        aborted: get("aborted")?,
+        scheduled: get("scheduled")?,
+        raced: get("raced")?,
+    })
+}
+
+/// Write a file whole: a temporary file beside it, then an atomic rename.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().context("trace path has no file name")?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn print_abi() {
+    use rseq_abi::consts::*;
+    use rseq_abi::layout::offset;
+    println!(
+        "struct rseq: size {} align {}",
+        std::mem::size_of::<rseq_abi::layout::Rseq>(),
+        std::mem::align_of::<rseq_abi::layout::Rseq>()
+    );
+    for (n, o) in [
+        ("cpu_id_start", offset::CPU_ID_START),
+        ("cpu_id", offset::CPU_ID),
+        ("rseq_cs", offset::RSEQ_CS),
+        ("flags", offset::FLAGS),
+        ("node_id", offset::NODE_ID),
+        ("mm_cid", offset::MM_CID),
+        ("slice_ctrl.request", offset::REQUEST),
+        ("slice_ctrl.granted", offset::GRANTED),
+        ("slice_ctrl.__reserved", offset::RESERVED),
+    ] {
+        println!("  {o:>2} {n}");
+    }
+    println!("RSEQ_FLAG_SLICE_EXT_DEFAULT_ON = {RSEQ_FLAG_SLICE_EXT_DEFAULT_ON:#x}");
+    println!("RSEQ_CS_FLAG_SLICE_EXT_AVAILABLE = {RSEQ_CS_FLAG_SLICE_EXT_AVAILABLE:#x}, ENABLED = {RSEQ_CS_FLAG_SLICE_EXT_ENABLED:#x}");
+    println!("PR_RSEQ_SLICE_EXTENSION = {PR_RSEQ_SLICE_EXTENSION} (GET {PR_RSEQ_SLICE_EXTENSION_GET}, SET {PR_RSEQ_SLICE_EXTENSION_SET}, ENABLE {PR_RSEQ_SLICE_EXT_ENABLE:#x})");
+    println!(
+        "__NR_rseq_slice_yield = {} (V1: {}, alpha: {})",
+        nr::RSEQ_SLICE_YIELD,
+        nr::V1_RSEQ_SLICE_YIELD,
+        nr::ALPHA_RSEQ_SLICE_YIELD
+    );
+    println!("slice_ext_nsec: default {SLICE_EXT_NSEC_DEFAULT}, range [{SLICE_EXT_NSEC_MIN}, {SLICE_EXT_NSEC_MAX}] (V1 sysctl: {V1_SLICE_EXT_NSEC_DEFAULT}, [{V1_SLICE_EXT_NSEC_MIN}, {V1_SLICE_EXT_NSEC_MAX}])");
+    println!(
+        "ENOTSUPP = {} (not ENOTSUP = {})",
+        errno::ENOTSUPP,
+        errno::ENOTSUP
+    );
+}
