@@ -200,16 +200,15 @@ impl Simulation {
     // ---- prctl (spec §2.4) -----------------------------------------------------------
 
     /// `prctl(PR_RSEQ_SLICE_EXTENSION, arg2, arg3, arg4, arg5)`; other options → EINVAL.
+    /// `args` are `arg2..arg5`.
     pub(crate) fn sys_prctl(
         &mut self,
         cpu: u32,
         tid: u32,
         option: i32,
-        a2: u64,
-        a3: u64,
-        a4: u64,
-        a5: u64,
+        args: [u64; 4],
     ) -> SysResult {
+        let [a2, a3, a4, a5] = args;
         if option != PR_RSEQ_SLICE_EXTENSION {
             return Err(Errno::EINVAL);
         }

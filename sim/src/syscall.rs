@@ -160,7 +160,7 @@ impl Simulation {
                     arg3,
                     arg4,
                     arg5,
-                } => sys_ret(self.sys_prctl(cpu, tid, option, arg2, arg3, arg4, arg5)),
+                } => sys_ret(self.sys_prctl(cpu, tid, option, [arg2, arg3, arg4, arg5])),
                 Syscall::RseqSliceYield => sys_ret(self.sys_rseq_slice_yield(tid)),
                 Syscall::Other { nr } if nr == self.cfg.revision.slice_yield_nr() => {
                     sys_ret(self.sys_rseq_slice_yield(tid))

@@ -387,7 +387,7 @@ fn s4_2_timer_rearmed_on_later_exits_through_the_work_loop() {
 #[test]
 fn s4_4_timer_cancelled_only_at_syscall_entry() {
     let mut sim = Simulation::new(cfg1()).unwrap();
-    sim.spawn(TaskSpec::new("t"), requester(1 * US));
+    sim.spawn(TaskSpec::new("t"), requester(US));
     resched_irq(&mut sim, 2 * US + 500);
     sim.run_until(30 * US);
     assert_eq!(count(&sim, "hrtimer_cancel"), 1);
@@ -434,7 +434,7 @@ fn r3_interrupt_driven_switch_wipes_request_of_task_that_never_enabled() {
         TaskSpec::new("sleeper"),
         prog(|p| {
             let _ = p.syscall(Syscall::Nanosleep { ns: 10 * US });
-            p.burn(1 * US);
+            p.burn(US);
             vec![]
         }),
     );
@@ -467,7 +467,7 @@ fn r3_membarrier_ipi_revokes_grant_without_schedule() {
     sim.spawn(
         TaskSpec::new("other"),
         prog(|p| {
-            p.burn(1 * US);
+            p.burn(US);
             vec![]
         }),
     );
@@ -811,7 +811,7 @@ fn s6_1_yield_hands_the_cpu_to_the_waiting_task_at_entry() {
         TaskSpec::new("waker"),
         prog(|p| {
             let _ = p.syscall(Syscall::Nanosleep { ns: 2 * US });
-            p.burn(1 * US);
+            p.burn(US);
             vec![]
         }),
     );
@@ -1272,7 +1272,7 @@ fn panicking_program_is_reported_and_others_run_on() {
     sim.spawn(
         TaskSpec::new("bad"),
         prog(|p| {
-            p.burn(1 * US);
+            p.burn(US);
             panic!("user bug");
         }),
     );
