@@ -18,6 +18,9 @@ use crate::sim::Simulation;
 use crate::task::*;
 use crate::trace::{FaultCause, LogKind, RevokePath};
 
+/// The IDs registration and unregistration write: CPU ids uninitialized, node and cid 0.
+const UNINIT_IDS: [u32; 4] = [u32::MAX, u32::MAX, 0, 0];
+
 /// x86_64 `TASK_SIZE` (user addresses are below it).
 pub const TASK_SIZE: u64 = 0x0000_7fff_ffff_f000;
 
@@ -130,10 +133,7 @@ impl Simulation {
         let ok = self.write_u32_at(tid, addr, offset::RSEQ_CS, 0)
             && self.write_u32_at(tid, addr, offset::RSEQ_CS + 4, 0)
             && self.write_u32_at(tid, addr, offset::FLAGS, rseqfl)
-            && self.write_u32_at(tid, addr, offset::CPU_ID_START, u32::MAX)
-            && self.write_u32_at(tid, addr, offset::CPU_ID, u32::MAX)
-            && self.write_u32_at(tid, addr, offset::NODE_ID, 0)
-            && self.write_u32_at(tid, addr, offset::MM_CID, 0);
+            && self.write_ids(tid, addr, UNINIT_IDS);
         if !ok {
             return Err(Errno::EFAULT);
         }
@@ -174,10 +174,7 @@ impl Simulation {
         if reg.sig != sig {
             return Err(Errno::EPERM);
         }
-        let ok = self.write_u32_at(tid, addr, offset::CPU_ID_START, u32::MAX)
-            && self.write_u32_at(tid, addr, offset::CPU_ID, u32::MAX)
-            && self.write_u32_at(tid, addr, offset::MM_CID, 0)
-            && self.write_u32_at(tid, addr, offset::NODE_ID, 0);
+        let ok = self.write_ids(tid, addr, UNINIT_IDS);
         let was = self.tasks[tid as usize].rseq.granted;
         let ok = ok
             && (!self.cfg.static_key()
@@ -418,17 +415,7 @@ impl Simulation {
         let cpu_id = self.tasks[tid as usize].cpu;
         let ids = [cpu_id, cpu_id, 0, cpu_id];
         if ids_changed || legacy || self.tasks[tid as usize].rseq.ids_written != Some(ids) {
-            for (f, v) in [
-                offset::CPU_ID_START,
-                offset::CPU_ID,
-                offset::NODE_ID,
-                offset::MM_CID,
-            ]
-            .into_iter()
-            .zip(ids)
-            {
-                self.write_u32_at(tid, reg.addr, f, v);
-            }
+            self.write_ids(tid, reg.addr, ids);
             self.tasks[tid as usize].rseq.ids_written = Some(ids);
             self.emit(cpu, Some(tid), LogKind::IdsUpdate { cpu_id });
         }
@@ -467,6 +454,19 @@ impl Simulation {
         r.ids_changed = false;
         r.user_irq = false;
         true
+    }
+
+    /// Write `cpu_id_start, cpu_id, node_id, mm_cid` of the area at `addr` (`false` = fault).
+    fn write_ids(&mut self, tid: u32, addr: u64, ids: [u32; 4]) -> bool {
+        [
+            offset::CPU_ID_START,
+            offset::CPU_ID,
+            offset::NODE_ID,
+            offset::MM_CID,
+        ]
+        .into_iter()
+        .zip(ids)
+        .all(|(f, v)| self.write_u32_at(tid, addr, f, v))
     }
 
     fn read_ids(&self, tid: u32) -> Option<[u32; 4]> {
