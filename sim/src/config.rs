@@ -127,6 +127,10 @@ pub struct SimConfig {
     /// the seeded generator: the interrupt-latency variation of real hardware. Without it
     /// periodic sleepers phase-lock with busy tasks in ways no machine shows, ns.
     pub timer_jitter_ns: u64,
+    /// Time from syscall entry to the rseq slice work in `syscall_trace_enter()`, ns. With
+    /// a non-zero value the enforcement timer can fire in between, counting both
+    /// `s_expired` and `s_yielded` (spec §13 q5). Default 0: the work runs at entry.
+    pub syscall_work_delay_ns: u64,
     /// Pull a runnable task from the busiest CPU when a CPU goes idle.
     pub load_balance: bool,
 
@@ -169,6 +173,7 @@ impl Default for SimConfig {
             fast_clock_skew_ns: 0,
             timer_slack_ns: 50_000,
             timer_jitter_ns: 5_000,
+            syscall_work_delay_ns: 0,
             load_balance: true,
             max_user_steps: u64::MAX,
             log: true,

@@ -116,6 +116,7 @@ impl Simulation {
             KCont::None => {}
             KCont::ExitToUser { ret } => self.exit_to_user_mode(cpu, tid, ret),
             KCont::SyscallEntryResched { sys } => self.syscall_after_resched_point(cpu, tid, sys),
+            KCont::SyscallWork { sys } => self.syscall_work(cpu, tid, sys),
         }
     }
 

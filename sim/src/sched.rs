@@ -47,6 +47,8 @@ impl Simulation {
     }
 
     pub(crate) fn enqueue(&mut self, cpu: u32, tid: u32) {
+        // A CPU with queued work is no placement target for others, even before it switches.
+        self.idle.remove(cpu as usize);
         let t = &self.tasks[tid as usize];
         let rq = &mut self.cpus[cpu as usize].rq;
         match t.policy {

@@ -97,6 +97,21 @@ impl Simulation {
                 nr,
             },
         );
+        let delay = self.cfg.syscall_work_delay_ns;
+        if delay > 0 && self.tasks[tid as usize].syscall_work_slice {
+            // Entry code before syscall_trace_enter(): interrupts arriving now hit the
+            // kernel with the grant still active (spec §13 q5).
+            self.tasks[tid as usize].kcont = KCont::SyscallWork { sys };
+            let gen = self.cpus[cpu as usize].gen;
+            self.push(self.now + delay, Event::KernelStep { cpu, gen });
+            return;
+        }
+        self.syscall_work(cpu, tid, sys);
+    }
+
+    /// `syscall_trace_enter()`: the rseq slice work (spec §6.1), then the syscall.
+    pub(crate) fn syscall_work(&mut self, cpu: u32, tid: u32, sys: KSys) {
+        let nr = sys.nr(self.cfg.revision);
         if self.tasks[tid as usize].syscall_work_slice && self.rseq_syscall_enter_work(cpu, tid, nr)
         {
             // Steps 5–6: the reschedule point (preempt_enable on FULL/LAZY/RT,

@@ -155,6 +155,8 @@ pub(crate) enum KCont {
     /// Return to user via the exit work loop, then deliver `ret` (or continue the
     /// interrupted user operation when `None`).
     ExitToUser { ret: Ret },
+    /// In the syscall entry code before the rseq slice work runs (`syscall_work_delay_ns`).
+    SyscallWork { sys: crate::syscall::KSys },
     /// Preempted at the reschedule point of the syscall-entry work (spec §6.1 step 5–6):
     /// finish the work (step 7), then run the syscall.
     SyscallEntryResched { sys: crate::syscall::KSys },

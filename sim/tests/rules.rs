@@ -4,79 +4,15 @@
 //! simulator's platform) and injects interrupts at chosen times, then checks the user word
 //! in bytes, the kernel counters and the event log.
 
+mod common;
+
 use rseq_abi::consts::*;
 use rseq_abi::layout::offset;
 use rseq_abi::protocol::{self, read_flags};
 use rseq_abi::{CpuSet, CtrlWord, Errno, Platform, Revision, Syscall};
 use rseq_sim::*;
 
-const US: u64 = 1_000;
-
-/// One CPU, no tick, exact sleeps, log on: every interrupt is one the test injects.
-fn cfg1() -> SimConfig {
-    SimConfig {
-        cpus: 1,
-        hz: 0,
-        load_balance: false,
-        timer_slack_ns: 0,
-        timer_jitter_ns: 0,
-        ..SimConfig::default()
-    }
-}
-
-fn prog(
-    f: impl for<'y> FnOnce(&mut SimPlatform<'y>) -> Vec<(&'static str, i64)> + 'static,
-) -> SimProgram {
-    Box::new(f)
-}
-
-/// Register and enable via prctl; panics (= task fault) if that fails.
-fn enable(p: &mut SimPlatform<'_>) {
-    protocol::register(p, 0).expect("register");
-    protocol::slice_ext_set(p, true).expect("enable");
-}
-
-fn counter(sim: &Simulation, task: u32, name: &str) -> i64 {
-    let t = &sim.tasks()[task as usize];
-    t.counters
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| {
-            panic!(
-                "task {task} has no counter {name}: {:?} exit={:?}",
-                t.counters, t.exit
-            )
-        })
-}
-
-fn kinds(sim: &Simulation) -> Vec<String> {
-    sim.log()
-        .iter()
-        .filter(|r| !matches!(r.kind, LogKind::UserLoad { .. } | LogKind::UserStore { .. }))
-        .map(|r| r.kind.to_string())
-        .collect()
-}
-
-fn has(sim: &Simulation, needle: &str) -> bool {
-    kinds(sim).iter().any(|k| k.contains(needle))
-}
-
-fn count(sim: &Simulation, needle: &str) -> usize {
-    kinds(sim).iter().filter(|k| k.contains(needle)).count()
-}
-
-fn revokes(sim: &Simulation) -> Vec<(RevokePath, bool)> {
-    sim.log()
-        .iter()
-        .filter_map(|r| match r.kind {
-            LogKind::Revoke {
-                path, was_granted, ..
-            } => Some((path, was_granted)),
-            _ => None,
-        })
-        .collect()
-}
+use common::*;
 
 /// Setup finishes at ~1.6 µs; a critical section requesting at 2 µs and burning `burn`.
 fn requester(burn: u64) -> SimProgram {

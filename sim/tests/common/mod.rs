@@ -4,8 +4,9 @@
 use rseq_abi::programs::selftest::{
     selftest_main, selftest_noise, SelftestCounters, SelftestParams,
 };
+use rseq_abi::protocol;
 use rseq_abi::{CpuSet, SharedWord};
-use rseq_sim::{SimConfig, Simulation, TaskSpec};
+use rseq_sim::*;
 
 pub const RUN: SharedWord = SharedWord(0);
 
@@ -48,4 +49,74 @@ pub fn counters_of(sim: &Simulation, task: u32) -> SelftestCounters {
         scheduled: get("scheduled"),
         raced: get("raced"),
     }
+}
+
+// ---- helpers for scripted rule tests ----
+
+pub const US: u64 = 1_000;
+
+/// One CPU, no tick, exact sleeps, log on: every interrupt is one the test injects.
+pub fn cfg1() -> SimConfig {
+    SimConfig {
+        cpus: 1,
+        hz: 0,
+        load_balance: false,
+        timer_slack_ns: 0,
+        timer_jitter_ns: 0,
+        ..SimConfig::default()
+    }
+}
+
+pub fn prog(
+    f: impl for<'y> FnOnce(&mut SimPlatform<'y>) -> Vec<(&'static str, i64)> + 'static,
+) -> SimProgram {
+    Box::new(f)
+}
+
+/// Register and enable via prctl; panics (= task fault) if that fails.
+pub fn enable(p: &mut SimPlatform<'_>) {
+    protocol::register(p, 0).expect("register");
+    protocol::slice_ext_set(p, true).expect("enable");
+}
+
+pub fn counter(sim: &Simulation, task: u32, name: &str) -> i64 {
+    let t = &sim.tasks()[task as usize];
+    t.counters
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| {
+            panic!(
+                "task {task} has no counter {name}: {:?} exit={:?}",
+                t.counters, t.exit
+            )
+        })
+}
+
+pub fn kinds(sim: &Simulation) -> Vec<String> {
+    sim.log()
+        .iter()
+        .filter(|r| !matches!(r.kind, LogKind::UserLoad { .. } | LogKind::UserStore { .. }))
+        .map(|r| r.kind.to_string())
+        .collect()
+}
+
+pub fn has(sim: &Simulation, needle: &str) -> bool {
+    kinds(sim).iter().any(|k| k.contains(needle))
+}
+
+pub fn count(sim: &Simulation, needle: &str) -> usize {
+    kinds(sim).iter().filter(|k| k.contains(needle)).count()
+}
+
+pub fn revokes(sim: &Simulation) -> Vec<(RevokePath, bool)> {
+    sim.log()
+        .iter()
+        .filter_map(|r| match r.kind {
+            LogKind::Revoke {
+                path, was_granted, ..
+            } => Some((path, was_granted)),
+            _ => None,
+        })
+        .collect()
 }

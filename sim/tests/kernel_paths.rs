@@ -1,0 +1,338 @@
+//! Scheduler, syscall and timing paths around the protocol: membarrier, futex, sched_yield,
+//! signals, preemption models, load balancing, and the §13 q5 window.
+
+mod common;
+
+use common::*;
+use rseq_abi::layout::offset;
+use rseq_abi::platform::{
+    MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ,
+};
+use rseq_abi::{CpuSet, Errno, Platform, SharedWord, Syscall};
+use rseq_sim::*;
+
+fn membarrier(p: &mut SimPlatform<'_>, cmd: i32) -> i64 {
+    match p.syscall(Syscall::Membarrier {
+        cmd,
+        flags: 0,
+        cpu_id: 0,
+    }) {
+        Ok(v) => v,
+        Err(e) => -i64::from(e.0),
+    }
+}
+
+#[test]
+fn s13_q5_expiry_between_syscall_entry_and_work_counts_expired_and_yielded() {
+    let cfg = SimConfig {
+        syscall_work_delay_ns: 2_000,
+        ..cfg1()
+    };
+    let mut sim = Simulation::new(cfg).unwrap();
+    sim.spawn(
+        TaskSpec::new("t"),
+        prog(|p| {
+            enable(p);
+            p.store_u8(offset::REQUEST, 1);
+            let now = p.clock_ns();
+            p.burn(6_500 - now); // granted at 2.3 µs, expires at 7.3 µs
+            let gr = p.load_u8(offset::GRANTED);
+            let y = p.syscall(Syscall::RseqSliceYield).unwrap();
+            vec![("gr", gr.into()), ("yield", y)]
+        }),
+    );
+    sim.inject_irq(2 * US, 0, IrqKind::Device(ReschedReq::Full));
+    sim.run_until(50 * US);
+    let s = sim.stats();
+    assert_eq!(
+        (s.granted, s.expired, s.yielded, s.revoked),
+        (1, 1, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!((counter(&sim, 0, "gr"), counter(&sim, 0, "yield")), (1, 1));
+    assert!(has(&sim, "irq_enter slice_timer from=kernel"));
+}
+
+#[test]
+fn membarrier_rseq_syscall_revokes_a_grant_on_another_cpu() {
+    let cfg = SimConfig {
+        cpus: 2,
+        hz: 0,
+        load_balance: false,
+        timer_slack_ns: 0,
+        timer_jitter_ns: 0,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(cfg).unwrap();
+    let mut holder = TaskSpec::new("holder");
+    holder.affinity = Some(CpuSet::single(0));
+    let h = sim.spawn(
+        holder,
+        prog(|p| {
+            enable(p);
+            p.store_u8(offset::REQUEST, 1);
+            p.burn(20 * US);
+            vec![("gr", p.load_u8(offset::GRANTED).into())]
+        }),
+    );
+    let mut caller = TaskSpec::new("caller");
+    caller.affinity = Some(CpuSet::single(1));
+    caller.thread_of = Some(h);
+    sim.spawn(
+        caller,
+        prog(|p| {
+            let unregistered = membarrier(p, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ);
+            let reg = membarrier(p, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ);
+            let now = p.clock_ns();
+            p.burn(8 * US - now);
+            let ipi = membarrier(p, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ);
+            vec![("unregistered", unregistered), ("reg", reg), ("ipi", ipi)]
+        }),
+    );
+    sim.inject_irq(5 * US, 0, IrqKind::Device(ReschedReq::Full));
+    sim.run_until(100 * US);
+    assert_eq!(counter(&sim, 1, "unregistered"), -i64::from(Errno::EPERM.0));
+    assert_eq!((counter(&sim, 1, "reg"), counter(&sim, 1, "ipi")), (0, 0));
+    assert!(has(&sim, "irq_enter membarrier_ipi from=user"));
+    let s = sim.stats();
+    assert_eq!((s.granted, s.revoked, s.expired), (1, 1, 0), "{s:?}");
+    assert_eq!(counter(&sim, h, "gr"), 0);
+}
+
+#[test]
+fn futex_wait_sleeps_until_wake_and_mismatch_is_eagain() {
+    let w = SharedWord(5);
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("waiter"),
+        prog(move |p| {
+            let mismatch = p.syscall(Syscall::FutexWait {
+                word: w,
+                expected: 9,
+            });
+            let t0 = p.clock_ns();
+            let woke = p.syscall(Syscall::FutexWait {
+                word: w,
+                expected: 0,
+            });
+            let slept = p.clock_ns() - t0;
+            vec![
+                ("mismatch", mismatch.err().map_or(0, |e| e.0.into())),
+                ("woke", woke.unwrap_or(-1)),
+                ("slept_ns", slept as i64),
+            ]
+        }),
+    );
+    sim.spawn(
+        TaskSpec::new("waker"),
+        prog(move |p| {
+            p.burn(10 * US);
+            p.shared_store(w, 1);
+            vec![(
+                "woken",
+                p.syscall(Syscall::FutexWake { word: w, count: 1 }).unwrap(),
+            )]
+        }),
+    );
+    sim.run_until(100 * US);
+    assert_eq!(counter(&sim, 0, "mismatch"), 11, "EAGAIN");
+    assert_eq!(
+        (counter(&sim, 0, "woke"), counter(&sim, 1, "woken")),
+        (0, 1)
+    );
+    assert!(counter(&sim, 0, "slept_ns") >= 10_000);
+}
+
+#[test]
+fn sched_yield_lets_the_other_task_run() {
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("yielder"),
+        prog(|p| {
+            p.burn(US);
+            vec![("ret", p.syscall(Syscall::SchedYield).unwrap())]
+        }),
+    );
+    sim.spawn(
+        TaskSpec::new("other"),
+        prog(|p| {
+            p.burn(US);
+            vec![]
+        }),
+    );
+    sim.run_until(100 * US);
+    let k = kinds(&sim);
+    let y = k
+        .iter()
+        .position(|s| s.starts_with("syscall_enter sched_yield"))
+        .unwrap();
+    assert_eq!(k[y + 2], "switch T0 -> T1", "{:?}", &k[y..y + 3]);
+    assert_eq!(counter(&sim, 0, "ret"), 0);
+}
+
+#[test]
+fn signal_interrupts_a_sleep_with_eintr() {
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("sleeper"),
+        prog(|p| {
+            let r = p.syscall(Syscall::Nanosleep { ns: 1_000_000 });
+            vec![
+                ("errno", r.err().map_or(0, |e| e.0.into())),
+                ("at", p.clock_ns() as i64),
+            ]
+        }),
+    );
+    sim.send_signal(10 * US, 0, rseq_abi::consts::signal::SIGUSR1);
+    sim.run_until(2_000_000);
+    assert_eq!(counter(&sim, 0, "errno"), 4, "EINTR");
+    assert!(counter(&sim, 0, "at") < 20_000);
+}
+
+/// A remote wakeup on 2 CPUs: the waker on CPU 1 wakes a sleeper whose CPU 0 runs a busy
+/// task. Returns the time the sleeper was switched in.
+fn remote_wakeup_switch_time(preempt: Preempt) -> u64 {
+    let w = SharedWord(1);
+    let cfg = SimConfig {
+        cpus: 2,
+        preempt,
+        wakeup_gran_ns: 0,
+        load_balance: false,
+        timer_slack_ns: 0,
+        timer_jitter_ns: 0,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(cfg).unwrap();
+    let mut sleeper = TaskSpec::new("sleeper");
+    sleeper.affinity = Some(CpuSet::single(0));
+    sim.spawn(
+        sleeper,
+        prog(move |p| {
+            let _ = p.syscall(Syscall::FutexWait {
+                word: w,
+                expected: 0,
+            });
+            vec![]
+        }),
+    );
+    let mut busy = TaskSpec::new("busy");
+    busy.affinity = Some(CpuSet::single(0));
+    sim.spawn(
+        busy,
+        prog(|p| {
+            p.burn(5_000_000);
+            vec![]
+        }),
+    );
+    let mut waker = TaskSpec::new("waker");
+    waker.affinity = Some(CpuSet::single(1));
+    sim.spawn(
+        waker,
+        prog(move |p| {
+            p.burn(100 * US);
+            p.shared_store(w, 1);
+            let _ = p.syscall(Syscall::FutexWake { word: w, count: 1 });
+            vec![]
+        }),
+    );
+    sim.run_until(10_000_000);
+    sim.log()
+        .iter()
+        .find(|r| {
+            matches!(
+                r.kind,
+                LogKind::Switch {
+                    prev: Some(1),
+                    next: Some(0)
+                }
+            )
+        })
+        .map(|r| r.time)
+        .expect("the sleeper ran")
+}
+
+#[test]
+fn lazy_reschedule_sends_no_ipi_and_waits_for_the_tick_full_preempts_at_once() {
+    let full = remote_wakeup_switch_time(Preempt::Full);
+    let lazy = remote_wakeup_switch_time(Preempt::Lazy);
+    assert!(
+        full < 110 * US,
+        "FULL: the reschedule IPI preempts within microseconds: {full}"
+    );
+    assert_eq!(
+        lazy % 1_000_000,
+        300,
+        "LAZY: the next tick (a 1 ms multiple) enters from user; its exit work one \
+         interrupt latency later schedules: {lazy}"
+    );
+    assert!(lazy > full);
+}
+
+#[test]
+fn grant_and_yield_work_under_none_and_voluntary() {
+    for m in [Preempt::None, Preempt::Voluntary] {
+        let mut sim = Simulation::new(SimConfig {
+            preempt: m,
+            ..cfg1()
+        })
+        .unwrap();
+        sim.spawn(
+            TaskSpec::new("t"),
+            prog(|p| {
+                enable(p);
+                p.store_u8(offset::REQUEST, 1);
+                p.burn(3 * US);
+                let gr = p.load_u8(offset::GRANTED);
+                vec![
+                    ("gr", gr.into()),
+                    ("yield", p.syscall(Syscall::RseqSliceYield).unwrap()),
+                ]
+            }),
+        );
+        sim.inject_irq(2 * US, 0, IrqKind::Device(ReschedReq::Full));
+        sim.run_until(50 * US);
+        assert_eq!(
+            (counter(&sim, 0, "gr"), counter(&sim, 0, "yield")),
+            (1, 1),
+            "{m:?}"
+        );
+    }
+}
+
+#[test]
+fn idle_cpu_pulls_a_waiting_task() {
+    let cfg = SimConfig {
+        cpus: 2,
+        hz: 1000,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(cfg).unwrap();
+    // Three busy tasks on two CPUs: long-a and short get a CPU each, long-b queues behind
+    // long-a; when short exits, its idle CPU pulls long-b.
+    let long = || {
+        prog(|p| {
+            p.burn(2_000_000);
+            vec![]
+        })
+    };
+    sim.spawn(TaskSpec::new("long-a"), long());
+    sim.spawn(
+        TaskSpec::new("short"),
+        prog(|p| {
+            p.burn(100 * US);
+            vec![]
+        }),
+    );
+    sim.spawn(TaskSpec::new("long-b"), long());
+    sim.run_until(10_000_000);
+    assert!(sim.all_exited());
+    assert!(
+        has(&sim, "migrate T2 0 -> 1"),
+        "long-b moved to the idle CPU: {:?}",
+        kinds(&sim)
+    );
+    assert!(
+        sim.cpus().iter().all(|c| c.busy_ns > 1_000_000),
+        "both CPUs did real work"
+    );
+}
