@@ -35,8 +35,9 @@ pub(crate) enum Op {
     Store { off: u8, size: u8, val: u64 },
     /// CPU-local atomic test-and-clear of a bit in the u32 at `off`.
     TestAndClearBit { off: u8, bit: u8 },
-    /// A syscall.
-    Syscall(Syscall),
+    /// A syscall (boxed: `Syscall` carries a 128-byte `CpuSet`, and every request is
+    /// moved through the coroutine switch).
+    Syscall(Box<Syscall>),
     /// `sched_getaffinity`.
     GetAffinity,
     /// A shared-word access.
@@ -65,12 +66,13 @@ pub(crate) struct Request {
 }
 
 /// The result the engine hands back.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Value {
     None,
     U64(u64),
     Sys(SysResult),
-    Affinity(Result<CpuSet, Errno>),
+    /// Boxed for the same reason as [`Op::Syscall`].
+    Affinity(Box<Result<CpuSet, Errno>>),
     Cas(Result<u32, u32>),
 }
 
@@ -246,7 +248,7 @@ impl Platform for SimPlatform<'_> {
     }
 
     fn syscall(&mut self, call: Syscall) -> SysResult {
-        match self.call(Op::Syscall(call)) {
+        match self.call(Op::Syscall(Box::new(call))) {
             Value::Sys(r) => r,
             v => unreachable!("syscall answered {v:?}"),
         }
@@ -254,7 +256,7 @@ impl Platform for SimPlatform<'_> {
 
     fn sched_getaffinity(&mut self) -> Result<CpuSet, Errno> {
         match self.call(Op::GetAffinity) {
-            Value::Affinity(r) => r,
+            Value::Affinity(r) => *r,
             v => unreachable!("getaffinity answered {v:?}"),
         }
     }

@@ -560,7 +560,7 @@ impl Simulation {
             }
             Op::Shared(s) => Some(self.shared_op(s)),
             Op::Syscall(call) => {
-                self.syscall_enter(cpu, tid, crate::syscall::KSys::Std(call));
+                self.syscall_enter(cpu, tid, crate::syscall::KSys::Std(*call));
                 None
             }
             Op::GetAffinity => {

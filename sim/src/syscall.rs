@@ -143,7 +143,8 @@ impl Simulation {
         let name = sys.name();
         match self.run_body(cpu, tid, sys) {
             Body::Return(v) => {
-                if let Value::Sys(ret) = v {
+                if let Value::Sys(ret) = &v {
+                    let ret = *ret;
                     self.emit(cpu, Some(tid), LogKind::SyscallExit { name, ret });
                 }
                 if self.cpus[cpu as usize].curr == Some(tid) && self.tasks[tid as usize].alive() {
@@ -278,9 +279,9 @@ impl Simulation {
                 }
                 Syscall::Membarrier { cmd, .. } => sys_ret(self.sys_membarrier(cpu, tid, cmd)),
             },
-            KSys::GetAffinity => {
-                Body::Return(Value::Affinity(Ok(self.tasks[tid as usize].affinity)))
-            }
+            KSys::GetAffinity => Body::Return(Value::Affinity(Box::new(Ok(self.tasks
+                [tid as usize]
+                .affinity)))),
             KSys::Spawn { clone_vm, program } => sys_ret(Ok(i64::from(
                 self.copy_process(cpu, tid, clone_vm, program),
             ))),
