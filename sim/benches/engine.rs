@@ -168,6 +168,7 @@ fn bench_scale(n: u64) -> bool {
     let rss0 = proc_status_bytes("VmRSS").unwrap_or(0);
     let cfg = SimConfig {
         stack_size: 16 * 1024,
+        max_threads: n as usize,
         ..quiet(1024)
     };
     let mut sim = Simulation::new(cfg).expect("valid config");
@@ -236,6 +237,28 @@ fn scale_in_child(n: u64) -> bool {
     false
 }
 
+/// Each coroutine stack takes two memory mappings (stack + guard page); Linux allows 65 530
+/// per process by default. Raise `vm.max_map_count` for `tasks` stacks if we may (root),
+/// else say how: the bench then scales down.
+fn ensure_map_count(tasks: u64) {
+    let path = "/proc/sys/vm/max_map_count";
+    let current: u64 = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let needed = 2 * tasks + 16_384;
+    if current >= needed {
+        return;
+    }
+    if std::fs::write(path, needed.to_string()).is_ok() {
+        println!(
+            "note: raised vm.max_map_count from {current} to {needed} for {tasks} coroutine stacks"
+        );
+    } else {
+        println!("note: {tasks} tasks need vm.max_map_count >= {needed} (now {current}): sysctl -w vm.max_map_count={needed}");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("__scale") {
@@ -252,6 +275,7 @@ fn main() {
         bench_mixed();
     }
     if want("scale-1024x100k") {
+        ensure_map_count(100_000);
         for n in [100_000, 30_000, 10_000] {
             if scale_in_child(n) {
                 break;

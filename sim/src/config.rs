@@ -141,6 +141,10 @@ pub struct SimConfig {
     pub log: bool,
     /// Also record every user access to the control word in the log.
     pub log_user_accesses: bool,
+    /// Most coroutine stacks alive at once; a task started beyond it fails with
+    /// `TaskExit::SpawnFailed`. Each stack takes two memory mappings, so above ~30 000 the
+    /// host's `vm.max_map_count` (65 530 by default) must be raised too.
+    pub max_threads: usize,
     /// Coroutine stack size per task, bytes.
     pub stack_size: usize,
 }
@@ -178,6 +182,7 @@ impl Default for SimConfig {
             max_user_steps: u64::MAX,
             log: true,
             log_user_accesses: true,
+            max_threads: 30_000,
             stack_size: 64 * 1024,
         }
     }

@@ -403,13 +403,7 @@ impl Simulation {
         if let Some(ids) = t.rseq.ids_written {
             let check = (self.rev() == Revision::PostMerge && reg.v2) || self.cfg.rseq_debug;
             if check && self.read_ids(tid) != Some(ids) {
-                self.force_sig(
-                    cpu,
-                    tid,
-                    rseq_abi::consts::signal::SIGSEGV,
-                    Some(FaultCause::IdFieldTampered),
-                );
-                return true;
+                return self.rseq_fatal(cpu, tid, slow, FaultCause::IdFieldTampered);
             }
         }
         let cpu_id = self.tasks[tid as usize].cpu;
@@ -429,12 +423,7 @@ impl Simulation {
         };
         if cs != 0 {
             if cs >= TASK_SIZE {
-                self.force_sig(
-                    cpu,
-                    tid,
-                    rseq_abi::consts::signal::SIGSEGV,
-                    Some(FaultCause::RseqCsInvalid),
-                );
+                return self.rseq_fatal(cpu, tid, slow, FaultCause::RseqCsInvalid);
             }
             self.write_u32_at(tid, reg.addr, offset::RSEQ_CS, 0);
             self.write_u32_at(tid, reg.addr, offset::RSEQ_CS + 4, 0);
@@ -467,6 +456,17 @@ impl Simulation {
         .into_iter()
         .zip(ids)
         .all(|(f, v)| self.write_u32_at(tid, addr, f, v))
+    }
+
+    /// A fatal condition found by the rseq update: the fast path (page faults disabled)
+    /// only fails, deferring to the slow path through `TIF_NOTIFY_RESUME`; the slow path
+    /// raises SIGSEGV inside the exit work loop, so it is delivered on this same exit.
+    fn rseq_fatal(&mut self, cpu: u32, tid: u32, slow: bool, cause: FaultCause) -> bool {
+        if !slow {
+            return false;
+        }
+        self.force_sig(cpu, tid, rseq_abi::consts::signal::SIGSEGV, Some(cause));
+        true
     }
 
     fn read_ids(&self, tid: u32) -> Option<[u32; 4]> {

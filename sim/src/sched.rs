@@ -329,6 +329,12 @@ impl Simulation {
         if t.state != TaskState::New {
             return;
         }
+        if t.affinity.is_empty() {
+            let why = "affinity names no CPU of this machine".to_string();
+            self.do_exit(tid, TaskExit::SpawnFailed(why));
+            return;
+        }
+        let t = &mut self.tasks[tid as usize];
         t.kcont = KCont::ExitToUser { ret: Ret::Start };
         let first = first_cpu(&t.affinity);
         t.cpu = first;

@@ -86,6 +86,7 @@ pub struct Simulation {
     pub(crate) slice_ext_nsec: u32,
     pub(crate) idle: CpuSet,
     pub(crate) events: u64,
+    pub(crate) live_threads: usize,
     pub(crate) next_mm: u32,
     /// The CPU whose context the engine is executing (for "is this IPI remote?").
     pub(crate) ctx_cpu: u32,
@@ -117,6 +118,7 @@ impl Simulation {
             slice_ext_nsec,
             idle,
             events: 0,
+            live_threads: 0,
             next_mm: 0,
             ctx_cpu: u32::MAX,
             limit: 0,
@@ -201,8 +203,14 @@ impl Simulation {
             None => self.new_mm(),
         };
         let id = self.new_task(spec.name, mm, program);
+        let ncpus = self.cfg.cpus;
         let t = &mut self.tasks[id as usize];
-        if let Some(a) = spec.affinity {
+        if let Some(mut a) = spec.affinity {
+            // CPUs the machine does not have are dropped; an empty mask fails the task at
+            // its start (never the engine).
+            for c in ncpus..CpuSet::CAPACITY {
+                a.remove(c);
+            }
             t.affinity = a;
         }
         t.policy = spec.policy;
@@ -484,9 +492,21 @@ impl Simulation {
             },
         };
         let program = t.program.take().expect("thread already created");
+        if self.live_threads >= self.cfg.max_threads {
+            // Each stack costs two memory mappings; running out of them would abort the
+            // whole process inside the allocator, so the limit is a deterministic knob.
+            let cpu = self.tasks[tid as usize].cpu;
+            let why = format!(
+                "max_threads = {} live coroutine stacks reached",
+                self.cfg.max_threads
+            );
+            self.kill_now(cpu, tid, TaskExit::SpawnFailed(why));
+            return false;
+        }
         match UserThread::new(info, program, &mut self.stack_pool, self.cfg.stack_size) {
             Ok(th) => {
                 self.threads[tid as usize] = Some(th);
+                self.live_threads += 1;
                 true
             }
             Err(e) => {
@@ -654,13 +674,19 @@ impl Simulation {
         if was_queued {
             self.dequeue(cpu, tid);
         }
-        if let Some(th) = self.threads[tid as usize].take() {
-            self.stack_pool.push(th.into_stack());
-        }
+        self.release_thread(tid);
         for q in self.futex.values_mut() {
             q.retain(|&w| w != tid);
         }
         self.emit(cpu, Some(tid), LogKind::TaskExit { status });
+    }
+
+    /// Tear down `tid`'s coroutine (if any) and keep its stack for reuse.
+    pub(crate) fn release_thread(&mut self, tid: u32) {
+        if let Some(th) = self.threads[tid as usize].take() {
+            self.stack_pool.push(th.into_stack());
+            self.live_threads -= 1;
+        }
     }
 
     /// Kernel read of the task's control word at its registered address (`None` = fault).

@@ -414,9 +414,7 @@ impl Simulation {
                 was_granted: was,
             },
         );
-        if let Some(th) = self.threads[tid as usize].take() {
-            self.stack_pool.push(th.into_stack());
-        }
+        self.release_thread(tid);
         self.emit(
             cpu,
             Some(tid),

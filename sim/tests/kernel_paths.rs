@@ -336,3 +336,38 @@ fn idle_cpu_pulls_a_waiting_task() {
         "both CPUs did real work"
     );
 }
+
+#[test]
+fn affinity_without_an_online_cpu_fails_that_task_not_the_engine() {
+    let mut sim = Simulation::new(SimConfig { cpus: 2, ..cfg1() }).unwrap();
+    let mut bad = TaskSpec::new("bad");
+    bad.affinity = Some(CpuSet::single(126));
+    sim.spawn(bad, prog(|_| vec![]));
+    sim.spawn(TaskSpec::new("good"), prog(|_| vec![("ok", 1)]));
+    sim.run_until(100 * US);
+    assert!(matches!(&sim.tasks()[0].exit, Some(TaskExit::SpawnFailed(m)) if m.contains("no CPU")));
+    assert_eq!(counter(&sim, 1, "ok"), 1);
+}
+
+#[test]
+fn max_threads_is_a_deterministic_limit() {
+    let mut sim = Simulation::new(SimConfig {
+        max_threads: 2,
+        ..cfg1()
+    })
+    .unwrap();
+    for i in 0..3 {
+        sim.spawn(
+            TaskSpec::new(format!("t{i}")),
+            prog(|p| {
+                let _ = p.syscall(Syscall::Nanosleep { ns: 10 * US });
+                vec![("ok", 1)]
+            }),
+        );
+    }
+    sim.run_until(100 * US);
+    assert_eq!((counter(&sim, 0, "ok"), counter(&sim, 1, "ok")), (1, 1));
+    assert!(
+        matches!(&sim.tasks()[2].exit, Some(TaskExit::SpawnFailed(m)) if m.contains("max_threads = 2"))
+    );
+}

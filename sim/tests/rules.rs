@@ -1244,3 +1244,119 @@ fn step_budget_stops_a_runaway_program() {
     sim.run_until(1_000_000);
     assert_eq!(sim.tasks()[0].exit, Some(TaskExit::StepBudget(1000)));
 }
+
+#[test]
+fn r1_registration_clears_a_dirty_word_and_writes_sentinel_ids() {
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("t"),
+        prog(|p| {
+            p.store_u32(offset::SLICE_CTRL, 0x0101_0101);
+            protocol::register(p, 0).unwrap();
+            // Read before the exit-to-user update: still inside the registration's return.
+            vec![("word", p.load_u32(offset::SLICE_CTRL).into())]
+        }),
+    );
+    sim.run_until(100 * US);
+    assert_eq!(counter(&sim, 0, "word"), 0);
+    let r1 = sim
+        .log()
+        .iter()
+        .find_map(|r| match r.kind {
+            LogKind::Revoke {
+                path: RevokePath::R1Register,
+                before,
+                after,
+                ..
+            } => Some((before, after)),
+            _ => None,
+        })
+        .expect("R1 logged");
+    assert_eq!(r1, (CtrlWord::from_bytes([1, 1, 1, 1]), CtrlWord::ZERO));
+}
+
+#[test]
+fn s7_6_unregister_fault_is_sigsegv_and_efault() {
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("t"),
+        prog(|p| {
+            enable(p);
+            p.set_rseq_mapped(false);
+            let r = protocol::unregister(p);
+            vec![("errno", r.err().map_or(0, |e| e.0.into()))]
+        }),
+    );
+    sim.run_until(100 * US);
+    assert!(matches!(
+        sim.tasks()[0].exit,
+        Some(TaskExit::Signaled {
+            signo: 11,
+            cause: Some(FaultCause::UnregisterFault)
+        })
+    ));
+    assert!(has(&sim, "syscall_exit rseq = -EFAULT"));
+}
+
+#[test]
+fn s7_7_rseq_cs_beyond_task_size_is_fatal_at_the_next_update() {
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("t"),
+        prog(|p| {
+            protocol::register(p, 0).unwrap();
+            p.store_u64(offset::RSEQ_CS, TASK_SIZE + 0x1000);
+            p.burn(20 * US);
+            vec![]
+        }),
+    );
+    sim.inject_irq(10 * US, 0, IrqKind::MembarrierIpi);
+    sim.run_until(100 * US);
+    assert!(matches!(
+        sim.tasks()[0].exit,
+        Some(TaskExit::Signaled {
+            signo: 11,
+            cause: Some(FaultCause::RseqCsInvalid)
+        })
+    ));
+}
+
+#[test]
+fn s12_post_merge_v2_enforces_read_only_id_fields() {
+    for (revision, fatal) in [(Revision::PostMerge, true), (Revision::Merged, false)] {
+        let mut sim = Simulation::new(SimConfig { revision, ..cfg1() }).unwrap();
+        let mut spec = TaskSpec::new("t");
+        spec.rseq_len = Some(64);
+        sim.spawn(
+            spec,
+            prog(|p| {
+                protocol::register(p, 0).unwrap();
+                p.burn(2 * US);
+                p.store_u32(offset::CPU_ID, 7); // user space scribbles on a kernel field
+                p.burn(20 * US);
+                vec![]
+            }),
+        );
+        sim.inject_irq(10 * US, 0, IrqKind::MembarrierIpi);
+        sim.run_until(100 * US);
+        let exit = sim.tasks()[0].exit.clone();
+        if fatal {
+            assert!(
+                matches!(
+                    exit,
+                    Some(TaskExit::Signaled {
+                        signo: 11,
+                        cause: Some(FaultCause::IdFieldTampered)
+                    })
+                ),
+                "{exit:?}"
+            );
+        } else {
+            assert_eq!(
+                exit,
+                Some(TaskExit::Exited),
+                "7.0 does not check the ID fields"
+            );
+        }
+    }
+}
