@@ -8,12 +8,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 use rseq_abi::programs::selftest::{
     selftest_main, selftest_noise, SelftestCounters, SelftestParams,
 };
 use rseq_abi::{CpuSet, Revision, SharedWord};
 use rseq_sim::{Preempt, SimConfig, Simulation, TaskSpec};
+use slicesim::export::{self, Format, TraceInput};
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +32,7 @@ struct Cli {
 enum Command {
     /// Run the kernel selftest workload (main thread + noise thread on one CPU).
     #[command(
-        after_help = "Examples:\n  slicesim selftest\n  slicesim selftest --variant n50_2_50 --seconds 1\n  slicesim selftest --revision v1 --preempt lazy --trace run.log"
+        after_help = "Examples:\n  slicesim selftest\n  slicesim selftest --variant n50_2_50 --seconds 1\n  slicesim selftest --revision v1 --preempt lazy --trace run.log\n  slicesim selftest --seconds 0.01 --trace run.pftrace --format perfetto"
     )]
     Selftest(SelftestArgs),
     /// Print the ABI mirrored by this build: layout, constants, syscall numbers.
@@ -63,6 +65,17 @@ struct SelftestArgs {
     /// Write the event log (one line per kernel decision) to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Format of the --trace file: text (a timeline with a lane per CPU), jsonl (one JSON
+    /// object per event), chrome (chrome://tracing JSON), perfetto (protobuf for the
+    /// Perfetto UI), ftrace (trace-cmd report text). See docs/trace-formats.md.
+    #[arg(
+        long,
+        default_value = "text",
+        requires = "trace",
+        value_parser = PossibleValuesParser::new(Format::ALL.map(Format::name))
+            .map(|s| s.parse::<Format>().expect("a listed format")),
+    )]
+    format: Format,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -162,14 +175,17 @@ fn selftest(a: SelftestArgs) -> Result<()> {
         println!("# {line}");
     }
     if let Some(path) = &a.trace {
-        let mut text = String::new();
-        for r in sim.log() {
-            text.push_str(&r.to_string());
-            text.push('\n');
-        }
-        write_whole(path, text.as_bytes())
-            .with_context(|| format!("writing trace {}", path.display()))?;
-        println!("# trace: {} events in {}", sim.log().len(), path.display());
+        let input =
+            TraceInput::from_simulation(&sim).with_workload(format!("selftest {}", a.variant));
+        let bytes = export::render(a.format, &input)
+            .with_context(|| format!("rendering the {} trace", a.format))?;
+        write_whole(path, &bytes).with_context(|| format!("writing trace {}", path.display()))?;
+        println!(
+            "# trace: {} events in {} ({})",
+            sim.log().len(),
+            path.display(),
+            a.format
+        );
     }
     Ok(())
 }

@@ -84,3 +84,125 @@ fn abi_summary_names_the_syscall() {
         .unwrap()
         .contains("__NR_rseq_slice_yield = 471 (V1: 470"));
 }
+
+/// Run the selftest for 10 ms with `--trace FILE --format format`; the file's bytes.
+fn selftest_trace(format: Option<&str>) -> Vec<u8> {
+    let name = format.unwrap_or("default");
+    let dir = std::env::temp_dir().join(format!("slicesim-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("trace.{name}"));
+    let mut args = vec![
+        "selftest",
+        "--seconds",
+        "0.01",
+        "--trace",
+        path.to_str().unwrap(),
+    ];
+    if let Some(f) = format {
+        args.extend(["--format", f]);
+    }
+    let out = slicesim(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!("({})", format.unwrap_or("text"))),
+        "{stdout}"
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [format!("trace.{name}")],
+        "written whole, no temporary left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    bytes
+}
+
+#[test]
+fn trace_format_text_is_the_default() {
+    let text = String::from_utf8(selftest_trace(Some("text"))).unwrap();
+    assert!(
+        text.starts_with("# slicesim trace, text timeline\n"),
+        "{}",
+        &text[..200]
+    );
+    assert!(text.contains("# workload: selftest n2_2_50\n"));
+    assert!(text.contains(" grant [req=1 gr=0 rsv=0000] -> [req=0 gr=1 rsv=0000]"));
+    assert_eq!(selftest_trace(None), text.into_bytes());
+}
+
+#[test]
+fn trace_format_jsonl() {
+    let text = String::from_utf8(selftest_trace(Some("jsonl"))).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["format"], "slicesim-jsonl");
+    assert_eq!(lines[0]["version"], 1);
+    assert_eq!(lines[0]["workload"], "selftest n2_2_50");
+    assert_eq!(lines[0]["events"], lines.len() - 1);
+    assert!(lines[1..].iter().any(|e| e["kind"] == "grant"));
+}
+
+#[test]
+fn trace_format_chrome() {
+    let doc: serde_json::Value = serde_json::from_slice(&selftest_trace(Some("chrome"))).unwrap();
+    assert_eq!(doc["displayTimeUnit"], "ns");
+    let ev = doc["traceEvents"].as_array().unwrap();
+    assert!(ev.iter().any(|e| e["ph"] == "X" && e["name"] == "grant"));
+    assert!(ev.iter().any(|e| e["ph"] == "C" && e["name"] == "sgrant"));
+}
+
+#[test]
+fn trace_format_perfetto() {
+    use prost::Message;
+    use slicesim::export::perfetto::proto;
+    let trace = proto::Trace::decode(&selftest_trace(Some("perfetto"))[..]).unwrap();
+    let (mut threads, mut switches) = (Vec::new(), 0);
+    for p in trace.packet {
+        match p.data {
+            Some(proto::Data::TrackDescriptor(d)) => {
+                threads.extend(d.thread.and_then(|t| t.thread_name));
+            }
+            Some(proto::Data::FtraceEvents(b)) => {
+                switches += b
+                    .event
+                    .iter()
+                    .filter(|e| matches!(e.event, Some(proto::Event::SchedSwitch(_))))
+                    .count();
+            }
+            None => {}
+        }
+    }
+    assert_eq!(threads, ["slice_test", "noise"]);
+    assert!(switches > 10, "{switches}");
+}
+
+#[test]
+fn trace_format_ftrace() {
+    let text = String::from_utf8(selftest_trace(Some("ftrace"))).unwrap();
+    assert!(text.contains("\ncpus=2\n"));
+    assert!(text.contains(": hrtimer_start: hrtimer=0x"));
+    assert!(text.contains(" function=rseq_slice_expired "));
+    assert!(text.contains(": hrtimer_cancel: hrtimer=0x"));
+    assert!(text.contains(": sched_switch: prev_comm="));
+}
+
+#[test]
+fn trace_format_needs_a_trace_file() {
+    let out = slicesim(&["selftest", "--format", "jsonl"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--trace"));
+    let out = slicesim(&["selftest", "--trace", "x", "--format", "svg"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("perfetto"));
+}
