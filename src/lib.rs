@@ -1,8 +1,12 @@
-//! `slicesim` as a library: what the command line does with a finished simulation.
+//! `slicesim` as a library: the scenario format and what the command line does with a
+//! finished simulation.
 //!
-//! [`export`] turns a simulation's event log into traces that existing tools read.
+//! * [`scenario`]: scenario files (TOML), their validation, building and running them,
+//!   and their expectations.
+//! * [`export`]: turns a simulation's event log into traces that existing tools read.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod export;
+pub mod scenario;

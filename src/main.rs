@@ -7,6 +7,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+mod commands;
+
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -37,6 +39,16 @@ enum Command {
     Selftest(SelftestArgs),
     /// Print the ABI mirrored by this build: layout, constants, syscall numbers.
     Abi,
+    /// Run one scenario file and print its statistics, task outcomes and expectations.
+    Run(commands::RunArgs),
+    /// Run every scenario under the given paths against its expectations, in parallel.
+    Check(commands::CheckArgs),
+    /// List the built-in programs and the bundled scenarios.
+    List,
+    /// Run a scenario and print only the kernel's debugfs `rseq/stats`.
+    Stats(commands::RunArgs),
+    /// Print the JSON schema of the scenario format.
+    Schema,
 }
 
 #[derive(clap::Args)]
@@ -94,12 +106,36 @@ enum PreemptArg {
     Rt,
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Selftest(a) => selftest(a),
+fn main() {
+    // Engine debugging through `tracing`, off unless RUST_LOG asks (e.g. RUST_LOG=rseq_sim=trace).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match dispatch(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            commands::io_error_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(c: Command) -> Result<i32> {
+    match c {
+        Command::Selftest(a) => selftest(a).map(|_| 0),
         Command::Abi => {
             print_abi();
-            Ok(())
+            Ok(0)
+        }
+        Command::Run(a) => commands::run(a),
+        Command::Check(a) => commands::check(a),
+        Command::Stats(a) => commands::stats(a),
+        Command::List => commands::list(std::path::Path::new("scenarios")).map(|_| 0),
+        Command::Schema => {
+            println!("{}", slicesim::scenario::json_schema());
+            Ok(0)
         }
     }
 }

@@ -111,6 +111,8 @@ pub(crate) struct ThreadInfo {
 pub struct SimPlatform<'y> {
     yielder: &'y Yielder<Resume, Request>,
     now: u64,
+    /// Engine time of the last round trip; local time beyond it is burn not yet charged.
+    synced: u64,
     horizon: u64,
     info: ThreadInfo,
 }
@@ -119,6 +121,7 @@ impl<'y> SimPlatform<'y> {
     fn call(&mut self, op: Op) -> Value {
         let r = self.yielder.suspend(Request { at: self.now, op });
         self.now = r.now;
+        self.synced = r.now;
         self.horizon = r.horizon;
         r.val
     }
@@ -340,11 +343,19 @@ impl UserThread {
                 let mut p = SimPlatform {
                     yielder,
                     now: first.now,
+                    synced: first.now,
                     horizon: first.horizon,
                     info,
                 };
                 match catch_unwind(AssertUnwindSafe(|| program(&mut p))) {
-                    Ok(counters) => Finished::Returned(counters),
+                    Ok(counters) => {
+                        // Time burnt locally after the last round trip is real CPU time:
+                        // the exit happens when it ends, and an interrupt may still cut it.
+                        if p.now > p.synced {
+                            p.call(Op::Wait);
+                        }
+                        Finished::Returned(counters)
+                    }
                     Err(payload) => Finished::Panicked(panic_message(payload.as_ref())),
                 }
             },

@@ -371,3 +371,28 @@ fn max_threads_is_a_deterministic_limit() {
         matches!(&sim.tasks()[2].exit, Some(TaskExit::SpawnFailed(m)) if m.contains("max_threads = 2"))
     );
 }
+
+#[test]
+fn a_final_burn_is_charged_and_interruptible_before_the_exit() {
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("t"),
+        prog(|p| {
+            p.burn(10 * US);
+            vec![]
+        }),
+    );
+    sim.inject_irq(5 * US, 0, IrqKind::Device(ReschedReq::None));
+    sim.run_until(100 * US);
+    let exit = sim
+        .log()
+        .iter()
+        .find(|r| matches!(r.kind, LogKind::TaskExit { .. }))
+        .unwrap();
+    // Starts at 1.3 us (first return to user), burns 10 us, plus one 300 ns interrupt.
+    assert_eq!(exit.time, 1_300 + 10_000 + 300);
+    assert!(
+        has(&sim, "irq_enter device from=user"),
+        "the burn was user time"
+    );
+}

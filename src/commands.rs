@@ -1,0 +1,407 @@
+//! `slicesim run`, `check`, `list` and `schema`: scenario files on the command line.
+//!
+//! Exit codes (stable, for CI): 0 everything held; 1 an expectation failed; 2 bad command
+//! line (clap); 3 a scenario file is invalid; 4 an I/O or engine error.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result};
+use slicesim::scenario::{self, CheckOutcome, Loaded, Nanos, ScenarioError};
+
+/// Exit code: an expectation failed.
+pub const EXIT_EXPECTATION: i32 = 1;
+/// Exit code: a scenario file is invalid.
+pub const EXIT_INVALID: i32 = 3;
+/// Exit code: an I/O or engine error.
+pub const EXIT_ERROR: i32 = 4;
+
+/// `slicesim run`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  slicesim run scenarios/grant-then-yield.toml\n  slicesim run scenarios/selftest-n2_2_50.toml --set machine.preempt=lazy --seed 3\n  slicesim run my.toml --until 50us --trace run.log\n\nExit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error."
+)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop at this simulated time instead of the scenario's duration (e.g. `50us`).
+    #[arg(long, value_parser = parse_nanos)]
+    pub until: Option<Nanos>,
+    /// Override any scenario key, e.g. `machine.cpus=4`, `task.0.count=3` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Write the event log to this file (one line per kernel decision).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+}
+
+/// `slicesim check`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  slicesim check scenarios/\n  slicesim check scenarios/ --jobs 1 --junit results.xml\n\nResults and their order do not depend on --jobs.\nExit codes: 0 all held, 1 an expectation failed, 3 a scenario is invalid, 4 I/O error."
+)]
+pub struct CheckArgs {
+    /// Scenario files or folders (searched recursively for *.toml).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Worker threads [number of CPUs].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Also write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+fn parse_nanos(s: &str) -> Result<Nanos, String> {
+    Nanos::parse(s)
+}
+
+/// Run one scenario and print its summary; returns the exit code.
+pub fn run(a: RunArgs) -> Result<i32> {
+    let loaded = match scenario::load(&a.scenario, &a.sets) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
+    let s = &loaded.scenario.scenario;
+    println!("scenario {} ({})", s.name, a.scenario.display());
+    if !s.description.is_empty() {
+        println!("  {}", s.description.trim());
+    }
+    let cfg = r.sim.config();
+    println!(
+        "  {} CPUs, revision {}, preempt {}, seed {}, {} events until {} ns",
+        cfg.cpus,
+        cfg.revision.name(),
+        cfg.preempt.name(),
+        cfg.seed,
+        r.sim.log().len(),
+        r.sim.now()
+    );
+    println!("rseq/stats:");
+    for line in r.sim.stats_debugfs().lines() {
+        println!("  {line}");
+    }
+    println!("tasks:");
+    for t in r.sim.tasks() {
+        let exit = t
+            .exit
+            .as_ref()
+            .map_or("running".to_string(), |e| e.to_string());
+        let counters: Vec<String> = t.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "  T{:<4} {:<20} {:<30} {}",
+            t.id,
+            t.name,
+            exit,
+            counters.join(" ")
+        );
+    }
+    let failed = print_checks(&r.checks);
+    if let Some(path) = &a.trace {
+        let mut text = String::new();
+        for rec in r.sim.log() {
+            text.push_str(&rec.to_string());
+            text.push('\n');
+        }
+        crate::write_whole(path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("trace: {} events in {}", r.sim.log().len(), path.display());
+    }
+    Ok(if failed > 0 { EXIT_EXPECTATION } else { 0 })
+}
+
+/// Run with a progress bar on stderr, shown only on a terminal and only once the run has
+/// taken more than a second (wall time touches the display, never the simulation).
+fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<scenario::RunResult> {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::hidden();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% simulated, ETA {eta}")
+            .expect("valid template"),
+    );
+    bar.set_length(scenario::SLICES);
+    let r = scenario::run_with_progress(l, seed, until, &mut |_, _| {
+        if tty && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        bar.inc(1);
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    Ok(r)
+}
+
+/// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
+pub fn stats(a: RunArgs) -> Result<i32> {
+    let loaded = match scenario::load(&a.scenario, &a.sets) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
+    print!("{}", r.sim.stats_debugfs());
+    Ok(0)
+}
+
+fn print_checks(checks: &[scenario::Check]) -> usize {
+    if checks.is_empty() {
+        return 0;
+    }
+    println!("expectations:");
+    let mut failed = 0;
+    for c in checks {
+        match &c.outcome {
+            CheckOutcome::Pass => println!("  ok    {}", c.what),
+            CheckOutcome::Fail(got) => {
+                failed += 1;
+                println!("  FAIL  {} ({got})", c.what);
+            }
+        }
+    }
+    println!(
+        "{} of {} expectations held",
+        checks.len() - failed,
+        checks.len()
+    );
+    failed
+}
+
+/// Every `*.toml` under `paths`, sorted, deduplicated.
+fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))? {
+                walk(&e?.path(), out)?;
+            }
+        } else if p.extension().is_some_and(|e| e == "toml") {
+            out.push(p.to_path_buf());
+        } else if !p.exists() {
+            anyhow::bail!("{}: no such file or folder", p.display());
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out)?;
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// What checking one file gave.
+enum Verdict {
+    Pass { checks: usize, events: usize },
+    Fail { failed: Vec<String>, checks: usize },
+    Invalid(ScenarioError),
+}
+
+fn check_one(path: &Path) -> (String, Verdict) {
+    let loaded: Loaded = match scenario::load(path, &[]) {
+        Ok(l) => l,
+        Err(e) => return (path.display().to_string(), Verdict::Invalid(e)),
+    };
+    let name = loaded.scenario.scenario.name.clone();
+    match scenario::run(&loaded, None, None) {
+        Err(e) => (name, Verdict::Invalid(e)),
+        Ok(r) => {
+            let failed: Vec<String> = r
+                .checks
+                .iter()
+                .filter_map(|c| match &c.outcome {
+                    CheckOutcome::Fail(got) => Some(format!("{} ({got})", c.what)),
+                    CheckOutcome::Pass => None,
+                })
+                .collect();
+            let checks = r.checks.len();
+            if failed.is_empty() {
+                (
+                    name,
+                    Verdict::Pass {
+                        checks,
+                        events: r.sim.log().len(),
+                    },
+                )
+            } else {
+                (name, Verdict::Fail { failed, checks })
+            }
+        }
+    }
+}
+
+/// Check every scenario under the paths, in parallel; returns the exit code.
+pub fn check(a: CheckArgs) -> Result<i32> {
+    let files = collect(&a.paths)?;
+    if files.is_empty() {
+        anyhow::bail!("no *.toml scenarios under {:?}", a.paths);
+    }
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    // Work is handed out by index and results stored by index: the report is the same for
+    // any number of workers.
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<(String, Verdict)>> = (0..files.len()).map(|_| None).collect();
+    let slots: Vec<std::sync::Mutex<&mut Option<(String, Verdict)>>> =
+        results.iter_mut().map(std::sync::Mutex::new).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(files.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(f) = files.get(i) else { break };
+                let v = check_one(f);
+                **slots[i]
+                    .lock()
+                    .expect("no poisoning: check_one does not panic") = Some(v);
+            });
+        }
+    });
+    drop(slots);
+    let results: Vec<(String, Verdict)> = results
+        .into_iter()
+        .map(|r| r.expect("every file checked"))
+        .collect();
+    let (mut pass, mut fail, mut invalid) = (0, 0, 0);
+    for ((name, v), f) in results.iter().zip(&files) {
+        match v {
+            Verdict::Pass { checks, events } => {
+                pass += 1;
+                println!(
+                    "ok       {name:<40} {checks:>3} checks  {events:>8} events  {}",
+                    f.display()
+                );
+            }
+            Verdict::Fail { failed, checks } => {
+                fail += 1;
+                println!(
+                    "FAIL     {name:<40} {}/{checks} failed  {}",
+                    failed.len(),
+                    f.display()
+                );
+                for m in failed {
+                    println!("           {m}");
+                }
+            }
+            Verdict::Invalid(e) => {
+                invalid += 1;
+                println!("INVALID  {e}");
+            }
+        }
+    }
+    println!("{pass} passed, {} failed", fail + invalid);
+    if let Some(path) = &a.junit {
+        crate::write_whole(path, junit(&results, &files).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if invalid > 0 {
+        EXIT_INVALID
+    } else if fail > 0 {
+        EXIT_EXPECTATION
+    } else {
+        0
+    })
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn junit(results: &[(String, Verdict)], files: &[PathBuf]) -> String {
+    let failures = results
+        .iter()
+        .filter(|(_, v)| !matches!(v, Verdict::Pass { .. }))
+        .count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"slicesim\" tests=\"{}\" failures=\"{failures}\">\n",
+        results.len()
+    );
+    for ((name, v), f) in results.iter().zip(files) {
+        out.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"{}\">",
+            xml(&f.display().to_string()),
+            xml(name)
+        ));
+        match v {
+            Verdict::Pass { .. } => {}
+            Verdict::Fail { failed, .. } => out.push_str(&format!(
+                "<failure message=\"expectation failed\">{}</failure>",
+                xml(&failed.join("\n"))
+            )),
+            Verdict::Invalid(e) => out.push_str(&format!(
+                "<failure message=\"invalid scenario\">{}</failure>",
+                xml(&e.to_string())
+            )),
+        }
+        out.push_str("</testcase>\n");
+    }
+    out.push_str("</testsuite>\n");
+    out
+}
+
+/// `slicesim list`: the programs with their parameters and the bundled scenarios.
+pub fn list(dir: &Path) -> Result<()> {
+    println!("programs:");
+    for (name, params, what) in [
+        (
+            "selftest",
+            "variant, total, run_word",
+            "the kernel selftest's main loop (spec §9)",
+        ),
+        (
+            "selftest_noise",
+            "variant, run_word",
+            "the selftest's noise thread",
+        ),
+        (
+            "spinlock",
+            "lock_word, hold, think, run, use_ext, iterations",
+            "a spin lock whose holder asks for extensions",
+        ),
+        (
+            "misbehave",
+            "misbehavior, hold, iterations, enable",
+            "a client breaking a rule of spec §7/§11",
+        ),
+        ("script", "steps", "a thread spelled out step by step"),
+        (
+            "sleeper",
+            "think (sleep), hold (burn), iterations",
+            "sleeps and wakes (wakeup preemption)",
+        ),
+        ("spinner", "hold, iterations", "a CPU hog"),
+    ] {
+        println!("  {name:<15} {what}\n  {:<15} parameters: {params}", "");
+    }
+    println!("bundled scenarios ({}):", dir.display());
+    for f in collect(&[dir.to_path_buf()]).unwrap_or_default() {
+        match scenario::load(&f, &[]) {
+            Ok(l) => println!(
+                "  {:<40} {}",
+                f.display(),
+                l.scenario.scenario.description.lines().next().unwrap_or("")
+            ),
+            Err(e) => println!("  {:<40} INVALID: {e}", f.display()),
+        }
+    }
+    Ok(())
+}
+
+/// Silence "unused" for the exit code only the dispatcher uses.
+pub fn io_error_code() -> i32 {
+    EXIT_ERROR
+}

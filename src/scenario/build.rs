@@ -1,0 +1,556 @@
+//! From a parsed scenario to a finished simulation: validation with positions, the
+//! machine configuration, the tasks and their programs, interrupt sources and signals.
+
+use std::collections::BTreeMap;
+
+use rseq_abi::programs::misbehave::{self, MisbehaveParams, Misbehavior};
+use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestParams};
+use rseq_abi::programs::spinlock::{spinlock_main, SpinlockParams, WaitMode};
+use rseq_abi::{CpuSet, EnableMode, Platform, SharedWord, Syscall};
+
+// `Platform` brings `syscall`/`burn` into scope for the inline programs.
+use rseq_sim::config::AvailableWhenBootDisabled;
+use rseq_sim::*;
+
+use super::*;
+
+/// A finished run: the simulation, the task names, and the expectation checks.
+pub struct RunResult {
+    /// The simulation after `duration`.
+    pub sim: Simulation,
+    /// Task name → task id (after `count` expansion).
+    pub names: BTreeMap<String, u32>,
+    /// Every expectation with its verdict.
+    pub checks: Vec<Check>,
+}
+
+impl RunResult {
+    /// Did every expectation hold?
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.outcome == CheckOutcome::Pass)
+    }
+}
+
+/// Byte offset of the first `key =` line in `source` (for errors about optional keys).
+fn key_pos(source: &str, key: &str) -> usize {
+    let mut at = 0;
+    for line in source.split_inclusive('\n') {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return at + (line.len() - t.len());
+            }
+        }
+        at += line.len();
+    }
+    0
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    match s {
+        "normal" | "other" => Ok(Policy::Normal),
+        _ => match s.strip_prefix("fifo:").map(str::parse::<u8>) {
+            Some(Ok(p)) if (1..=99).contains(&p) => Ok(Policy::Fifo(p)),
+            _ => Err(format!(
+                "policy `{s}`: use `normal` or `fifo:N` with N in 1..=99"
+            )),
+        },
+    }
+}
+
+/// Which program parameters each program reads.
+fn params_of(p: ProgramName) -> &'static [&'static str] {
+    match p {
+        ProgramName::Selftest => &["variant", "total", "run_word"],
+        ProgramName::SelftestNoise => &["variant", "run_word"],
+        ProgramName::Spinlock => &["lock_word", "hold", "think", "run", "use_ext", "iterations"],
+        ProgramName::Misbehave => &["misbehavior", "hold", "iterations", "enable"],
+        ProgramName::Script => &["steps"],
+        ProgramName::Sleeper => &["hold", "think", "iterations"],
+        ProgramName::Spinner => &["hold", "iterations"],
+    }
+}
+
+fn set_params(t: &TaskDef) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut add = |on: bool, n: &'static str| {
+        if on {
+            v.push(n)
+        }
+    };
+    add(t.variant.is_some(), "variant");
+    add(t.total.is_some(), "total");
+    add(t.run_word.is_some(), "run_word");
+    add(t.lock_word.is_some(), "lock_word");
+    add(t.hold.is_some(), "hold");
+    add(t.think.is_some(), "think");
+    add(t.run.is_some(), "run");
+    add(t.use_ext.is_some(), "use_ext");
+    add(t.misbehavior.is_some(), "misbehavior");
+    add(t.iterations.is_some(), "iterations");
+    add(t.enable.is_some(), "enable");
+    add(t.steps.is_some(), "steps");
+    v
+}
+
+/// Check everything the types cannot: limits, names, references, program parameters.
+pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
+    let (path, src, s) = (&l.path, &l.source, &l.scenario);
+    let err = |at: usize, m: String| Err(ScenarioError::at(path, src, at, m));
+    config(s).map_err(|m| ScenarioError::at(path, src, key_pos(src, m.0), m.1))?;
+    if s.scenario.duration.0 == 0 || s.scenario.duration.0 > limits::DURATION_NS {
+        return err(
+            key_pos(src, "duration"),
+            "duration must be more than 0 and at most 1 hour".into(),
+        );
+    }
+    let cpus = s.machine.cpus.unwrap_or(SimConfig::default().cpus);
+    let mut names: Vec<String> = Vec::new();
+    let mut total: u64 = 0;
+    for t in &s.tasks {
+        let at = t.span().start;
+        let d = t.get_ref();
+        let count = d.count.unwrap_or(1);
+        if count == 0 {
+            return err(at, format!("task `{}`: count must be at least 1", d.name));
+        }
+        total = total.saturating_add(count);
+        if total > limits::TASKS {
+            return err(at, format!("more than {} tasks in all", limits::TASKS));
+        }
+        if names.contains(&d.name) {
+            return err(at, format!("task name `{}` is used twice", d.name));
+        }
+        let allowed = params_of(d.program);
+        for p in set_params(d) {
+            if !allowed.contains(&p) {
+                return err(
+                    at,
+                    format!(
+                        "task `{}`: `{p}` does not apply to program `{:?}` (its parameters: {})",
+                        d.name,
+                        d.program,
+                        allowed.join(", ")
+                    )
+                    .replace("Selftest`", "selftest`"),
+                );
+            }
+        }
+        if let Some(v) = &d.variant {
+            if SelftestParams::variant(v).is_none() {
+                let names = ["n2_2_50", "n50_2_50", "n2_2_50_no_yield"];
+                let hint = error::closest(v, &names)
+                    .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+                return err(
+                    at,
+                    format!("task `{}`: unknown variant `{v}`{hint}", d.name),
+                );
+            }
+        }
+        if d.program == ProgramName::Misbehave {
+            let m = d.misbehavior.as_deref().unwrap_or("");
+            if Misbehavior::from_name(m).is_none() {
+                let names: Vec<&str> = Misbehavior::ALL.iter().map(|m| m.name()).collect();
+                let hint = error::closest(m, &names)
+                    .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+                return err(
+                    at,
+                    format!(
+                        "task `{}`: misbehavior `{m}` unknown{hint}; one of {}",
+                        d.name,
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+        if d.program == ProgramName::Script {
+            let Some(steps) = &d.steps else {
+                return err(
+                    at,
+                    format!("task `{}`: program `script` needs `steps`", d.name),
+                );
+            };
+            if steps.len() > limits::STEPS {
+                return err(
+                    at,
+                    format!("task `{}`: more than {} steps", d.name, limits::STEPS),
+                );
+            }
+            let lines: Vec<&str> = steps.iter().map(|s| s.get_ref().as_str()).collect();
+            if let Err((i, m)) = script::parse(&lines) {
+                return err(
+                    steps[i].span().start,
+                    format!("task `{}`, step {}: {m}", d.name, i + 1),
+                );
+            }
+        }
+        if let Some(p) = &d.policy {
+            if let Err(m) = parse_policy(p) {
+                return err(at, format!("task `{}`: {m}", d.name));
+            }
+        }
+        if let Some(c) = d.cpus.iter().flatten().find(|&&c| c >= cpus) {
+            return err(
+                at,
+                format!(
+                    "task `{}`: CPU {c} does not exist (the machine has {cpus})",
+                    d.name
+                ),
+            );
+        }
+        if let Some(parent) = &d.thread_of {
+            if !names.contains(parent) {
+                let hint = error::closest(
+                    parent,
+                    &names.iter().map(String::as_str).collect::<Vec<_>>(),
+                )
+                .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+                return err(
+                    at,
+                    format!(
+                        "task `{}`: thread_of `{parent}` is not an earlier task{hint}",
+                        d.name
+                    ),
+                );
+            }
+        }
+        names.push(d.name.clone());
+    }
+    if s.irqs.len() + s.signals.len() > limits::SOURCES {
+        return err(
+            0,
+            format!(
+                "more than {} interrupt sources and signals",
+                limits::SOURCES
+            ),
+        );
+    }
+    for i in &s.irqs {
+        let d = i.get_ref();
+        if d.cpu as usize >= cpus {
+            return err(
+                i.span().start,
+                format!("irq on CPU {} but the machine has {cpus}", d.cpu),
+            );
+        }
+        let n = usize::from(d.at.is_some())
+            + usize::from(d.every.is_some())
+            + usize::from(d.rate_hz.is_some());
+        if n != 1 {
+            return err(
+                i.span().start,
+                "an irq needs exactly one of `at`, `every`, `rate_hz`".into(),
+            );
+        }
+        if d.every.is_some_and(|e| e.0 == 0) || d.rate_hz.is_some_and(|r| !(r > 0.0 && r <= 1e9)) {
+            return err(
+                i.span().start,
+                "`every` must be > 0 and `rate_hz` in (0, 1e9]".into(),
+            );
+        }
+    }
+    let known = |n: &str| {
+        names
+            .iter()
+            .any(|x| x == n || n.starts_with(&format!("{x}.")))
+    };
+    for sig in &s.signals {
+        if !known(&sig.get_ref().task) {
+            return err(
+                sig.span().start,
+                format!("signal to unknown task `{}`", sig.get_ref().task),
+            );
+        }
+    }
+    for (name, te) in &s.expect.task {
+        if !known(name) {
+            let hint = error::closest(name, &names.iter().map(String::as_str).collect::<Vec<_>>())
+                .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+            return err(
+                key_pos(src, &format!("[expect.task.{name}]")),
+                format!("expectation for unknown task `{name}`{hint}"),
+            );
+        }
+        if let Some(e) = &te.exit {
+            expect::parse_exit(e).map_err(|m| {
+                ScenarioError::at(path, src, 0, format!("expect.task.{name}.exit: {m}"))
+            })?;
+        }
+    }
+    for le in &s.expect.log {
+        if le.contains.is_some() == le.absent.is_some() {
+            return err(
+                0,
+                "each [[expect.log]] needs exactly one of `contains` or `absent`".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The machine section as a `SimConfig`; on error, (key, message).
+fn config(s: &Scenario) -> Result<SimConfig, (&'static str, String)> {
+    let m = &s.machine;
+    let d = SimConfig::default();
+    let ns = |v: Option<Nanos>, dflt: u64| v.map_or(dflt, |n| n.0);
+    let cfg = SimConfig {
+        cpus: m.cpus.unwrap_or(d.cpus),
+        hz: m.hz.unwrap_or(d.hz),
+        preempt: match m.preempt {
+            None => d.preempt,
+            Some(PreemptName::None) => Preempt::None,
+            Some(PreemptName::Voluntary) => Preempt::Voluntary,
+            Some(PreemptName::Full) => Preempt::Full,
+            Some(PreemptName::Lazy) => Preempt::Lazy,
+            Some(PreemptName::Rt) => Preempt::Rt,
+        },
+        revision: match m.revision {
+            None => d.revision,
+            Some(RevisionName::V1) => rseq_abi::Revision::V1,
+            Some(RevisionName::Merged) => rseq_abi::Revision::Merged,
+            Some(RevisionName::PostMerge) => rseq_abi::Revision::PostMerge,
+        },
+        config_slice_ext: m.config_slice_ext.unwrap_or(d.config_slice_ext),
+        slice_ext_boot: m.slice_ext_boot.unwrap_or(d.slice_ext_boot),
+        slice_ext_nsec: m.slice_ext_nsec,
+        rseq_debug: m.rseq_debug.unwrap_or(d.rseq_debug),
+        endian: match m.endian {
+            Some(EndianName::Big) => rseq_abi::Endian::Big,
+            _ => rseq_abi::Endian::Little,
+        },
+        available_when_boot_disabled: m.available_when_boot_disabled.map(|a| match a {
+            AvailName::Advertise => AvailableWhenBootDisabled::Advertise,
+            AvailName::Hide => AvailableWhenBootDisabled::Hide,
+        }),
+        seed: s.scenario.seed,
+        tie_break: match m.tie_break {
+            Some(TieName::Seeded) => TieBreak::Seeded,
+            _ => TieBreak::Fifo,
+        },
+        irq_latency_ns: ns(m.irq_latency, d.irq_latency_ns),
+        syscall_ns: ns(m.syscall, d.syscall_ns),
+        ctx_switch_ns: ns(m.ctx_switch, d.ctx_switch_ns),
+        ipi_latency_ns: ns(m.ipi_latency, d.ipi_latency_ns),
+        clock_read_ns: ns(m.clock_read, d.clock_read_ns),
+        mem_access_ns: ns(m.mem_access, d.mem_access_ns),
+        shared_access_ns: ns(m.shared_access, d.shared_access_ns),
+        sched_base_slice_ns: ns(m.sched_base_slice, d.sched_base_slice_ns),
+        wakeup_gran_ns: ns(m.wakeup_gran, d.wakeup_gran_ns),
+        sleeper_credit_ns: ns(m.sleeper_credit, d.sleeper_credit_ns),
+        fast_clock_skew_ns: m.fast_clock_skew_ns.unwrap_or(d.fast_clock_skew_ns),
+        timer_slack_ns: ns(m.timer_slack, d.timer_slack_ns),
+        timer_jitter_ns: ns(m.timer_jitter, d.timer_jitter_ns),
+        syscall_work_delay_ns: ns(m.syscall_work_delay, d.syscall_work_delay_ns),
+        load_balance: m.load_balance.unwrap_or(d.load_balance),
+        max_user_steps: m.max_user_steps.unwrap_or(d.max_user_steps),
+        max_threads: m.max_threads.unwrap_or(d.max_threads),
+        ..d
+    };
+    cfg.validate().map_err(|e| {
+        let key = match e {
+            rseq_sim::config::ConfigError::Cpus(_) => "cpus",
+            rseq_sim::config::ConfigError::SliceExtRange { .. } => "slice_ext_nsec",
+            rseq_sim::config::ConfigError::ClockCost => "clock_read",
+            rseq_sim::config::ConfigError::Hz(_) => "hz",
+            rseq_sim::config::ConfigError::StackSize(_) => "stack_size",
+        };
+        (key, format!("machine: {e}"))
+    })?;
+    Ok(cfg)
+}
+
+fn enable_mode(e: Option<EnableName>) -> EnableMode {
+    match e {
+        Some(EnableName::DefaultOn) => EnableMode::DefaultOn,
+        Some(EnableName::Off) => EnableMode::Off,
+        _ => EnableMode::Prctl,
+    }
+}
+
+/// The program of a task definition.
+fn program(d: &TaskDef, duration: u64) -> SimProgram {
+    match d.program {
+        ProgramName::Selftest => {
+            let mut params = SelftestParams::variant(d.variant.as_deref().unwrap_or("n2_2_50"))
+                .expect("validated");
+            if let Some(t) = d.total {
+                params.total_ns = t.0;
+            }
+            let run = SharedWord(d.run_word.unwrap_or(0));
+            Box::new(move |p| match selftest_main(p, &params, run) {
+                Ok(c) => c.counters(),
+                Err(e) => panic!("selftest setup failed: {e}"),
+            })
+        }
+        ProgramName::SelftestNoise => {
+            let params = SelftestParams::variant(d.variant.as_deref().unwrap_or("n2_2_50"))
+                .expect("validated");
+            let run = SharedWord(d.run_word.unwrap_or(0));
+            Box::new(move |p| vec![("bursts", selftest_noise(p, &params, run) as i64)])
+        }
+        ProgramName::Spinlock => {
+            let lock = d.lock_word.unwrap_or(0);
+            let params = SpinlockParams {
+                lock: SharedWord(lock),
+                protected: Some(SharedWord(lock + 1)),
+                run_ns: d.run.map_or(duration, |r| r.0),
+                hold_ns: d.hold.map_or(2_000, |h| h.0),
+                think_ns: d.think.map_or(1_000, |t| t.0),
+                max_iterations: d.iterations.unwrap_or(u64::MAX),
+                use_ext: d.use_ext.unwrap_or(true),
+                wait: WaitMode::Spin,
+            };
+            Box::new(move |p| spinlock_main(p, &params).counters())
+        }
+        ProgramName::Misbehave => {
+            let kind =
+                Misbehavior::from_name(d.misbehavior.as_deref().unwrap_or("")).expect("validated");
+            let params = MisbehaveParams {
+                sections: d.iterations.unwrap_or(100),
+                section_ns: d.hold.map_or(2_000, |h| h.0),
+                mode: enable_mode(d.enable),
+                ..MisbehaveParams::DEFAULT
+            };
+            Box::new(move |p| misbehave::run(p, kind, &params).counters())
+        }
+        ProgramName::Script => {
+            let lines: Vec<String> = d
+                .steps
+                .iter()
+                .flatten()
+                .map(|s| s.get_ref().clone())
+                .collect();
+            let steps = script::parse(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+                .expect("validated");
+            Box::new(move |p| script::run(p, &steps))
+        }
+        ProgramName::Sleeper => {
+            let (sleep, burn, n) = (
+                d.think.map_or(1_000_000, |t| t.0),
+                d.hold.map_or(1_000, |h| h.0),
+                d.iterations,
+            );
+            Box::new(move |p| {
+                let mut i = 0;
+                while n.is_none_or(|n| i < n) {
+                    let _ = p.syscall(Syscall::Nanosleep { ns: sleep });
+                    p.burn(burn);
+                    i += 1;
+                }
+                vec![("iterations", i as i64)]
+            })
+        }
+        ProgramName::Spinner => {
+            let (burn, n) = (d.hold.map_or(100_000, |h| h.0), d.iterations);
+            Box::new(move |p| {
+                let mut i = 0;
+                while n.is_none_or(|n| i < n) {
+                    p.burn(burn);
+                    i += 1;
+                }
+                vec![("iterations", i as i64)]
+            })
+        }
+    }
+}
+
+/// Build and run a validated scenario (with an optional seed and end-time override).
+pub fn run(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<RunResult, ScenarioError> {
+    run_with_progress(l, seed, until, &mut |_, _| {})
+}
+
+/// Runs are always cut into this many equal slices, whether or not anyone watches, so a
+/// progress bar can never change a result.
+pub const SLICES: u64 = 64;
+
+/// [`run`], calling `progress(now_ns, end_ns)` after each of the [`SLICES`] slices.
+pub fn run_with_progress(
+    l: &Loaded,
+    seed: Option<u64>,
+    until: Option<u64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunResult, ScenarioError> {
+    let s = &l.scenario;
+    let mut cfg = config(s)
+        .map_err(|m| ScenarioError::at(&l.path, &l.source, key_pos(&l.source, m.0), m.1))?;
+    if let Some(seed) = seed {
+        cfg.seed = seed;
+    }
+    let duration = until.unwrap_or(s.scenario.duration.0);
+    let mut sim = Simulation::new(cfg).expect("validated config");
+    let mut names: BTreeMap<String, u32> = BTreeMap::new();
+    for t in &s.tasks {
+        let d = t.get_ref();
+        if matches!(
+            d.program,
+            ProgramName::Selftest | ProgramName::SelftestNoise
+        ) {
+            sim.set_shared_word(SharedWord(d.run_word.unwrap_or(0)), 1);
+        }
+        let count = d.count.unwrap_or(1);
+        for i in 0..count {
+            let name = if count == 1 {
+                d.name.clone()
+            } else {
+                format!("{}.{i}", d.name)
+            };
+            let mut spec = TaskSpec::new(name.clone());
+            spec.affinity = d.cpus.as_ref().map(|cs| {
+                let mut set = CpuSet::empty();
+                cs.iter().for_each(|&c| set.insert(c));
+                set
+            });
+            spec.policy = d
+                .policy
+                .as_deref()
+                .map_or(Policy::Normal, |p| parse_policy(p).expect("validated"));
+            spec.start_ns = d.start.map_or(0, |n| n.0);
+            spec.rseq_len = d.rseq_len;
+            spec.thread_of = d.thread_of.as_ref().and_then(|p| names.get(p).copied());
+            let id = sim.spawn(spec, program(d, duration));
+            names.insert(name, id);
+        }
+    }
+    for i in &s.irqs {
+        let d = i.get_ref();
+        let kind = match d.kind {
+            IrqKindName::Device => IrqKind::Device(ReschedReq::None),
+            IrqKindName::DeviceResched => IrqKind::Device(ReschedReq::Full),
+            IrqKindName::DeviceReschedLazy => IrqKind::Device(ReschedReq::Lazy),
+            IrqKindName::Exception => IrqKind::Exception,
+            IrqKindName::ReschedIpi => IrqKind::ReschedIpi,
+            IrqKindName::MembarrierIpi => IrqKind::MembarrierIpi,
+        };
+        let (start_ns, end_ns) = (d.start.map_or(0, |n| n.0), d.end.map_or(u64::MAX, |n| n.0));
+        let pattern = match (d.at, d.every, d.rate_hz) {
+            (Some(at), _, _) => IrqPattern::OneShot { at: at.0 },
+            (_, Some(every), _) => IrqPattern::Periodic {
+                start_ns,
+                period_ns: every.0,
+                end_ns,
+            },
+            (_, _, Some(rate_hz)) => IrqPattern::Poisson {
+                rate_hz,
+                start_ns,
+                end_ns,
+            },
+            _ => unreachable!("validated"),
+        };
+        sim.add_irq_source(IrqSource::new(d.cpu, kind, pattern));
+    }
+    for sig in &s.signals {
+        let d = sig.get_ref();
+        for (name, &id) in &names {
+            if *name == d.task || name.starts_with(&format!("{}.", d.task)) {
+                sim.send_signal(d.at.0, id, d.signo);
+            }
+        }
+    }
+    for i in 1..=SLICES {
+        let t = duration / SLICES * i + if i == SLICES { duration % SLICES } else { 0 };
+        sim.run_until(t);
+        progress(t, duration);
+    }
+    let checks = expect::evaluate(&s.expect, &sim, &names);
+    Ok(RunResult { sim, names, checks })
+}

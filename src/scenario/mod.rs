@@ -1,0 +1,408 @@
+//! Scenario files: the machine, the tasks, the interrupt sources, the duration, the seed and
+//! the expectations of one simulated situation, in TOML.
+//!
+//! Parsing is strict: unknown keys are errors, every error names the file, line and column,
+//! and a misspelt key, program or value comes with the closest valid one. Sizes are bounded
+//! so a typo cannot ask for an out-of-memory run.
+
+mod build;
+mod error;
+mod expect;
+pub mod script;
+mod units;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use build::{run, run_with_progress, RunResult, SLICES};
+pub use error::ScenarioError;
+pub use expect::{Check, CheckOutcome, Range};
+pub use units::Nanos;
+
+/// Most CPUs, tasks (after `count`), interrupt sources and simulated time a scenario may ask for.
+pub mod limits {
+    /// CPUs.
+    pub const CPUS: usize = 1024;
+    /// Tasks after expanding `count`.
+    pub const TASKS: u64 = 100_000;
+    /// Interrupt sources and signals.
+    pub const SOURCES: usize = 10_000;
+    /// Simulated duration, ns (one hour).
+    pub const DURATION_NS: u64 = 3_600_000_000_000;
+    /// Script steps per task.
+    pub const STEPS: usize = 10_000;
+}
+
+/// A parsed scenario file.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the scenario is.
+    pub scenario: Meta,
+    /// The simulated machine and kernel (every key optional).
+    #[serde(default)]
+    pub machine: Machine,
+    /// Tasks, `[[task]]`.
+    #[serde(default, rename = "task")]
+    #[schemars(with = "Vec<TaskDef>")]
+    pub tasks: Vec<Spanned<TaskDef>>,
+    /// Interrupt sources, `[[irq]]`.
+    #[serde(default, rename = "irq")]
+    #[schemars(with = "Vec<IrqDef>")]
+    pub irqs: Vec<Spanned<IrqDef>>,
+    /// Signals sent from outside, `[[signal]]`.
+    #[serde(default, rename = "signal")]
+    #[schemars(with = "Vec<SignalDef>")]
+    pub signals: Vec<Spanned<SignalDef>>,
+    /// Assertions checked after the run.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// `[scenario]`.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// Short name.
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Spec sections exercised, e.g. `["3.2", "5 R2"]`.
+    #[serde(default)]
+    pub spec: Vec<String>,
+    /// Simulated run time (e.g. `"100us"`, `"5s"`, or an integer in ns).
+    pub duration: Nanos,
+    /// Seed of the random generator.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// `[machine]`: every knob of `rseq_sim::SimConfig`; absent keys keep the defaults.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    /// CPUs (1..=1024) [2].
+    pub cpus: Option<usize>,
+    /// Tick rate, Hz; 0 = no tick [1000].
+    pub hz: Option<u32>,
+    /// `none`, `voluntary`, `full`, `lazy`, `rt` [full].
+    pub preempt: Option<PreemptName>,
+    /// `v1`, `merged`, `post-merge` [merged].
+    pub revision: Option<RevisionName>,
+    /// `CONFIG_RSEQ_SLICE_EXTENSION` [true].
+    pub config_slice_ext: Option<bool>,
+    /// Boot parameter `rseq_slice_ext=` [true].
+    pub slice_ext_boot: Option<bool>,
+    /// debugfs `rseq/slice_ext_nsec`, ns [revision default: 5000; V1 30000].
+    pub slice_ext_nsec: Option<u32>,
+    /// Boot parameter `rseq_debug=` [false].
+    pub rseq_debug: Option<bool>,
+    /// `little` or `big` [little].
+    pub endian: Option<EndianName>,
+    /// `AVAILABLE` with the boot switch off: `advertise` (7.0.0) or `hide` (7.0.y)
+    /// [per revision].
+    pub available_when_boot_disabled: Option<AvailName>,
+    /// Equal-time order: `fifo` or `seeded` [fifo].
+    pub tie_break: Option<TieName>,
+    /// Interrupt entry to exit work [300ns].
+    pub irq_latency: Option<Nanos>,
+    /// Syscall entry to exit work [150ns].
+    pub syscall: Option<Nanos>,
+    /// Context switch [800ns].
+    pub ctx_switch: Option<Nanos>,
+    /// IPI latency [500ns].
+    pub ipi_latency: Option<Nanos>,
+    /// vDSO clock read [20ns].
+    pub clock_read: Option<Nanos>,
+    /// Access to the rseq area [1ns].
+    pub mem_access: Option<Nanos>,
+    /// Access to a shared word [5ns].
+    pub shared_access: Option<Nanos>,
+    /// Fair-class base slice [3ms].
+    pub sched_base_slice: Option<Nanos>,
+    /// Wakeup preemption granularity [1ms].
+    pub wakeup_gran: Option<Nanos>,
+    /// Sleeper credit [3ms].
+    pub sleeper_credit: Option<Nanos>,
+    /// Offset of the grant clock from the hrtimer clock, ns, may be negative [0].
+    pub fast_clock_skew_ns: Option<i64>,
+    /// Timer slack of fair-class sleeps [50us].
+    pub timer_slack: Option<Nanos>,
+    /// Seeded extra delay of sleep timers [5us].
+    pub timer_jitter: Option<Nanos>,
+    /// Syscall entry to the rseq slice work (spec §13 q5) [0].
+    pub syscall_work_delay: Option<Nanos>,
+    /// Newidle pull balancing [true].
+    pub load_balance: Option<bool>,
+    /// Per-task budget of user steps [unlimited].
+    pub max_user_steps: Option<u64>,
+    /// Most live coroutine stacks [30000].
+    pub max_threads: Option<usize>,
+}
+
+macro_rules! names {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+        pub enum $name {
+            $(
+                #[doc = $text]
+                #[serde(rename = $text)]
+                $variant,
+            )*
+        }
+        impl $name {
+            /// Every accepted spelling.
+            pub const NAMES: &'static [&'static str] = &[$($text),*];
+        }
+    };
+}
+
+names!(
+    /// A preemption model.
+    PreemptName { None = "none", Voluntary = "voluntary", Full = "full", Lazy = "lazy", Rt = "rt" }
+);
+names!(
+    /// A protocol revision.
+    RevisionName { V1 = "v1", Merged = "merged", PostMerge = "post-merge" }
+);
+names!(
+    /// A byte order.
+    EndianName { Little = "little", Big = "big" }
+);
+names!(
+    /// An answer to spec §13 q2.
+    AvailName { Advertise = "advertise", Hide = "hide" }
+);
+names!(
+    /// An equal-time ordering.
+    TieName { Fifo = "fifo", Seeded = "seeded" }
+);
+names!(
+    /// A program of the built-in library.
+    ProgramName {
+        Selftest = "selftest",
+        SelftestNoise = "selftest_noise",
+        Spinlock = "spinlock",
+        Misbehave = "misbehave",
+        Script = "script",
+        Sleeper = "sleeper",
+        Spinner = "spinner",
+    }
+);
+names!(
+    /// How a task enables the extension.
+    EnableName { Prctl = "prctl", DefaultOn = "default_on", Off = "off" }
+);
+names!(
+    /// What an injected interrupt is.
+    IrqKindName {
+        Device = "device",
+        DeviceResched = "device_resched",
+        DeviceReschedLazy = "device_resched_lazy",
+        Exception = "exception",
+        ReschedIpi = "resched_ipi",
+        MembarrierIpi = "membarrier_ipi",
+    }
+);
+
+/// `[[task]]`: one task (or `count` identical ones) running a built-in program.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDef {
+    /// Name (unique; with `count` > 1 the copies are `name.0`, `name.1`, …).
+    pub name: String,
+    /// The program: `selftest`, `selftest_noise`, `spinlock`, `misbehave`, `script`,
+    /// `sleeper`, `spinner`.
+    pub program: ProgramName,
+    /// How many copies [1].
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Allowed CPUs [all].
+    #[serde(default)]
+    pub cpus: Option<Vec<usize>>,
+    /// `normal` or `fifo:N` (SCHED_FIFO priority N) [normal].
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Start time [0].
+    #[serde(default)]
+    pub start: Option<Nanos>,
+    /// A thread of the process of this (earlier) task instead of a new process.
+    #[serde(default)]
+    pub thread_of: Option<String>,
+    /// Registration length [32; post-merge 64].
+    #[serde(default)]
+    pub rseq_len: Option<u32>,
+
+    // ---- program parameters (each program says which apply) ----
+    /// selftest, selftest_noise: `n2_2_50`, `n50_2_50`, `n2_2_50_no_yield` [n2_2_50].
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// selftest: main-loop duration (overrides the variant's 5 s).
+    #[serde(default)]
+    pub total: Option<Nanos>,
+    /// selftest, selftest_noise: the shared `run` word [0].
+    #[serde(default)]
+    pub run_word: Option<u32>,
+    /// spinlock: lock word [0]; protected counter is `lock_word + 1`.
+    #[serde(default)]
+    pub lock_word: Option<u32>,
+    /// spinlock, misbehave, sleeper, spinner: busy time per section / hold / burst.
+    #[serde(default)]
+    pub hold: Option<Nanos>,
+    /// spinlock: think time between acquisitions; sleeper: sleep time.
+    #[serde(default)]
+    pub think: Option<Nanos>,
+    /// spinlock: stop after this long [the scenario duration].
+    #[serde(default)]
+    pub run: Option<Nanos>,
+    /// spinlock: use the extension [true].
+    #[serde(default)]
+    pub use_ext: Option<bool>,
+    /// misbehave: which rule to break (`never_yields`, `writes_granted`, `tampers_flags`,
+    /// `request_while_granted`, `syscall_in_grant`, `reserved_bytes`).
+    #[serde(default)]
+    pub misbehavior: Option<String>,
+    /// misbehave, sleeper, spinner: iterations [misbehave 100; sleeper/spinner unlimited].
+    #[serde(default)]
+    pub iterations: Option<u64>,
+    /// misbehave, spinlock: `prctl`, `default_on`, `off` [prctl].
+    #[serde(default)]
+    pub enable: Option<EnableName>,
+    /// script: the steps (see `docs/scenarios.md`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub steps: Option<Vec<Spanned<String>>>,
+}
+
+/// `[[irq]]`: an interrupt source.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IrqDef {
+    /// Target CPU.
+    pub cpu: u32,
+    /// What arrives.
+    pub kind: IrqKindName,
+    /// One-shot time.
+    #[serde(default)]
+    pub at: Option<Nanos>,
+    /// Periodic: the period.
+    #[serde(default)]
+    pub every: Option<Nanos>,
+    /// Poisson: events per simulated second.
+    #[serde(default)]
+    pub rate_hz: Option<f64>,
+    /// First possible firing (periodic/Poisson) [0].
+    #[serde(default)]
+    pub start: Option<Nanos>,
+    /// No firing from this time on (periodic/Poisson) [never].
+    #[serde(default)]
+    pub end: Option<Nanos>,
+}
+
+/// `[[signal]]`: a signal sent from outside at a time.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalDef {
+    /// Target task name.
+    pub task: String,
+    /// When.
+    pub at: Nanos,
+    /// Signal number (e.g. 10 = SIGUSR1, 11 = SIGSEGV).
+    pub signo: i32,
+}
+
+/// `[expect]`: assertions on the finished run.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// `s_granted` summed over CPUs.
+    pub granted: Option<Range>,
+    /// `s_expired`.
+    pub expired: Option<Range>,
+    /// `s_revoked`.
+    pub revoked: Option<Range>,
+    /// `s_yielded`.
+    pub yielded: Option<Range>,
+    /// `s_aborted`.
+    pub aborted: Option<Range>,
+    /// Per task, by name: `[expect.task.NAME]`.
+    #[serde(default)]
+    pub task: BTreeMap<String, TaskExpect>,
+    /// Log lines that must (or must not) appear: `[[expect.log]]`.
+    #[serde(default)]
+    pub log: Vec<LogExpect>,
+}
+
+/// `[expect.task.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskExpect {
+    /// `exited`, `killed` (any signal), `sigsegv`, `signal N`, `panicked`, `spawn_failed`,
+    /// `running` (still alive at the end).
+    pub exit: Option<String>,
+    /// Substring of the recorded fault cause (e.g. `"debug check"`).
+    pub cause: Option<String>,
+    /// The program's counters.
+    #[serde(default)]
+    pub counters: BTreeMap<String, Range>,
+}
+
+/// `[[expect.log]]`: a substring of the text log's event part.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogExpect {
+    /// Text that must appear in event lines (`count` times, default at least once).
+    pub contains: Option<String>,
+    /// Text that must not appear.
+    pub absent: Option<String>,
+    /// How many matching lines [at least 1].
+    pub count: Option<Range>,
+}
+
+/// A scenario read from a file, with its source kept for error positions.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// The text (after `--set` overrides).
+    pub source: String,
+    /// The parsed scenario.
+    pub scenario: Scenario,
+}
+
+/// Read, override and parse a scenario file.
+pub fn load(path: &Path, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    parse(path, &source, sets)
+}
+
+/// Parse scenario text (with `key=value` overrides applied to the document first).
+pub fn parse(path: &Path, source: &str, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    let source = if sets.is_empty() {
+        source.to_string()
+    } else {
+        error::apply_sets(path, source, sets)?
+    };
+    let scenario: Scenario =
+        toml::from_str(&source).map_err(|e| ScenarioError::from_toml(path, &source, &e))?;
+    let loaded = Loaded {
+        path: path.to_path_buf(),
+        source,
+        scenario,
+    };
+    build::validate(&loaded)?;
+    Ok(loaded)
+}
+
+/// The JSON schema of the scenario format, generated from the same types.
+pub fn json_schema() -> String {
+    serde_json::to_string_pretty(&schemars::schema_for!(Scenario)).expect("schema serializes")
+}

@@ -1,0 +1,377 @@
+//! The `script` program: a scenario spells out a user thread step by step.
+//!
+//! Steps are strings, one action each, run in order through the same `rseq-abi` helpers a
+//! real program would call. `loop N` … `end` repeats the steps between them. The program
+//! returns counters: the last value each `load` saw, the last syscall result, and the
+//! outcome tally of `release`.
+
+use rseq_abi::layout::offset;
+use rseq_abi::platform::{
+    MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ,
+};
+use rseq_abi::protocol::{self, SliceExt};
+use rseq_abi::{consts, CpuSet, Platform, SliceOutcome, SysResult, Syscall};
+use rseq_sim::SimPlatform;
+
+use super::Nanos;
+
+/// A field of `struct rseq` a step can load or store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `slice_ctrl.request` (byte).
+    Request,
+    /// `slice_ctrl.granted` (byte).
+    Granted,
+    /// `slice_ctrl.__reserved` (low byte).
+    Reserved,
+    /// `slice_ctrl.all` (u32).
+    Ctrl,
+    /// `flags` (u32).
+    Flags,
+    /// `cpu_id` (u32).
+    CpuId,
+}
+
+impl Field {
+    const NAMES: [&'static str; 6] = ["request", "granted", "reserved", "ctrl", "flags", "cpu_id"];
+
+    fn parse(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "request" => Field::Request,
+            "granted" => Field::Granted,
+            "reserved" => Field::Reserved,
+            "ctrl" => Field::Ctrl,
+            "flags" => Field::Flags,
+            "cpu_id" => Field::CpuId,
+            _ => return Err(unknown("field", s, &Self::NAMES)),
+        })
+    }
+
+    fn load<P: Platform + ?Sized>(self, p: &mut P) -> u32 {
+        match self {
+            Field::Request => p.load_u8(offset::REQUEST).into(),
+            Field::Granted => p.load_u8(offset::GRANTED).into(),
+            Field::Reserved => p.load_u8(offset::RESERVED).into(),
+            Field::Ctrl => p.load_u32(offset::SLICE_CTRL),
+            Field::Flags => p.load_u32(offset::FLAGS),
+            Field::CpuId => p.load_u32(offset::CPU_ID),
+        }
+    }
+
+    fn store<P: Platform + ?Sized>(self, p: &mut P, v: u32) {
+        match self {
+            Field::Request => p.store_u8(offset::REQUEST, v as u8),
+            Field::Granted => p.store_u8(offset::GRANTED, v as u8),
+            Field::Reserved => p.store_u8(offset::RESERVED, v as u8),
+            Field::Ctrl => p.store_u32(offset::SLICE_CTRL, v),
+            Field::Flags => p.store_u32(offset::FLAGS, v),
+            Field::CpuId => p.store_u32(offset::CPU_ID, v),
+        }
+    }
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// `register` / `register default_on`.
+    Register {
+        /// Pass `RSEQ_FLAG_SLICE_EXT_DEFAULT_ON`.
+        default_on: bool,
+    },
+    /// `unregister`.
+    Unregister,
+    /// `enable` / `disable`: prctl SET.
+    Enable(bool),
+    /// `request`: ask for an extension.
+    Request,
+    /// `release`: leave the section per the protocol (yields if granted).
+    Release,
+    /// `burn 10us`.
+    Burn(u64),
+    /// `sleep 50us`.
+    Sleep(u64),
+    /// `yield`: `rseq_slice_yield()`.
+    Yield,
+    /// `getpid`.
+    Getpid,
+    /// `sched_yield`.
+    SchedYield,
+    /// `load FIELD`.
+    Load(Field),
+    /// `store FIELD VALUE`.
+    Store(Field, u32),
+    /// `unmap` / `map` the rseq area.
+    Mapped(bool),
+    /// `membarrier register` / `membarrier rseq`.
+    Membarrier(bool),
+    /// `affinity CPU`.
+    Affinity(usize),
+    /// `panic`: the program fails (to show fault reporting).
+    Panic,
+    /// `loop N` … `end`.
+    Loop(u64, Vec<Step>),
+}
+
+fn unknown(what: &str, s: &str, names: &[&str]) -> String {
+    match super::error::closest(s, names) {
+        Some(c) => format!("unknown {what} `{s}` (did you mean `{c}`?)"),
+        None => format!("unknown {what} `{s}`, expected one of {}", names.join(", ")),
+    }
+}
+
+const VERBS: [&str; 18] = [
+    "register",
+    "unregister",
+    "enable",
+    "disable",
+    "request",
+    "release",
+    "burn",
+    "sleep",
+    "yield",
+    "getpid",
+    "sched_yield",
+    "load",
+    "store",
+    "unmap",
+    "map",
+    "membarrier",
+    "affinity",
+    "panic",
+];
+
+/// Parse one step line (not `loop`/`end`).
+fn parse_step(line: &str) -> Result<Step, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let arg = |i: usize| {
+        words
+            .get(i)
+            .copied()
+            .ok_or_else(|| format!("`{line}` needs an argument"))
+    };
+    let dur = |i: usize| arg(i).and_then(|a| Nanos::parse(a).map(|n| n.0));
+    let num = |i: usize| -> Result<u64, String> {
+        let a = arg(i)?;
+        let parsed = match a.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16),
+            None => a.parse(),
+        };
+        parsed.map_err(|_| format!("`{a}` is not a number in `{line}`"))
+    };
+    let step = match words.first().copied().unwrap_or("") {
+        "register" => match words.get(1).copied() {
+            None => Step::Register { default_on: false },
+            Some("default_on") => Step::Register { default_on: true },
+            Some(w) => {
+                return Err(format!(
+                    "`register {w}`: only `register` or `register default_on`"
+                ))
+            }
+        },
+        "unregister" => Step::Unregister,
+        "enable" => Step::Enable(true),
+        "disable" => Step::Enable(false),
+        "request" => Step::Request,
+        "release" => Step::Release,
+        "burn" => Step::Burn(dur(1)?),
+        "sleep" => Step::Sleep(dur(1)?),
+        "yield" => Step::Yield,
+        "getpid" => Step::Getpid,
+        "sched_yield" => Step::SchedYield,
+        "load" => Step::Load(Field::parse(arg(1)?)?),
+        "store" => Step::Store(Field::parse(arg(1)?)?, num(2)? as u32),
+        "unmap" => Step::Mapped(false),
+        "map" => Step::Mapped(true),
+        "membarrier" => match arg(1)? {
+            "register" => Step::Membarrier(true),
+            "rseq" => Step::Membarrier(false),
+            w => {
+                return Err(format!(
+                    "`membarrier {w}`: use `membarrier register` or `membarrier rseq`"
+                ))
+            }
+        },
+        "affinity" => Step::Affinity(num(1)? as usize),
+        "panic" => Step::Panic,
+        w => return Err(unknown("step", w, &VERBS)),
+    };
+    Ok(step)
+}
+
+/// Parse a script; errors carry the index of the offending step.
+pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
+    let mut stack: Vec<(u64, Vec<Step>)> = vec![(1, Vec::new())];
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.trim();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.first().copied() {
+            Some("loop") => {
+                let n = words
+                    .get(1)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or((i, format!("`{line}`: write `loop N`")))?;
+                stack.push((n, Vec::new()));
+            }
+            Some("end") => {
+                if stack.len() == 1 {
+                    return Err((i, "`end` without `loop`".into()));
+                }
+                let (n, body) = stack.pop().expect("checked");
+                stack.last_mut().expect("root").1.push(Step::Loop(n, body));
+            }
+            _ => stack
+                .last_mut()
+                .expect("root")
+                .1
+                .push(parse_step(line).map_err(|e| (i, e))?),
+        }
+    }
+    if stack.len() != 1 {
+        return Err((lines.len().saturating_sub(1), "`loop` without `end`".into()));
+    }
+    Ok(stack.pop().expect("root").1)
+}
+
+/// What a script saw.
+#[derive(Debug, Default)]
+struct State {
+    ext: Option<SliceExt>,
+    loads: [Option<u32>; 6],
+    last_ret: i64,
+    syscall_errors: i64,
+    not_interrupted: i64,
+    yielded: i64,
+    yield_1: i64,
+    raced: i64,
+    consumed: i64,
+}
+
+fn ret(st: &mut State, r: SysResult) {
+    match r {
+        Ok(v) => st.last_ret = v,
+        Err(e) => {
+            st.last_ret = -i64::from(e.0);
+            st.syscall_errors += 1;
+        }
+    }
+}
+
+fn exec(p: &mut SimPlatform<'_>, st: &mut State, steps: &[Step]) {
+    for step in steps {
+        match step {
+            Step::Register { default_on } => {
+                let flags = if *default_on {
+                    consts::RSEQ_FLAG_SLICE_EXT_DEFAULT_ON
+                } else {
+                    0
+                };
+                ret(st, protocol::register(p, flags).map(|_| 0));
+            }
+            Step::Unregister => ret(st, protocol::unregister(p).map(|_| 0)),
+            Step::Enable(on) => ret(st, protocol::slice_ext_set(p, *on).map(|_| 0)),
+            Step::Request => st
+                .ext
+                .get_or_insert(SliceExt::assume_enabled(p.revision()))
+                .request(p),
+            Step::Release => {
+                let ext = *st.ext.get_or_insert(SliceExt::assume_enabled(p.revision()));
+                match ext.release(p) {
+                    SliceOutcome::Unused => {}
+                    SliceOutcome::NotInterrupted => st.not_interrupted += 1,
+                    SliceOutcome::Consumed => st.consumed += 1,
+                    SliceOutcome::Yielded(r) => {
+                        st.yielded += 1;
+                        match r {
+                            Ok(1) => st.yield_1 += 1,
+                            Ok(_) => st.raced += 1,
+                            Err(_) => {}
+                        }
+                        ret(st, r);
+                    }
+                }
+            }
+            Step::Burn(ns) => p.burn(*ns),
+            Step::Sleep(ns) => ret(st, p.syscall(Syscall::Nanosleep { ns: *ns })),
+            Step::Yield => ret(st, p.syscall(Syscall::RseqSliceYield)),
+            Step::Getpid => ret(st, p.syscall(Syscall::Getpid)),
+            Step::SchedYield => ret(st, p.syscall(Syscall::SchedYield)),
+            Step::Load(f) => st.loads[*f as usize] = Some(f.load(p)),
+            Step::Store(f, v) => f.store(p, *v),
+            Step::Mapped(m) => p.set_rseq_mapped(*m),
+            Step::Membarrier(register) => {
+                let cmd = if *register {
+                    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ
+                } else {
+                    MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ
+                };
+                ret(
+                    st,
+                    p.syscall(Syscall::Membarrier {
+                        cmd,
+                        flags: 0,
+                        cpu_id: 0,
+                    }),
+                );
+            }
+            Step::Affinity(cpu) => ret(
+                st,
+                p.syscall(Syscall::SchedSetaffinity(CpuSet::single(*cpu))),
+            ),
+            Step::Panic => panic!("script step `panic`"),
+            Step::Loop(n, body) => {
+                for _ in 0..*n {
+                    exec(p, st, body);
+                }
+            }
+        }
+    }
+}
+
+/// Run a parsed script on the simulator.
+pub fn run(p: &mut SimPlatform<'_>, steps: &[Step]) -> rseq_abi::programs::Counters {
+    let mut st = State::default();
+    exec(p, &mut st, steps);
+    let mut c: rseq_abi::programs::Counters = vec![
+        ("ret", st.last_ret),
+        ("syscall_errors", st.syscall_errors),
+        ("not_interrupted", st.not_interrupted),
+        ("yielded", st.yielded),
+        ("yield_1", st.yield_1),
+        ("raced", st.raced),
+        ("consumed", st.consumed),
+    ];
+    for (i, v) in st.loads.iter().enumerate() {
+        if let Some(v) = v {
+            c.push((Field::NAMES[i], i64::from(*v)));
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_parse_with_loops_and_suggest_on_typos() {
+        let s = parse(&[
+            "register", "enable", "loop 2", "request", "burn 2us", "release", "end",
+        ])
+        .unwrap();
+        assert_eq!(s.len(), 3);
+        assert!(matches!(&s[2], Step::Loop(2, body) if body.len() == 3));
+        assert_eq!(
+            parse(&["relase"]).unwrap_err(),
+            (0, "unknown step `relase` (did you mean `release`?)".into())
+        );
+        assert_eq!(
+            parse(&["load grnted"]).unwrap_err().1,
+            "unknown field `grnted` (did you mean `granted`?)"
+        );
+        assert_eq!(
+            parse(&["loop 2", "burn 1us"]).unwrap_err().1,
+            "`loop` without `end`"
+        );
+        assert!(parse(&["burn 5"]).unwrap_err().1.contains("needs a unit"));
+    }
+}

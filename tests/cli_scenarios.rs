@@ -1,0 +1,168 @@
+//! `slicesim run`, `check`, `list` and `schema`, driven as a user or CI would, with the
+//! documented exit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn slicesim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slicesim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run slicesim")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("slicesim-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const PASSING: &str = r#"
+[scenario]
+name = "passing"
+duration = "20us"
+[machine]
+cpus = 1
+hz = 0
+[[task]]
+name = "t"
+program = "script"
+steps = ["register", "enable", "request", "burn 5us", "release"]
+[[irq]]
+cpu = 0
+kind = "device_resched"
+at = "3us"
+[expect]
+granted = 1
+yielded = 1
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn run_prints_stats_tasks_and_expectations_and_exits_0() {
+    let o = slicesim(&["run", "scenarios/grant-revoke-race.toml"]);
+    let s = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{s}");
+    assert!(s.contains("sgrant:                3"), "{s}");
+    assert!(s.contains("13 of 13 expectations held"), "{s}");
+}
+
+#[test]
+fn run_exit_codes_for_failed_expectation_invalid_file_and_missing_file() {
+    let d = tmpdir("codes");
+    let failing = write(
+        &d,
+        "failing.toml",
+        &PASSING.replace("granted = 1", "granted = 2"),
+    );
+    let o = slicesim(&["run", failing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("FAIL  granted = 2 (got 1)"));
+    let invalid = write(&d, "invalid.toml", &PASSING.replace("hz = 0", "hzz = 0"));
+    let o = slicesim(&["run", invalid.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid.toml:7:1: unknown field `hzz`") && err.contains("did you mean `hz`?"),
+        "{err}"
+    );
+    let o = slicesim(&["run", "/nonexistent.toml"]);
+    assert_eq!(o.status.code(), Some(3));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn run_set_and_seed_overrides_change_the_run() {
+    let o = slicesim(&[
+        "run",
+        "scenarios/grant-revoke-race.toml",
+        "--set",
+        "machine.slice_ext_boot=false",
+    ]);
+    let s = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the expectations no longer hold with the key off"
+    );
+    assert!(s.contains("sgrant:                0"), "{s}");
+    let o = slicesim(&["run", "scenarios/grant-revoke-race.toml", "--until", "10us"]);
+    assert!(stdout(&o).contains("until 10000 ns"));
+}
+
+#[test]
+fn check_runs_a_folder_with_results_independent_of_jobs_and_writes_junit() {
+    let d = tmpdir("check");
+    write(&d, "a.toml", PASSING);
+    write(&d, "b.toml", &PASSING.replace("\"passing\"", "\"second\""));
+    let junit = d.join("out.xml");
+    let one = slicesim(&[
+        "check",
+        d.to_str().unwrap(),
+        "--jobs",
+        "1",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let two = slicesim(&["check", d.to_str().unwrap(), "--jobs", "2"]);
+    assert_eq!(one.status.code(), Some(0), "{}", stdout(&one));
+    assert_eq!(
+        stdout(&one),
+        stdout(&two),
+        "same report for 1 and 2 workers"
+    );
+    assert!(stdout(&one).contains("2 passed, 0 failed"));
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        x.contains("<testsuite name=\"slicesim\" tests=\"2\" failures=\"0\">"),
+        "{x}"
+    );
+    write(&d, "c.toml", &PASSING.replace("yielded = 1", "yielded = 5"));
+    let o = slicesim(&["check", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    write(&d, "d.toml", "not toml at all [");
+    let o = slicesim(&["check", d.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "an invalid scenario outranks a failed expectation"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn check_bundled_scenarios_all_pass() {
+    let o = slicesim(&["check", "scenarios"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn list_names_programs_and_bundled_scenarios() {
+    let s = stdout(&slicesim(&["list"]));
+    for p in [
+        "selftest",
+        "spinlock",
+        "misbehave",
+        "script",
+        "grant-revoke-race.toml",
+    ] {
+        assert!(s.contains(p), "{p} missing in\n{s}");
+    }
+}
+
+#[test]
+fn schema_is_json() {
+    let o = slicesim(&["schema"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["properties"]["machine"].is_object());
+}
