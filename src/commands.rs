@@ -19,7 +19,7 @@ pub const EXIT_ERROR: i32 = 4;
 /// `slicesim run`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  slicesim run scenarios/grant-then-yield.toml\n  slicesim run scenarios/selftest-n2_2_50.toml --set machine.preempt=lazy --seed 3\n  slicesim run my.toml --until 50us --trace run.log\n\nExit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error."
+    after_help = "Examples:\n  slicesim run scenarios/grant-then-yield.toml\n  slicesim run scenarios/selftest-n2_2_50.toml --set machine.preempt=lazy --seed 3\n  slicesim run my.toml --until 50us --trace run.json --format chrome\n\nExit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error."
 )]
 pub struct RunArgs {
     /// The scenario file.
@@ -33,9 +33,8 @@ pub struct RunArgs {
     /// Override any scenario key, e.g. `machine.cpus=4`, `task.0.count=3` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Write the event log to this file (one line per kernel decision).
-    #[arg(long)]
-    pub trace: Option<PathBuf>,
+    #[command(flatten)]
+    pub trace: crate::TraceArgs,
 }
 
 /// `slicesim check`.
@@ -104,16 +103,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         );
     }
     let failed = print_checks(&r.checks);
-    if let Some(path) = &a.trace {
-        let mut text = String::new();
-        for rec in r.sim.log() {
-            text.push_str(&rec.to_string());
-            text.push('\n');
-        }
-        crate::write_whole(path, text.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("trace: {} events in {}", r.sim.log().len(), path.display());
-    }
+    crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
     Ok(if failed > 0 { EXIT_EXPECTATION } else { 0 })
 }
 

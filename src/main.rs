@@ -74,9 +74,16 @@ struct SelftestArgs {
     /// Turn on rseq_debug (syscall-entry consistency checks).
     #[arg(long)]
     debug: bool,
+    #[command(flatten)]
+    trace: TraceArgs,
+}
+
+/// `--trace FILE [--format F]`, shared by every command that runs a simulation.
+#[derive(clap::Args)]
+pub struct TraceArgs {
     /// Write the event log (one line per kernel decision) to this file.
     #[arg(long)]
-    trace: Option<PathBuf>,
+    pub trace: Option<PathBuf>,
     /// Format of the --trace file: text (a timeline with a lane per CPU), jsonl (one JSON
     /// object per event), chrome (chrome://tracing JSON), perfetto (protobuf for the
     /// Perfetto UI), ftrace (trace-cmd report text). See docs/trace-formats.md.
@@ -87,7 +94,23 @@ struct SelftestArgs {
         value_parser = PossibleValuesParser::new(Format::ALL.map(Format::name))
             .map(|s| s.parse::<Format>().expect("a listed format")),
     )]
-    format: Format,
+    pub format: Format,
+}
+
+/// Render a finished simulation's trace per `t` and write it whole; prints where it went.
+pub fn write_trace(sim: &Simulation, workload: String, t: &TraceArgs, prefix: &str) -> Result<()> {
+    let Some(path) = &t.trace else { return Ok(()) };
+    let input = TraceInput::from_simulation(sim).with_workload(workload);
+    let bytes = export::render(t.format, &input)
+        .with_context(|| format!("rendering the {} trace", t.format))?;
+    write_whole(path, &bytes).with_context(|| format!("writing trace {}", path.display()))?;
+    println!(
+        "{prefix}trace: {} events in {} ({})",
+        sim.log().len(),
+        path.display(),
+        t.format
+    );
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -162,8 +185,8 @@ fn selftest(a: SelftestArgs) -> Result<()> {
         seed: a.seed,
         slice_ext_nsec: a.slice_ext_nsec,
         rseq_debug: a.debug,
-        log: a.trace.is_some(),
-        log_user_accesses: a.trace.is_some(),
+        log: a.trace.trace.is_some(),
+        log_user_accesses: a.trace.trace.is_some(),
         ..SimConfig::default()
     };
     let mut sim = Simulation::new(cfg).context("building the simulation")?;
@@ -210,19 +233,7 @@ fn selftest(a: SelftestArgs) -> Result<()> {
     for line in sim.stats_debugfs().lines() {
         println!("# {line}");
     }
-    if let Some(path) = &a.trace {
-        let input =
-            TraceInput::from_simulation(&sim).with_workload(format!("selftest {}", a.variant));
-        let bytes = export::render(a.format, &input)
-            .with_context(|| format!("rendering the {} trace", a.format))?;
-        write_whole(path, &bytes).with_context(|| format!("writing trace {}", path.display()))?;
-        println!(
-            "# trace: {} events in {} ({})",
-            sim.log().len(),
-            path.display(),
-            a.format
-        );
-    }
+    write_trace(&sim, format!("selftest {}", a.variant), &a.trace, "# ")?;
     Ok(())
 }
 

@@ -166,3 +166,29 @@ fn schema_is_json() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["properties"]["machine"].is_object());
 }
+
+#[test]
+fn run_writes_any_trace_format() {
+    let d = tmpdir("fmt");
+    let out = d.join("t.jsonl");
+    let o = slicesim(&[
+        "run",
+        "scenarios/grant-revoke-race.toml",
+        "--trace",
+        out.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 50);
+    assert!(
+        text.contains("revoke"),
+        "the race's revocations are in the trace"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
