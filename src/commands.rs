@@ -102,6 +102,12 @@ pub fn run(a: RunArgs) -> Result<i32> {
             counters.join(" ")
         );
     }
+    for t in r.sim.tasks() {
+        if let Some(c) = selftest_counters(&t.counters) {
+            println!("T{} {} (selftest format):", t.id, t.name);
+            print!("{c}");
+        }
+    }
     let failed = print_checks(&r.checks);
     crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
     Ok(if failed > 0 { EXIT_EXPECTATION } else { 0 })
@@ -142,6 +148,21 @@ pub fn stats(a: RunArgs) -> Result<i32> {
     let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
     print!("{}", r.sim.stats_debugfs());
     Ok(0)
+}
+
+/// The six selftest counters, if a program reported exactly those (spec §9).
+pub fn selftest_counters(
+    c: &[(&'static str, i64)],
+) -> Option<rseq_abi::programs::SelftestCounters> {
+    let get = |n: &str| c.iter().find(|(k, _)| *k == n).map(|(_, v)| *v as u64);
+    Some(rseq_abi::programs::SelftestCounters {
+        total: get("total")?,
+        success: get("success")?,
+        yielded: get("yielded")?,
+        aborted: get("aborted")?,
+        scheduled: get("scheduled")?,
+        raced: get("raced")?,
+    })
 }
 
 fn print_checks(checks: &[scenario::Check]) -> usize {

@@ -12,9 +12,7 @@ mod commands;
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
-use rseq_abi::programs::selftest::{
-    selftest_main, selftest_noise, SelftestCounters, SelftestParams,
-};
+use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestParams};
 use rseq_abi::{CpuSet, Revision, SharedWord};
 use rseq_sim::{Preempt, SimConfig, Simulation, TaskSpec};
 use slicesim::export::{self, Format, TraceInput};
@@ -223,7 +221,7 @@ fn selftest(a: SelftestArgs) -> Result<()> {
         }
     }
     let c = &sim.tasks()[main as usize].counters;
-    if let Some(counters) = selftest_counters(c) {
+    if let Some(counters) = commands::selftest_counters(c) {
         print!("{counters}");
         if let Err(e) = counters.check_invariants(params.no_yield) {
             println!("# invariant violated: {e}");
@@ -235,18 +233,6 @@ fn selftest(a: SelftestArgs) -> Result<()> {
     }
     write_trace(&sim, format!("selftest {}", a.variant), &a.trace, "# ")?;
     Ok(())
-}
-
-fn selftest_counters(c: &[(&'static str, i64)]) -> Option<SelftestCounters> {
-    let get = |n: &str| c.iter().find(|(k, _)| *k == n).map(|(_, v)| *v as u64);
-    Some(SelftestCounters {
-        total: get("total")?,
-        success: get("success")?,
-        yielded: get("yielded")?,
-        aborted: get("aborted")?,
-        scheduled: get("scheduled")?,
-        raced: get("raced")?,
-    })
 }
 
 /// Write a file whole: a temporary file beside it, then an atomic rename.

@@ -192,3 +192,35 @@ fn run_writes_any_trace_format() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn selftest_scenarios_print_the_selftest_counters_in_its_format() {
+    let d = tmpdir("st");
+    let f = write(
+        &d,
+        "st.toml",
+        r#"
+[scenario]
+name = "st"
+duration = "30ms"
+[[task]]
+name = "main"
+program = "selftest"
+total = "20ms"
+[[task]]
+name = "noise"
+program = "selftest_noise"
+thread_of = "main"
+cpus = [1]
+[expect.task.main]
+exit = "exited"
+counters = { aborted = 0, yielded = ">=1" }
+"#,
+    );
+    let o = slicesim(&["run", f.to_str().unwrap()]);
+    let s = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{s}");
+    assert!(s.contains("T0 main (selftest format):\n# Total "), "{s}");
+    assert!(s.contains("# Raced "), "{s}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
