@@ -101,3 +101,15 @@ pub enum Event {
         signo: i32,
     },
 }
+
+impl Event {
+    /// The CPU this event happens on, if it is bound to one.
+    pub fn cpu(&self) -> Option<u32> {
+        match *self {
+            Event::UserStep { cpu, .. }
+            | Event::KernelStep { cpu, .. }
+            | Event::Irq { cpu, .. } => Some(cpu),
+            Event::TaskStart { .. } | Event::Source { .. } | Event::SendSignal { .. } => None,
+        }
+    }
+}

@@ -105,7 +105,7 @@ impl Simulation {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             cfg,
             now: 0,
-            queue: EventQueue::new(),
+            queue: EventQueue::new(cpus.len()),
             cpus,
             tasks: Vec::new(),
             threads: Vec::new(),
@@ -377,6 +377,20 @@ impl Simulation {
             .map_or(self.limit, |t| t.min(self.limit))
     }
 
+    /// How far `cpu`'s user code may advance its clock on its own (clock reads, burns):
+    /// up to the next event aimed at this CPU or at none, and no further than the global
+    /// next event plus the IPI latency: every effect another CPU can have on a CPU running
+    /// user code arrives as an IPI, so it cannot land earlier. Operations the engine must
+    /// order (memory, syscalls) still use the global [`Self::horizon`].
+    fn local_horizon(&self, cpu: u32) -> u64 {
+        let global = self.horizon();
+        let reach = global.saturating_add(self.cfg.ipi_latency_ns);
+        self.queue
+            .peek_time_for(cpu)
+            .map_or(reach, |t| t.min(reach))
+            .min(self.limit)
+    }
+
     fn dispatch(&mut self, ev: Event) {
         match ev {
             Event::UserStep { cpu, gen } => {
@@ -426,7 +440,7 @@ impl Simulation {
             let horizon = self.horizon();
             let resume = Resume {
                 now: self.now,
-                horizon,
+                horizon: self.local_horizon(cpu),
                 val,
             };
             let step = {
