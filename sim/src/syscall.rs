@@ -78,7 +78,12 @@ impl KSys {
 enum Body {
     /// Returned this value; exit to user after the syscall cost.
     Return(Value),
-    /// The task blocked or left the CPU; it resumes later with its `kcont`.
+    /// Returned this value after waiting this long in the kernel (e.g. for IPIs).
+    ReturnAfter(Value, u64),
+    /// Completed with this value, but the task left the CPU on the way (sched_yield, a
+    /// migration); its `kcont` carries the value to user space later.
+    Switched(Value),
+    /// The task blocked (or died); it resumes later with its `kcont`, if at all.
     Blocked,
 }
 
@@ -142,21 +147,29 @@ impl Simulation {
     fn syscall_body(&mut self, cpu: u32, tid: u32, sys: KSys) {
         let name = sys.name();
         match self.run_body(cpu, tid, sys) {
-            Body::Return(v) => {
-                if let Value::Sys(ret) = &v {
-                    let ret = *ret;
-                    self.emit(cpu, Some(tid), LogKind::SyscallExit { name, ret });
-                }
-                if self.cpus[cpu as usize].curr == Some(tid) && self.tasks[tid as usize].alive() {
-                    self.tasks[tid as usize].kcont = KCont::ExitToUser { ret: Ret::Value(v) };
-                    let gen = self.cpus[cpu as usize].gen;
-                    self.push(
-                        self.now + self.cfg.syscall_ns,
-                        Event::KernelStep { cpu, gen },
-                    );
-                }
+            Body::Return(v) => self.syscall_exit(cpu, tid, name, v, self.cfg.syscall_ns),
+            Body::ReturnAfter(v, wait) => {
+                self.syscall_exit(cpu, tid, name, v, wait + self.cfg.syscall_ns)
             }
+            Body::Switched(v) => self.log_syscall_ret(cpu, tid, name, &v),
             Body::Blocked => {}
+        }
+    }
+
+    fn log_syscall_ret(&mut self, cpu: u32, tid: u32, name: &'static str, v: &Value) {
+        if let Value::Sys(ret) = v {
+            let ret = *ret;
+            self.emit(cpu, Some(tid), LogKind::SyscallExit { name, ret });
+        }
+    }
+
+    /// The syscall returned `v`: log it and exit to user `delay` ns later.
+    fn syscall_exit(&mut self, cpu: u32, tid: u32, name: &'static str, v: Value, delay: u64) {
+        self.log_syscall_ret(cpu, tid, name, &v);
+        if self.cpus[cpu as usize].curr == Some(tid) && self.tasks[tid as usize].alive() {
+            self.tasks[tid as usize].kcont = KCont::ExitToUser { ret: Ret::Value(v) };
+            let gen = self.cpus[cpu as usize].gen;
+            self.push(self.now + delay, Event::KernelStep { cpu, gen });
         }
     }
 
@@ -184,22 +197,15 @@ impl Simulation {
                 Syscall::Other { .. } => sys_ret(Ok(0)),
                 Syscall::Getpid => sys_ret(Ok(i64::from(self.tasks[tid as usize].mm))),
                 Syscall::SchedYield => {
+                    let ok = Value::Sys(Ok(0));
                     self.tasks[tid as usize].kcont = KCont::ExitToUser {
-                        ret: Ret::Value(Value::Sys(Ok(0))),
+                        ret: Ret::Value(ok.clone()),
                     };
-                    self.emit(
-                        cpu,
-                        Some(tid),
-                        LogKind::SyscallExit {
-                            name: "sched_yield",
-                            ret: Ok(0),
-                        },
-                    );
                     if self.schedule(cpu, Prev::Yield) {
-                        return Body::Blocked;
+                        return Body::Switched(ok);
                     }
                     self.tasks[tid as usize].kcont = KCont::None;
-                    Body::Return(Value::Sys(Ok(0)))
+                    Body::Return(ok)
                 }
                 Syscall::Nanosleep { ns } => {
                     let slack = match self.tasks[tid as usize].policy {
@@ -260,24 +266,23 @@ impl Simulation {
                         return sys_ret(Err(Errno::EINVAL));
                     }
                     self.tasks[tid as usize].affinity = m;
-                    self.emit(
-                        cpu,
-                        Some(tid),
-                        LogKind::SyscallExit {
-                            name: "sched_setaffinity",
-                            ret: Ok(0),
-                        },
-                    );
+                    let ok = Value::Sys(Ok(0));
                     self.tasks[tid as usize].kcont = KCont::ExitToUser {
-                        ret: Ret::Value(Value::Sys(Ok(0))),
+                        ret: Ret::Value(ok.clone()),
                     };
                     if self.migrate_current_if_needed(cpu, tid) {
-                        return Body::Blocked;
+                        return Body::Switched(ok);
                     }
                     self.tasks[tid as usize].kcont = KCont::None;
-                    Body::Return(Value::Sys(Ok(0)))
+                    Body::Return(ok)
                 }
-                Syscall::Membarrier { cmd, .. } => sys_ret(self.sys_membarrier(cpu, tid, cmd)),
+                Syscall::Membarrier { cmd, .. } => {
+                    // The expedited command waits for its IPIs (smp_call_function_many
+                    // with wait): the caller returns once the last one has landed.
+                    let (r, sent) = self.sys_membarrier(cpu, tid, cmd);
+                    let wait = if sent { self.cfg.ipi_latency_ns } else { 0 };
+                    Body::ReturnAfter(Value::Sys(r), wait)
+                }
             },
             KSys::GetAffinity => Body::Return(Value::Affinity(Box::new(Ok(self.tasks
                 [tid as usize]
@@ -305,12 +310,13 @@ impl Simulation {
         self.tasks[tid as usize].state = TaskState::Sleeping;
     }
 
-    fn sys_membarrier(&mut self, cpu: u32, tid: u32, cmd: i32) -> SysResult {
+    /// Returns the result and whether IPIs were sent.
+    fn sys_membarrier(&mut self, cpu: u32, tid: u32, cmd: i32) -> (SysResult, bool) {
         let mm = self.tasks[tid as usize].mm;
         match cmd {
             MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ => {
                 self.membarrier_registered.insert(mm, true);
-                Ok(0)
+                (Ok(0), false)
             }
             MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ => {
                 if !self
@@ -319,7 +325,7 @@ impl Simulation {
                     .copied()
                     .unwrap_or(false)
                 {
-                    return Err(Errno::EPERM);
+                    return (Err(Errno::EPERM), false);
                 }
                 let targets: Vec<u32> = (0..self.cfg.cpus as u32)
                     .filter(|&c| c != cpu)
@@ -329,12 +335,13 @@ impl Simulation {
                             .is_some_and(|t| self.tasks[t as usize].mm == mm)
                     })
                     .collect();
+                let sent = !targets.is_empty();
                 for c in targets {
                     self.send_ipi(c, IrqKind::MembarrierIpi);
                 }
-                Ok(0)
+                (Ok(0), sent)
             }
-            _ => Err(Errno::EINVAL),
+            _ => (Err(Errno::EINVAL), false),
         }
     }
 

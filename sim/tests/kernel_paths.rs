@@ -97,6 +97,29 @@ fn membarrier_rseq_syscall_revokes_a_grant_on_another_cpu() {
     let s = sim.stats();
     assert_eq!((s.granted, s.revoked, s.expired), (1, 1, 0), "{s:?}");
     assert_eq!(counter(&sim, h, "gr"), 0);
+    // The expedited membarrier returns (the caller is back in user mode) only once its IPI
+    // has landed.
+    let log = sim.log();
+    let ipi = log
+        .iter()
+        .find(|r| r.kind.to_string().starts_with("irq_enter membarrier_ipi"))
+        .unwrap()
+        .time;
+    let call = log
+        .iter()
+        .rposition(|r| {
+            r.task == Some(1) && r.kind.to_string().starts_with("syscall_enter membarrier")
+        })
+        .unwrap();
+    let back = log[call..]
+        .iter()
+        .find(|r| r.task == Some(1) && r.kind.to_string() == "exit_to_user")
+        .unwrap();
+    assert!(
+        back.time >= ipi,
+        "back in user at {}, IPI at {ipi}",
+        back.time
+    );
 }
 
 #[test]
@@ -166,8 +189,21 @@ fn sched_yield_lets_the_other_task_run() {
         .iter()
         .position(|s| s.starts_with("syscall_enter sched_yield"))
         .unwrap();
-    assert_eq!(k[y + 2], "switch T0 -> T1", "{:?}", &k[y..y + 3]);
+    assert_eq!(k[y + 1], "switch T0 -> T1", "{:?}", &k[y..y + 3]);
     assert_eq!(counter(&sim, 0, "ret"), 0);
+    assert_eq!(
+        count(&sim, "syscall_exit sched_yield"),
+        1,
+        "the exit is logged once"
+    );
+    // Alone on the CPU, sched_yield returns at once, again logged once.
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("alone"),
+        prog(|p| vec![("ret", p.syscall(Syscall::SchedYield).unwrap())]),
+    );
+    sim.run_until(100 * US);
+    assert_eq!(count(&sim, "syscall_exit sched_yield"), 1);
 }
 
 #[test]
