@@ -54,6 +54,14 @@ pub struct CheckArgs {
     pub junit: Option<PathBuf>,
 }
 
+/// An unreadable file is an I/O error (4), a readable but wrong one invalid (3).
+fn load_error_code(e: &ScenarioError) -> i32 {
+    match e {
+        ScenarioError::Io { .. } => EXIT_ERROR,
+        ScenarioError::Invalid { .. } => EXIT_INVALID,
+    }
+}
+
 fn parse_nanos(s: &str) -> Result<Nanos, String> {
     Nanos::parse(s)
 }
@@ -64,7 +72,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(EXIT_INVALID);
+            return Ok(load_error_code(&e));
         }
     };
     let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
@@ -142,7 +150,7 @@ pub fn stats(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(EXIT_INVALID);
+            return Ok(load_error_code(&e));
         }
     };
     let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
@@ -316,7 +324,12 @@ pub fn check(a: CheckArgs) -> Result<i32> {
         crate::write_whole(path, junit(&results, &files).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if invalid > 0 {
+    let io = results
+        .iter()
+        .any(|(_, v)| matches!(v, Verdict::Invalid(ScenarioError::Io { .. })));
+    Ok(if io {
+        EXIT_ERROR
+    } else if invalid > 0 {
         EXIT_INVALID
     } else if fail > 0 {
         EXIT_EXPECTATION
@@ -364,52 +377,66 @@ fn junit(results: &[(String, Verdict)], files: &[PathBuf]) -> String {
     out
 }
 
-/// `slicesim list`: the programs with their parameters and the bundled scenarios.
+/// `slicesim list`: the programs with their parameters and the bundled scenarios. A closed
+/// pipe (`slicesim list | head`) ends the listing quietly.
 pub fn list(dir: &Path) -> Result<()> {
-    println!("programs:");
-    for (name, params, what) in [
-        (
-            "selftest",
-            "variant, total, run_word",
-            "the kernel selftest's main loop (spec §9)",
-        ),
-        (
-            "selftest_noise",
-            "variant, run_word",
-            "the selftest's noise thread",
-        ),
-        (
-            "spinlock",
-            "lock_word, hold, think, run, use_ext, iterations",
-            "a spin lock whose holder asks for extensions",
-        ),
-        (
-            "misbehave",
-            "misbehavior, hold, iterations, enable",
-            "a client breaking a rule of spec §7/§11",
-        ),
-        ("script", "steps", "a thread spelled out step by step"),
-        (
-            "sleeper",
-            "think (sleep), hold (burn), iterations",
-            "sleeps and wakes (wakeup preemption)",
-        ),
-        ("spinner", "hold, iterations", "a CPU hog"),
-    ] {
-        println!("  {name:<15} {what}\n  {:<15} parameters: {params}", "");
-    }
-    println!("bundled scenarios ({}):", dir.display());
-    for f in collect(&[dir.to_path_buf()]).unwrap_or_default() {
-        match scenario::load(&f, &[]) {
-            Ok(l) => println!(
-                "  {:<40} {}",
-                f.display(),
-                l.scenario.scenario.description.lines().next().unwrap_or("")
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut body = || -> std::io::Result<()> {
+        writeln!(out, "programs:")?;
+        for (name, params, what) in [
+            (
+                "selftest",
+                "variant, total, run_word",
+                "the kernel selftest's main loop (spec §9)",
             ),
-            Err(e) => println!("  {:<40} INVALID: {e}", f.display()),
+            (
+                "selftest_noise",
+                "variant, run_word",
+                "the selftest's noise thread",
+            ),
+            (
+                "spinlock",
+                "lock_word, hold, think, run, use_ext, iterations",
+                "a spin lock whose holder asks for extensions",
+            ),
+            (
+                "misbehave",
+                "misbehavior, hold, iterations, enable",
+                "a client breaking a rule of spec §7/§11",
+            ),
+            ("script", "steps", "a thread spelled out step by step"),
+            (
+                "sleeper",
+                "think (sleep), hold (burn), iterations",
+                "sleeps and wakes (wakeup preemption)",
+            ),
+            ("spinner", "hold, iterations", "a CPU hog"),
+        ] {
+            writeln!(
+                out,
+                "  {name:<15} {what}\n  {:<15} parameters: {params}",
+                ""
+            )?;
         }
+        writeln!(out, "bundled scenarios ({}):", dir.display())?;
+        for f in collect(&[dir.to_path_buf()]).unwrap_or_default() {
+            match scenario::load(&f, &[]) {
+                Ok(l) => writeln!(
+                    out,
+                    "  {:<45} {}",
+                    f.display(),
+                    l.scenario.scenario.description.lines().next().unwrap_or("")
+                )?,
+                Err(e) => writeln!(out, "  {:<45} INVALID: {e}", f.display())?,
+            }
+        }
+        Ok(())
+    };
+    match body() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(Into::into),
     }
-    Ok(())
 }
 
 /// Silence "unused" for the exit code only the dispatcher uses.

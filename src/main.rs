@@ -128,6 +128,11 @@ enum PreemptArg {
 }
 
 fn main() {
+    // A program that panics inside a simulation is reported as that task's fault; one line
+    // on stderr is enough (SLICESIM_BACKTRACE=1 restores Rust's default hook).
+    if std::env::var_os("SLICESIM_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
+    }
     // Engine debugging through `tracing`, off unless RUST_LOG asks (e.g. RUST_LOG=rseq_sim=trace).
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

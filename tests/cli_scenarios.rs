@@ -77,7 +77,11 @@ fn run_exit_codes_for_failed_expectation_invalid_file_and_missing_file() {
         "{err}"
     );
     let o = slicesim(&["run", "/nonexistent.toml"]);
-    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "an unreadable file is an I/O error"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -223,4 +227,27 @@ counters = { aborted = 0, yielded = ">=1" }
     assert!(s.contains("T0 main (selftest format):\n# Total "), "{s}");
     assert!(s.contains("# Raced "), "{s}");
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn list_survives_a_closed_pipe() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slicesim"))
+        .arg("list")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once, like `| head -0`
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    assert!(!err.contains("panic"), "{err}");
 }

@@ -190,3 +190,36 @@ fn json_schema_describes_the_format() {
         assert!(props.get(k).is_some(), "schema lacks {k}");
     }
 }
+
+#[test]
+fn thread_of_a_counted_task_names_one_copy() {
+    let base = GOOD.replace("name = \"a\"", "name = \"a\"\ncount = 2");
+    let msg = err(&format!(
+        "{base}\n[[task]]\nname = \"c\"\nprogram = \"spinner\"\nthread_of = \"a\"\n"
+    ));
+    assert!(
+        msg.contains("names 2 copies; pick one, e.g. `a.0`"),
+        "{msg}"
+    );
+    let ok =
+        format!("{base}\n[[task]]\nname = \"c\"\nprogram = \"spinner\"\nthread_of = \"a.1\"\n");
+    assert!(scenario::parse(Path::new("s.toml"), &ok, &[]).is_ok());
+    let msg = err(&format!(
+        "{base}\n[[task]]\nname = \"c\"\nprogram = \"spinner\"\nthread_of = \"a.2\"\n"
+    ));
+    assert!(
+        msg.contains("thread_of `a.2` is not an earlier task"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn parameter_errors_name_the_program_as_written_in_files() {
+    let (_, _, msg) = at(&GOOD
+        .replace("\"script\"", "\"spinlock\"")
+        .replace("steps = [\"register\", \"burn 1us\"]", "enable = \"prctl\""));
+    assert!(
+        msg.contains("does not apply to program `spinlock`"),
+        "{msg}"
+    );
+}

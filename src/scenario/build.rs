@@ -106,6 +106,7 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
     }
     let cpus = s.machine.cpus.unwrap_or(SimConfig::default().cpus);
     let mut names: Vec<String> = Vec::new();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut total: u64 = 0;
     for t in &s.tasks {
         let at = t.span().start;
@@ -127,12 +128,11 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                 return err(
                     at,
                     format!(
-                        "task `{}`: `{p}` does not apply to program `{:?}` (its parameters: {})",
+                        "task `{}`: `{p}` does not apply to program `{}` (its parameters: {})",
                         d.name,
-                        d.program,
+                        d.program.name(),
                         allowed.join(", ")
-                    )
-                    .replace("Selftest`", "selftest`"),
+                    ),
                 );
             }
         }
@@ -199,7 +199,17 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             );
         }
         if let Some(parent) = &d.thread_of {
-            if !names.contains(parent) {
+            if let Some(&n) = counts.get(parent.as_str()).filter(|&&n| n > 1) {
+                return err(
+                    at,
+                    format!("task `{}`: thread_of `{parent}` names {n} copies; pick one, e.g. `{parent}.0`", d.name),
+                );
+            }
+            let copy = parent
+                .rsplit_once('.')
+                .and_then(|(base, i)| Some((counts.get(base)?, i.parse::<u64>().ok()?)))
+                .is_some_and(|(&n, i)| n > 1 && i < n);
+            if !names.contains(parent) && !copy {
                 let hint = error::closest(
                     parent,
                     &names.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -215,6 +225,7 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             }
         }
         names.push(d.name.clone());
+        counts.insert(d.name.as_str(), count);
     }
     if s.irqs.len() + s.signals.len() > limits::SOURCES {
         return err(

@@ -158,6 +158,13 @@ macro_rules! names {
         impl $name {
             /// Every accepted spelling.
             pub const NAMES: &'static [&'static str] = &[$($text),*];
+
+            /// The spelling used in scenario files.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
         }
     };
 }
@@ -231,7 +238,8 @@ pub struct TaskDef {
     /// Start time [0].
     #[serde(default)]
     pub start: Option<Nanos>,
-    /// A thread of the process of this (earlier) task instead of a new process.
+    /// A thread of the process of this (earlier) task instead of a new process; a task
+    /// with `count` > 1 is named by copy (`name.0`, `name.1`, …).
     #[serde(default)]
     pub thread_of: Option<String>,
     /// Registration length [32; post-merge 64].
@@ -270,7 +278,7 @@ pub struct TaskDef {
     /// misbehave, sleeper, spinner: iterations [misbehave 100; sleeper/spinner unlimited].
     #[serde(default)]
     pub iterations: Option<u64>,
-    /// misbehave, spinlock: `prctl`, `default_on`, `off` [prctl].
+    /// misbehave: `prctl`, `default_on`, `off` [prctl] (spinlock uses `use_ext`).
     #[serde(default)]
     pub enable: Option<EnableName>,
     /// script: the steps (see `docs/scenarios.md`).
