@@ -36,16 +36,22 @@ enum Command {
     )]
     Selftest(SelftestArgs),
     /// Print the ABI mirrored by this build: layout, constants, syscall numbers.
+    #[command(after_help = "Example:\n  slicesim abi")]
     Abi,
     /// Run one scenario file and print its statistics, task outcomes and expectations.
     Run(commands::RunArgs),
     /// Run every scenario under the given paths against its expectations, in parallel.
     Check(commands::CheckArgs),
     /// List the built-in programs and the bundled scenarios.
+    #[command(after_help = "Example:\n  slicesim list")]
     List,
     /// Run a scenario and print only the kernel's debugfs `rseq/stats`.
+    #[command(
+        after_help = "Examples:\n  slicesim stats scenarios/selftest/n2_2_50.toml\n  slicesim stats scenarios/grant-revoke-race.toml --set machine.preempt=lazy"
+    )]
     Stats(commands::RunArgs),
     /// Print the JSON schema of the scenario format.
+    #[command(after_help = "Example:\n  slicesim schema > scenario.schema.json")]
     Schema,
 }
 

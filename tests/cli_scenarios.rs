@@ -251,3 +251,24 @@ fn list_survives_a_closed_pipe() {
     assert!(status.success(), "{status:?} {err}");
     assert!(!err.contains("panic"), "{err}");
 }
+
+#[test]
+fn stats_prints_only_the_debugfs_counters() {
+    let o = slicesim(&["stats", "scenarios/grant-revoke-race.toml"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o),
+        "sgrant:                3\nsexpir:                0\nsrevok:                2\nsyield:                1\nsabort:                0\n"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_and_every_subcommand_has_examples() {
+    let o = slicesim(&["run"]);
+    assert_eq!(o.status.code(), Some(2), "clap usage error");
+    for sub in ["run", "check", "list", "stats", "schema", "abi", "selftest"] {
+        let o = slicesim(&[sub, "--help"]);
+        let s = stdout(&o);
+        assert!(s.contains("Example"), "`{sub} --help` has no example:\n{s}");
+    }
+}

@@ -38,7 +38,8 @@ impl Simulation {
         t.exec_start = now;
         t.sum_exec += delta;
         if t.policy == Policy::Normal {
-            t.vruntime += delta;
+            // calc_delta_fair(): virtual time runs slower for heavier (lower nice) tasks.
+            t.vruntime += delta * NICE_0_WEIGHT / nice_weight(t.nice);
             let v = t.vruntime;
             let rq = &mut self.cpus[cpu as usize].rq;
             let left = rq.fair.first().map_or(v, |&(lv, _)| lv);
@@ -458,4 +459,20 @@ fn first_common(a: &CpuSet, b: &CpuSet, ncpus: usize) -> Option<u32> {
 pub(crate) fn first_cpu(s: &CpuSet) -> u32 {
     let c = s.iter().next().unwrap_or(0);
     c as u32
+}
+
+/// `NICE_0_LOAD` (unscaled): the weight of a nice-0 task.
+pub(crate) const NICE_0_WEIGHT: u64 = 1024;
+
+/// `sched_prio_to_weight[]` (kernel/sched/core.c): weight per nice level -20..=19; each
+/// step is ~1.25x, so one nice level is ~10% CPU share.
+const PRIO_TO_WEIGHT: [u64; 40] = [
+    88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100, 4904,
+    3906, 3121, 2501, 1991, 1586, 1277, 1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87,
+    70, 56, 45, 36, 29, 23, 18, 15,
+];
+
+/// The load weight of a nice value (clamped to -20..=19).
+pub(crate) fn nice_weight(nice: i8) -> u64 {
+    PRIO_TO_WEIGHT[(i32::from(nice).clamp(-20, 19) + 20) as usize]
 }

@@ -36,6 +36,8 @@ pub struct TaskSpec {
     pub affinity: Option<CpuSet>,
     /// Scheduling class.
     pub policy: Policy,
+    /// Nice value (-20..=19) of a fair-class task; lower runs longer.
+    pub nice: i8,
     /// When it starts, ns.
     pub start_ns: u64,
     /// Length its program registers its rseq area with (`None` = 32, or 64 for the
@@ -53,6 +55,7 @@ impl TaskSpec {
             name: name.into(),
             affinity: None,
             policy: Policy::Normal,
+            nice: 0,
             start_ns: 0,
             rseq_len: None,
             thread_of: None,
@@ -214,6 +217,7 @@ impl Simulation {
             t.affinity = a;
         }
         t.policy = spec.policy;
+        t.nice = spec.nice.clamp(-20, 19);
         t.start_ns = spec.start_ns;
         if let Some(len) = spec.rseq_len {
             t.rseq_len = len;
@@ -241,6 +245,7 @@ impl Simulation {
             cpu: 0,
             affinity: CpuSet::first_n(self.cfg.cpus),
             policy: Policy::Normal,
+            nice: 0,
             vruntime: 0,
             sum_exec: 0,
             exec_start: 0,

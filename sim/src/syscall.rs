@@ -349,6 +349,7 @@ impl Simulation {
     /// `fork()` (R10: copied rseq state and area bytes, new mm).
     fn copy_process(&mut self, cpu: u32, parent: u32, clone_vm: bool, program: SimProgram) -> u32 {
         let p = &self.tasks[parent as usize];
+        let pnice = p.nice;
         let (pname, pmm, paff, ppol, prseq, pbytes, parea, plen) = (
             p.name.clone(),
             p.mm,
@@ -365,6 +366,7 @@ impl Simulation {
         let c = &mut self.tasks[child as usize];
         c.affinity = paff;
         c.policy = ppol;
+        c.nice = pnice;
         c.rseq_len = plen;
         c.cpu = cpu;
         if clone_vm {

@@ -188,6 +188,8 @@ pub struct Task {
     pub affinity: CpuSet,
     /// Scheduling class.
     pub policy: Policy,
+    /// Nice value of a fair-class task (-20..=19): its load weight.
+    pub nice: i8,
     /// Fair-class virtual runtime, ns.
     pub vruntime: u64,
     /// Total CPU time consumed, ns.

@@ -432,3 +432,35 @@ fn a_final_burn_is_charged_and_interruptible_before_the_exit() {
         "the burn was user time"
     );
 }
+
+#[test]
+fn nice_values_split_the_cpu_by_load_weight() {
+    // Two CPU hogs on one CPU, nice 0 (weight 1024) and nice 5 (weight 335): the fair
+    // class gives them CPU time in about that ratio.
+    let cfg = SimConfig {
+        cpus: 1,
+        hz: 1000,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(cfg).unwrap();
+    for nice in [0, 5] {
+        let mut spec = TaskSpec::new(format!("nice{nice}"));
+        spec.nice = nice;
+        sim.spawn(
+            spec,
+            prog(|p| loop {
+                p.burn(100 * US);
+            }),
+        );
+    }
+    sim.run_until(600_000_000);
+    let (a, b) = (
+        sim.tasks()[0].sum_exec as f64,
+        sim.tasks()[1].sum_exec as f64,
+    );
+    let ratio = a / b;
+    assert!(
+        (2.6..3.6).contains(&ratio),
+        "CPU share nice0/nice5 = {ratio:.2} (weights 1024/335 = 3.06)"
+    );
+}

@@ -184,6 +184,12 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                 );
             }
         }
+        if let Some(n) = d.nice.filter(|n| !(-20..=19).contains(n)) {
+            return err(
+                at,
+                format!("task `{}`: nice {n} is outside -20..=19", d.name),
+            );
+        }
         if let Some(p) = &d.policy {
             if let Err(m) = parse_policy(p) {
                 return err(at, format!("task `{}`: {m}", d.name));
@@ -515,6 +521,7 @@ pub fn run_with_progress(
                 .policy
                 .as_deref()
                 .map_or(Policy::Normal, |p| parse_policy(p).expect("validated"));
+            spec.nice = d.nice.unwrap_or(0);
             spec.start_ns = d.start.map_or(0, |n| n.0);
             spec.rseq_len = d.rseq_len;
             spec.thread_of = d.thread_of.as_ref().and_then(|p| names.get(p).copied());

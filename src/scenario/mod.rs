@@ -235,6 +235,9 @@ pub struct TaskDef {
     /// `normal` or `fifo:N` (SCHED_FIFO priority N) [normal].
     #[serde(default)]
     pub policy: Option<String>,
+    /// Nice value of a `normal` task, -20..=19 [0].
+    #[serde(default)]
+    pub nice: Option<i8>,
     /// Start time [0].
     #[serde(default)]
     pub start: Option<Nanos>,
