@@ -144,6 +144,25 @@ fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<sce
     Ok(r)
 }
 
+/// `slicesim explain`: run a scenario and print its story.
+pub fn explain(a: RunArgs) -> Result<i32> {
+    let loaded = match scenario::load(&a.scenario, &a.sets) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(load_error_code(&e));
+        }
+    };
+    let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
+    println!(
+        "{}: {}",
+        loaded.scenario.scenario.name,
+        loaded.scenario.scenario.description.trim()
+    );
+    print!("{}", slicesim::explain::explain(&r.sim));
+    Ok(0)
+}
+
 /// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
 pub fn stats(a: RunArgs) -> Result<i32> {
     let loaded = match scenario::load(&a.scenario, &a.sets) {

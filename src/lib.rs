@@ -3,10 +3,12 @@
 //!
 //! * [`scenario`]: scenario files (TOML), their validation, building and running them,
 //!   and their expectations.
+//! * [`explain`]: a run told in plain language, naming the rule behind each step.
 //! * [`export`]: turns a simulation's event log into traces that existing tools read.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod explain;
 pub mod export;
 pub mod scenario;

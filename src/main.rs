@@ -45,6 +45,12 @@ enum Command {
     /// List the built-in programs and the bundled scenarios.
     #[command(after_help = "Example:\n  slicesim list")]
     List,
+    /// Run a scenario and tell what happened, event by event, naming the kernel rule that
+    /// decided each step.
+    #[command(
+        after_help = "Examples:\n  slicesim explain scenarios/grant-revoke-race.toml\n  slicesim explain scenarios/edge/grant-then-expiry.toml --seed 2"
+    )]
+    Explain(commands::RunArgs),
     /// Run a scenario and print only the kernel's debugfs `rseq/stats`.
     #[command(
         after_help = "Examples:\n  slicesim stats scenarios/selftest/n2_2_50.toml\n  slicesim stats scenarios/grant-revoke-race.toml --set machine.preempt=lazy"
@@ -164,6 +170,7 @@ fn dispatch(c: Command) -> Result<i32> {
         Command::Run(a) => commands::run(a),
         Command::Check(a) => commands::check(a),
         Command::Stats(a) => commands::stats(a),
+        Command::Explain(a) => commands::explain(a),
         Command::List => commands::list(std::path::Path::new("scenarios")).map(|_| 0),
         Command::Schema => {
             println!("{}", slicesim::scenario::json_schema());
