@@ -163,6 +163,28 @@ pub fn explain(a: RunArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `slicesim step`: build a scenario and walk through it from stdin's commands.
+pub fn step(a: RunArgs) -> Result<i32> {
+    let loaded = match scenario::load(&a.scenario, &a.sets) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(load_error_code(&e));
+        }
+    };
+    let b = scenario::build(&loaded, a.seed, a.until.map(|n| n.0))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut sim = b.sim;
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match slicesim::step::run(&mut sim, b.duration, &mut input, &mut out) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        r => r.map(|_| 0).map_err(Into::into),
+    }
+}
+
 /// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
 pub fn stats(a: RunArgs) -> Result<i32> {
     let loaded = match scenario::load(&a.scenario, &a.sets) {

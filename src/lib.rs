@@ -4,6 +4,7 @@
 //! * [`scenario`]: scenario files (TOML), their validation, building and running them,
 //!   and their expectations.
 //! * [`explain`]: a run told in plain language, naming the rule behind each step.
+//! * [`step`]: walk through a run one event at a time.
 //! * [`export`]: turns a simulation's event log into traces that existing tools read.
 
 #![warn(missing_docs)]
@@ -12,3 +13,4 @@
 pub mod explain;
 pub mod export;
 pub mod scenario;
+pub mod step;

@@ -51,6 +51,12 @@ enum Command {
         after_help = "Examples:\n  slicesim explain scenarios/grant-revoke-race.toml\n  slicesim explain scenarios/edge/grant-then-expiry.toml --seed 2"
     )]
     Explain(commands::RunArgs),
+    /// Walk through a scenario one event at a time (Enter: next event, g: next
+    /// grant/revoke, n N, c: to the end, q: quit).
+    #[command(
+        after_help = "Examples:\n  slicesim step scenarios/grant-revoke-race.toml\n  printf 'g\\ng\\nq\\n' | slicesim step scenarios/grant-revoke-race.toml"
+    )]
+    Step(commands::RunArgs),
     /// Run a scenario and print only the kernel's debugfs `rseq/stats`.
     #[command(
         after_help = "Examples:\n  slicesim stats scenarios/selftest/n2_2_50.toml\n  slicesim stats scenarios/grant-revoke-race.toml --set machine.preempt=lazy"
@@ -170,6 +176,7 @@ fn dispatch(c: Command) -> Result<i32> {
         Command::Run(a) => commands::run(a),
         Command::Check(a) => commands::check(a),
         Command::Stats(a) => commands::stats(a),
+        Command::Step(a) => commands::step(a),
         Command::Explain(a) => commands::explain(a),
         Command::List => commands::list(std::path::Path::new("scenarios")).map(|_| 0),
         Command::Schema => {

@@ -487,6 +487,32 @@ pub fn run_with_progress(
     until: Option<u64>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RunResult, ScenarioError> {
+    let Built {
+        mut sim,
+        names,
+        duration,
+    } = build(l, seed, until)?;
+    for i in 1..=SLICES {
+        let t = duration / SLICES * i + if i == SLICES { duration % SLICES } else { 0 };
+        sim.run_until(t);
+        progress(t, duration);
+    }
+    let checks = expect::evaluate(&l.scenario.expect, &sim, &names);
+    Ok(RunResult { sim, names, checks })
+}
+
+/// A scenario's simulation, built but not yet run.
+pub struct Built {
+    /// The simulation at time 0.
+    pub sim: Simulation,
+    /// Task name → task id.
+    pub names: BTreeMap<String, u32>,
+    /// Where the run ends, ns.
+    pub duration: u64,
+}
+
+/// Build a validated scenario's simulation without running it (for stepping through it).
+pub fn build(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<Built, ScenarioError> {
     let s = &l.scenario;
     let mut cfg = config(s)
         .map_err(|m| ScenarioError::at(&l.path, &l.source, key_pos(&l.source, m.0), m.1))?;
@@ -564,11 +590,9 @@ pub fn run_with_progress(
             }
         }
     }
-    for i in 1..=SLICES {
-        let t = duration / SLICES * i + if i == SLICES { duration % SLICES } else { 0 };
-        sim.run_until(t);
-        progress(t, duration);
-    }
-    let checks = expect::evaluate(&s.expect, &sim, &names);
-    Ok(RunResult { sim, names, checks })
+    Ok(Built {
+        sim,
+        names,
+        duration,
+    })
 }
