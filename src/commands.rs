@@ -484,3 +484,134 @@ pub fn list(dir: &Path) -> Result<()> {
 pub fn io_error_code() -> i32 {
     EXIT_ERROR
 }
+
+/// `slicesim sweep`.
+#[derive(clap::Args)]
+pub struct SweepArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// A key and its values, e.g. `machine.slice_ext_nsec=5000,10000` (repeatable: the
+    /// cross product is run).
+    #[arg(long = "vary", value_name = "KEY=V1,V2,...", required = true, value_parser = slicesim::sweep::Vary::parse)]
+    pub vary: Vec<slicesim::sweep::Vary>,
+    /// Seeds per combination (0..N).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Other overrides applied to every run (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Run only shard K of N (`K/N`): every run whose index is K modulo N.
+    #[arg(long, value_parser = slicesim::sweep::parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Worker threads [number of CPUs].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Write OUT.runs.csv, OUT.summary.csv and OUT.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `slicesim merge`.
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// Shard results (`OUT.json` of each `sweep --shard`).
+    #[arg(required = true)]
+    pub parts: Vec<PathBuf>,
+    /// Write OUT.runs.csv, OUT.summary.csv and OUT.json.
+    #[arg(long, required = true)]
+    pub out: PathBuf,
+}
+
+fn write_sweep(s: &slicesim::sweep::Sweep, out: &Path) -> Result<()> {
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", out.display()));
+    crate::write_whole(&with("runs.csv"), slicesim::sweep::rows_csv(s).as_bytes())?;
+    crate::write_whole(
+        &with("summary.csv"),
+        slicesim::sweep::summary_csv(s).as_bytes(),
+    )?;
+    let json = serde_json::to_string_pretty(s)?;
+    crate::write_whole(&with("json"), json.as_bytes())?;
+    Ok(())
+}
+
+/// Run a sweep; returns the exit code.
+pub fn sweep(a: SweepArgs) -> Result<i32> {
+    use std::io::IsTerminal;
+    use std::sync::atomic::AtomicBool;
+    static STOP: AtomicBool = AtomicBool::new(false);
+    // Ctrl-C stops handing out runs; finished rows are still written.
+    let _ = ctrlc::set_handler(|| STOP.store(true, std::sync::atomic::Ordering::Relaxed));
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, ETA {eta}")
+            .expect("valid template"),
+    );
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let s = match slicesim::sweep::run(
+        &a.scenario,
+        &a.sets,
+        &a.vary,
+        a.seeds,
+        a.shard,
+        jobs,
+        &STOP,
+        &progress,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            bar.finish_and_clear();
+            eprintln!("error: {e}");
+            return Ok(load_error_code(&e));
+        }
+    };
+    bar.finish_and_clear();
+    if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("interrupted: {} runs finished", s.rows.len());
+    }
+    match &a.out {
+        Some(out) => {
+            write_sweep(&s, out)?;
+            println!(
+                "{} runs -> {}.runs.csv, {}.summary.csv, {}.json",
+                s.rows.len(),
+                out.display(),
+                out.display(),
+                out.display()
+            );
+        }
+        None => print!("{}", slicesim::sweep::summary_csv(&s)),
+    }
+    Ok(0)
+}
+
+/// Merge shards; returns the exit code.
+pub fn merge(a: MergeArgs) -> Result<i32> {
+    let mut parts = Vec::new();
+    for p in &a.parts {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        parts.push(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a sweep result", p.display()))?,
+        );
+    }
+    let s = slicesim::sweep::merge(parts).map_err(|e| anyhow::anyhow!(e))?;
+    write_sweep(&s, &a.out)?;
+    println!(
+        "{} of {} runs -> {}.*",
+        s.rows.len(),
+        s.total_runs,
+        a.out.display()
+    );
+    Ok(0)
+}

@@ -4,6 +4,7 @@
 //! * [`scenario`]: scenario files (TOML), their validation, building and running them,
 //!   and their expectations.
 //! * [`explain`]: a run told in plain language, naming the rule behind each step.
+//! * [`sweep`]: parameter sweeps across seeds, shards and their merge.
 //! * [`step`]: walk through a run one event at a time.
 //! * [`export`]: turns a simulation's event log into traces that existing tools read.
 
@@ -14,3 +15,4 @@ pub mod explain;
 pub mod export;
 pub mod scenario;
 pub mod step;
+pub mod sweep;

@@ -57,6 +57,16 @@ enum Command {
         after_help = "Examples:\n  slicesim step scenarios/grant-revoke-race.toml\n  printf 'g\\ng\\nq\\n' | slicesim step scenarios/grant-revoke-race.toml"
     )]
     Step(commands::RunArgs),
+    /// Run a scenario over the cross product of --vary values × seeds, in parallel.
+    #[command(
+        after_help = "Examples:\n  slicesim sweep scenarios/selftest/n2_2_50.toml --vary machine.slice_ext_nsec=5000,10000,20000,50000 --seeds 8 --out sweep\n  slicesim sweep S.toml --vary machine.preempt=full,lazy --seeds 4 --shard 0/3 --out part0\n\nWrites OUT.runs.csv (one row per run), OUT.summary.csv (mean, stddev and 95% CI across seeds) and OUT.json (for merge); without --out prints the summary. Rows do not depend on --jobs; Ctrl-C keeps the finished rows."
+    )]
+    Sweep(commands::SweepArgs),
+    /// Combine sweep shards (their .json files) into the table one run gives.
+    #[command(
+        after_help = "Example:\n  slicesim merge part0.json part1.json part2.json --out sweep"
+    )]
+    Merge(commands::MergeArgs),
     /// Run a scenario and print only the kernel's debugfs `rseq/stats`.
     #[command(
         after_help = "Examples:\n  slicesim stats scenarios/selftest/n2_2_50.toml\n  slicesim stats scenarios/grant-revoke-race.toml --set machine.preempt=lazy"
@@ -176,6 +186,8 @@ fn dispatch(c: Command) -> Result<i32> {
         Command::Run(a) => commands::run(a),
         Command::Check(a) => commands::check(a),
         Command::Stats(a) => commands::stats(a),
+        Command::Sweep(a) => commands::sweep(a),
+        Command::Merge(a) => commands::merge(a),
         Command::Step(a) => commands::step(a),
         Command::Explain(a) => commands::explain(a),
         Command::List => commands::list(std::path::Path::new("scenarios")).map(|_| 0),

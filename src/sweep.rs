@@ -1,0 +1,330 @@
+//! Parameter sweeps: the cross product of `--vary` values × seeds, run in parallel, as one
+//! tidy table, split into deterministic shards that `merge` recombines byte for byte.
+//!
+//! Run `i` of a sweep is fixed by its index in the cross product (values in the order
+//! given, seeds innermost), so the rows do not depend on the number of workers, and shard
+//! `k/N` is simply every run with `i % N == k`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{self, CheckOutcome, ScenarioError};
+
+/// One `--vary key=v1,v2,...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vary {
+    /// A scenario key, as for `--set` (`machine.slice_ext_nsec`).
+    pub key: String,
+    /// Its values, as TOML literals or bare words.
+    pub values: Vec<String>,
+}
+
+impl Vary {
+    /// Parse `key=v1,v2,...`.
+    pub fn parse(s: &str) -> Result<Vary, String> {
+        let (key, vals) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--vary {s:?}: expected key=v1,v2,..."))?;
+        let values: Vec<String> = vals
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if key.trim().is_empty() || values.is_empty() {
+            return Err(format!("--vary {s:?}: expected key=v1,v2,..."));
+        }
+        Ok(Vary {
+            key: key.trim().to_string(),
+            values,
+        })
+    }
+}
+
+/// The numbers one run reports.
+pub const METRICS: [&str; 7] = [
+    "granted",
+    "expired",
+    "revoked",
+    "yielded",
+    "aborted",
+    "checks_failed",
+    "events",
+];
+
+/// One finished run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// Index in the cross product.
+    pub run: usize,
+    /// The varied keys' values for this run, in `--vary` order.
+    pub values: Vec<String>,
+    /// The seed.
+    pub seed: u64,
+    /// The metrics, in [`METRICS`] order.
+    pub metrics: Vec<u64>,
+}
+
+/// A sweep's results (or one shard's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    /// The scenario file.
+    pub scenario: String,
+    /// What was varied.
+    pub vary: Vec<Vary>,
+    /// Seeds per combination.
+    pub seeds: u64,
+    /// Runs in the whole cross product.
+    pub total_runs: usize,
+    /// Finished runs, sorted by index.
+    pub rows: Vec<Row>,
+}
+
+/// The run plan: for run `i`, the value index of each key and the seed.
+fn plan(vary: &[Vary], seeds: u64) -> Vec<(Vec<usize>, u64)> {
+    let mut combos: Vec<Vec<usize>> = vec![vec![]];
+    for v in vary {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| (0..v.values.len()).map(move |i| [c.clone(), vec![i]].concat()))
+            .collect();
+    }
+    combos
+        .into_iter()
+        .flat_map(|c| (0..seeds).map(move |s| (c.clone(), s)))
+        .collect()
+}
+
+/// Parse `--shard k/N`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--shard {s:?}: expected k/N with 0 <= k < N");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || k >= n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// Run a sweep (or shard `k/N` of it) on `jobs` workers. `stop` ends it early (Ctrl-C):
+/// the rows finished so far are kept. `progress(done, total)` is called after each run.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    path: &Path,
+    base_sets: &[String],
+    vary: &[Vary],
+    seeds: u64,
+    shard: Option<(usize, usize)>,
+    jobs: usize,
+    stop: &AtomicBool,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Sweep, ScenarioError> {
+    let all = plan(vary, seeds);
+    let mine: Vec<usize> = (0..all.len())
+        .filter(|i| shard.is_none_or(|(k, n)| i % n == k))
+        .collect();
+    // Validate every combination up front, so a bad value fails before any run.
+    let mut loaded = Vec::with_capacity(mine.len());
+    for &i in &mine {
+        let (vals, _) = &all[i];
+        let mut sets = base_sets.to_vec();
+        sets.extend(
+            vary.iter()
+                .zip(vals)
+                .map(|(v, &j)| format!("{}={}", v.key, v.values[j])),
+        );
+        loaded.push(scenario::load(path, &sets)?);
+    }
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let rows: Mutex<Vec<Row>> = Mutex::new(Vec::new());
+    let first_err: Mutex<Option<ScenarioError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1).min(mine.len().max(1)) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let w = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = mine.get(w) else { break };
+                let (vals, seed) = &all[i];
+                let r = match scenario::run_lean(&loaded[w], Some(*seed)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        first_err.lock().expect("lock").get_or_insert(e);
+                        break;
+                    }
+                };
+                let st = r.sim.stats();
+                let failed = r
+                    .checks
+                    .iter()
+                    .filter(|c| c.outcome != CheckOutcome::Pass)
+                    .count() as u64;
+                let row = Row {
+                    run: i,
+                    values: vary
+                        .iter()
+                        .zip(vals)
+                        .map(|(v, &j)| v.values[j].clone())
+                        .collect(),
+                    seed: *seed,
+                    metrics: vec![
+                        st.granted,
+                        st.expired,
+                        st.revoked,
+                        st.yielded,
+                        st.aborted,
+                        failed,
+                        r.sim.events_processed(),
+                    ],
+                };
+                rows.lock().expect("lock").push(row);
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, mine.len());
+            });
+        }
+    });
+    if let Some(e) = first_err.into_inner().expect("lock") {
+        return Err(e);
+    }
+    let mut rows = rows.into_inner().expect("lock");
+    rows.sort_by_key(|r| r.run);
+    Ok(Sweep {
+        scenario: path.display().to_string(),
+        vary: vary.to_vec(),
+        seeds,
+        total_runs: all.len(),
+        rows,
+    })
+}
+
+/// Combine shards of one sweep into the table a single run gives.
+pub fn merge(parts: Vec<Sweep>) -> Result<Sweep, String> {
+    let mut it = parts.into_iter();
+    let mut all = it.next().ok_or("nothing to merge")?;
+    for p in it {
+        if p.scenario != all.scenario || p.vary != all.vary || p.seeds != all.seeds {
+            return Err(format!(
+                "shard of another sweep: {} vs {}",
+                p.scenario, all.scenario
+            ));
+        }
+        all.rows.extend(p.rows);
+    }
+    all.rows.sort_by_key(|r| r.run);
+    all.rows.dedup_by_key(|r| r.run);
+    Ok(all)
+}
+
+/// Per-run rows as CSV: `run,<keys...>,seed,<metrics...>`.
+pub fn rows_csv(s: &Sweep) -> String {
+    let mut out = String::from("run");
+    for v in &s.vary {
+        out.push(',');
+        out.push_str(&v.key);
+    }
+    out.push_str(",seed");
+    for m in METRICS {
+        out.push(',');
+        out.push_str(m);
+    }
+    out.push('\n');
+    for r in &s.rows {
+        out.push_str(&r.run.to_string());
+        for v in &r.values {
+            out.push(',');
+            out.push_str(v);
+        }
+        out.push_str(&format!(",{}", r.seed));
+        for m in &r.metrics {
+            out.push_str(&format!(",{m}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Student's t quantile (two-sided 95%) for `df` degrees of freedom.
+fn t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    if df == 0 {
+        f64::NAN
+    } else {
+        T.get(df - 1).copied().unwrap_or(1.960)
+    }
+}
+
+/// Summary per combination and metric across seeds: `<keys...>,metric,n,mean,stddev,ci95`
+/// (the half-width of the 95% confidence interval of the mean; empty with one seed).
+pub fn summary_csv(s: &Sweep) -> String {
+    let mut groups: BTreeMap<usize, (Vec<String>, Vec<&Row>)> = BTreeMap::new();
+    let seeds = s.seeds.max(1) as usize;
+    for r in &s.rows {
+        groups
+            .entry(r.run / seeds)
+            .or_insert_with(|| (r.values.clone(), Vec::new()))
+            .1
+            .push(r);
+    }
+    let mut out = String::new();
+    for v in &s.vary {
+        out.push_str(&v.key);
+        out.push(',');
+    }
+    out.push_str("metric,n,mean,stddev,ci95\n");
+    for (vals, rows) in groups.values() {
+        for (mi, m) in METRICS.iter().enumerate() {
+            let xs: Vec<f64> = rows.iter().map(|r| r.metrics[mi] as f64).collect();
+            let n = xs.len();
+            let mean = xs.iter().sum::<f64>() / n as f64;
+            let (sd, ci) = if n > 1 {
+                let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
+                let sd = var.sqrt();
+                (
+                    format!("{sd:.3}"),
+                    format!("{:.3}", t95(n - 1) * sd / (n as f64).sqrt()),
+                )
+            } else {
+                (String::new(), String::new())
+            };
+            for v in vals {
+                out.push_str(v);
+                out.push(',');
+            }
+            out.push_str(&format!("{m},{n},{mean:.3},{sd},{ci}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_is_the_cross_product_with_seeds_innermost() {
+        let v = vec![
+            Vary::parse("a=1,2").unwrap(),
+            Vary::parse("b=x,y,z").unwrap(),
+        ];
+        let p = plan(&v, 2);
+        assert_eq!(p.len(), 12);
+        assert_eq!(p[0], (vec![0, 0], 0));
+        assert_eq!(p[1], (vec![0, 0], 1));
+        assert_eq!(p[2], (vec![0, 1], 0));
+        assert_eq!(p[11], (vec![1, 2], 1));
+        assert!(Vary::parse("a").is_err() && Vary::parse("a=").is_err());
+        assert_eq!(parse_shard("1/3"), Ok((1, 3)));
+        assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err());
+    }
+}
