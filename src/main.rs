@@ -62,6 +62,12 @@ enum Command {
         after_help = "Examples:\n  slicesim sweep scenarios/selftest/n2_2_50.toml --vary machine.slice_ext_nsec=5000,10000,20000,50000 --seeds 8 --out sweep\n  slicesim sweep S.toml --vary machine.preempt=full,lazy --seeds 4 --shard 0/3 --out part0\n\nWrites OUT.runs.csv (one row per run), OUT.summary.csv (mean, stddev and 95% CI across seeds) and OUT.json (for merge); without --out prints the summary. Rows do not depend on --jobs; Ctrl-C keeps the finished rows."
     )]
     Sweep(commands::SweepArgs),
+    /// Run the same workload under two configurations across seeds and compare every
+    /// metric (means, difference, Welch's t-test).
+    #[command(
+        after_help = "Examples:\n  slicesim compare scenarios/workloads/spinlock-ext.toml --b machine.slice_ext_boot=false --seeds 8\n  slicesim compare A.toml B.toml --seeds 8\n  slicesim compare S.toml --a machine.revision=v1 --b machine.revision=merged --seeds 8"
+    )]
+    Compare(commands::CompareArgs),
     /// Combine sweep shards (their .json files) into the table one run gives.
     #[command(
         after_help = "Example:\n  slicesim merge part0.json part1.json part2.json --out sweep"
@@ -188,6 +194,7 @@ fn dispatch(c: Command) -> Result<i32> {
         Command::Stats(a) => commands::stats(a),
         Command::Sweep(a) => commands::sweep(a),
         Command::Merge(a) => commands::merge(a),
+        Command::Compare(a) => commands::compare(a),
         Command::Step(a) => commands::step(a),
         Command::Explain(a) => commands::explain(a),
         Command::List => commands::list(std::path::Path::new("scenarios")).map(|_| 0),

@@ -327,4 +327,122 @@ mod tests {
         assert_eq!(parse_shard("1/3"), Ok((1, 3)));
         assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err());
     }
+
+    #[test]
+    fn welch_t_matches_a_hand_computation() {
+        let row = |g: u64| Row {
+            run: 0,
+            values: vec![],
+            seed: 0,
+            metrics: vec![g, 0, 0, 0, 0, 0, 0],
+        };
+        let a: Vec<Row> = [10, 12, 14].into_iter().map(row).collect(); // mean 12, var 4
+        let b: Vec<Row> = [20, 22, 24].into_iter().map(row).collect(); // mean 22, var 4
+        let c = &compare(&a, &b)[0];
+        // t = 10 / sqrt(4/3 + 4/3) = 6.124; df = 4; t95(4) = 2.776.
+        assert!((c.t - 6.1237).abs() < 1e-3, "{}", c.t);
+        assert!((c.df - 4.0).abs() < 1e-9);
+        assert!(c.significant);
+        let c = &compare(&a, &a)[0];
+        assert!(!c.significant && c.t == 0.0);
+        let c = &compare(&a, &a)[1];
+        assert!(
+            !c.significant && c.t.is_nan(),
+            "constant and equal: nothing to test"
+        );
+    }
+}
+
+/// One metric compared between two configurations across seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Metric name.
+    pub metric: &'static str,
+    /// Mean of A.
+    pub mean_a: f64,
+    /// Mean of B.
+    pub mean_b: f64,
+    /// Welch's t statistic of B − A (NaN when both are constant).
+    pub t: f64,
+    /// Welch–Satterthwaite degrees of freedom.
+    pub df: f64,
+    /// |t| above the two-sided 95 % quantile of Student's t for `df`.
+    pub significant: bool,
+}
+
+fn mean_var(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    let v = if xs.len() > 1 {
+        xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, v)
+}
+
+/// Compare every metric of two sets of runs (Welch's t-test, 95 %).
+pub fn compare(a: &[Row], b: &[Row]) -> Vec<Comparison> {
+    METRICS
+        .iter()
+        .enumerate()
+        .map(|(i, &metric)| {
+            let xa: Vec<f64> = a.iter().map(|r| r.metrics[i] as f64).collect();
+            let xb: Vec<f64> = b.iter().map(|r| r.metrics[i] as f64).collect();
+            let ((ma, va), (mb, vb)) = (mean_var(&xa), mean_var(&xb));
+            let (na, nb) = (xa.len() as f64, xb.len() as f64);
+            let se2 = va / na + vb / nb;
+            let (t, df) = if se2 > 0.0 {
+                let df = se2 * se2
+                    / ((va / na).powi(2) / (na - 1.0).max(1.0)
+                        + (vb / nb).powi(2) / (nb - 1.0).max(1.0));
+                ((mb - ma) / se2.sqrt(), df)
+            } else {
+                (f64::NAN, 0.0)
+            };
+            let significant = if se2 > 0.0 {
+                t.abs() > t95(df.floor().max(1.0) as usize)
+            } else {
+                ma != mb
+            };
+            Comparison {
+                metric,
+                mean_a: ma,
+                mean_b: mb,
+                t,
+                df,
+                significant,
+            }
+        })
+        .collect()
+}
+
+/// The comparison as an aligned table.
+pub fn compare_table(a: &str, b: &str, rows: &[Comparison]) -> String {
+    let mut out = format!(
+        "A = {a}\nB = {b}\n{:<14} {:>14} {:>14} {:>10} {:>9}  significant (95%)\n",
+        "metric", "mean A", "mean B", "B-A %", "t"
+    );
+    for c in rows {
+        let pct = if c.mean_a != 0.0 {
+            format!("{:+.1}", 100.0 * (c.mean_b - c.mean_a) / c.mean_a)
+        } else {
+            "-".into()
+        };
+        let t = if c.t.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", c.t)
+        };
+        out.push_str(&format!(
+            "{:<14} {:>14.3} {:>14.3} {:>10} {:>9}  {}\n",
+            c.metric,
+            c.mean_a,
+            c.mean_b,
+            pct,
+            t,
+            if c.significant { "yes" } else { "no" }
+        ));
+    }
+    out
 }

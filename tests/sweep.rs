@@ -118,3 +118,22 @@ fn a_bad_value_fails_before_any_run_with_the_scenario_error() {
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean `lazy`?"));
 }
+
+#[test]
+fn compare_shows_the_extension_cutting_grants_to_zero() {
+    let o = slicesim(&[
+        "compare",
+        SCEN,
+        "--b",
+        "machine.slice_ext_boot=false",
+        "--seeds",
+        "3",
+    ]);
+    assert!(o.status.success());
+    let s = String::from_utf8(o.stdout).unwrap();
+    let granted = s.lines().find(|l| l.starts_with("granted")).unwrap();
+    assert!(
+        granted.contains("-100.0") && granted.ends_with("yes"),
+        "{s}"
+    );
+}
