@@ -4,9 +4,11 @@
 //! * [`scenario`]: scenario files (TOML), their validation, building and running them,
 //!   and their expectations.
 //! * [`export`]: turns a simulation's event log into traces that existing tools read.
+//! * [`metrics`]: latency and grant metrics of a finished run, from its event log.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod export;
+pub mod metrics;
 pub mod scenario;
