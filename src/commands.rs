@@ -164,6 +164,10 @@ fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<sce
 
 /// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
 pub fn stats(a: RunArgs) -> Result<i32> {
+    if a.metrics.is_some() {
+        eprintln!("error: --metrics belongs to `slicesim run`");
+        return Ok(2);
+    }
     let loaded = match scenario::load(&a.scenario, &a.sets) {
         Ok(l) => l,
         Err(e) => {
