@@ -260,4 +260,15 @@ fn run_metrics_on_the_command_line() {
     assert!(s.contains("13 of 13 expectations held"), "{s}");
     assert!(s.contains("grant ends: revoke R2=2 yield=1"), "{s}");
     assert_eq!(cli("xml").status.code(), Some(2));
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
+        .args([
+            "stats",
+            "scenarios/grant-revoke-race.toml",
+            "--metrics",
+            "json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(stats.status.code(), Some(2));
 }
