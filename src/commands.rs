@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
+use slicesim::metrics::{self, Metrics, MetricsFormat};
 use slicesim::scenario::{self, CheckOutcome, Loaded, Nanos, ScenarioError};
 
 /// Exit code: an expectation failed.
@@ -33,6 +34,11 @@ pub struct RunArgs {
     /// Override any scenario key, e.g. `machine.cpus=4`, `task.0.count=3` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Also print metrics from the event log: `table` after the summary; `json` or `csv`
+    /// instead of it, alone on stdout (`slicesim run` always keeps the log). See
+    /// docs/metrics.md.
+    #[arg(long, value_name = "FORMAT", value_parser = ["table", "json", "csv"])]
+    pub metrics: Option<String>,
     #[command(flatten)]
     pub trace: crate::TraceArgs,
 }
@@ -77,6 +83,15 @@ pub fn run(a: RunArgs) -> Result<i32> {
     };
     let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
     let s = &loaded.scenario.scenario;
+    let metrics = match a.metrics.as_deref().map(str::parse::<MetricsFormat>) {
+        None => None,
+        Some(f) => Some((f?, Metrics::compute(&r.sim)?)),
+    };
+    if let Some((f @ (MetricsFormat::Json | MetricsFormat::Csv), m)) = &metrics {
+        print!("{}", metrics::render(*f, m));
+        crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
+        return Ok(if r.passed() { 0 } else { EXIT_EXPECTATION });
+    }
     println!("scenario {} ({})", s.name, a.scenario.display());
     if !s.description.is_empty() {
         println!("  {}", s.description.trim());
@@ -117,6 +132,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
         }
     }
     let failed = print_checks(&r.checks);
+    if let Some((f, m)) = &metrics {
+        print!("{}", metrics::render(*f, m));
+    }
     crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
     Ok(if failed > 0 { EXIT_EXPECTATION } else { 0 })
 }
@@ -187,6 +205,10 @@ pub fn step(a: RunArgs) -> Result<i32> {
 
 /// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
 pub fn stats(a: RunArgs) -> Result<i32> {
+    if a.metrics.is_some() {
+        eprintln!("error: --metrics belongs to `slicesim run`");
+        return Ok(2);
+    }
     let loaded = match scenario::load(&a.scenario, &a.sets) {
         Ok(l) => l,
         Err(e) => {

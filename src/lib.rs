@@ -7,12 +7,14 @@
 //! * [`sweep`]: parameter sweeps across seeds, shards and their merge.
 //! * [`step`]: walk through a run one event at a time.
 //! * [`export`]: turns a simulation's event log into traces that existing tools read.
+//! * [`metrics`]: latency and grant metrics of a finished run, from its event log.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod explain;
 pub mod export;
+pub mod metrics;
 pub mod scenario;
 pub mod step;
 pub mod sweep;

@@ -22,7 +22,7 @@ mod ftrace;
 mod jsonl;
 pub mod perfetto;
 mod text;
-mod timeline;
+pub(crate) mod timeline;
 
 use std::fmt;
 use std::str::FromStr;

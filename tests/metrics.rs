@@ -1,0 +1,274 @@
+//! Metrics from the event log: values computed by hand on small scenarios, agreement with
+//! the ftrace export, determinism, and logging leaving the simulation unchanged.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestParams};
+use rseq_abi::{CpuSet, SharedWord};
+use rseq_sim::{SimConfig, Simulation, TaskSpec};
+use slicesim::export::{render, Format, TraceInput};
+use slicesim::metrics::{self, Metrics, MetricsError, MetricsFormat};
+use slicesim::scenario;
+
+fn run(path: &str, seed: Option<u64>) -> Simulation {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let l = scenario::load(&root.join(path), &[]).unwrap();
+    let r = scenario::run(&l, seed, None).unwrap();
+    assert!(r.passed(), "{path}: expectations hold");
+    r.sim
+}
+
+#[test]
+fn grant_revoke_race_by_hand() {
+    let m = Metrics::compute(&run("scenarios/grant-revoke-race.toml", None)).unwrap();
+    // From the log (ns):
+    //   2000 user_store req=1; 3300 grant; 5304 slice_end yielded   -> 2004, request 1300
+    //  15454 user_store req=1; 16300 grant; 17300 revoke R2          -> 1000, request 846
+    //  29358 user_store req=1; 30300 grant; 33800 revoke R2          -> 3500, request 942
+    let g = &m.grant_length;
+    assert_eq!((g.count, g.min, g.max), (3, 1000, 3500));
+    assert_eq!((g.p50, g.p90, g.p99, g.p99_9), (2004, 3500, 3500, 3500));
+    assert_eq!(g.mean, (2004.0 + 1000.0 + 3500.0) / 3.0);
+    let q = &m.request_to_grant;
+    assert_eq!((q.count, q.min, q.p50, q.max), (3, 846, 942, 1300));
+    assert_eq!(
+        m.grant_ends,
+        [("revoke R2".to_string(), 2), ("yield".to_string(), 1)].into()
+    );
+    assert_eq!(m.grants_wasted, 0);
+    // One task, never woken.
+    assert_eq!(m.wakeup_to_run.count, 0);
+    // Timer: 3300 -> cancel 5304 (2 us); the two after R2 fire later (hit=0): EXPIRED.
+    let h = &m.slice_hist["holder"];
+    assert_eq!(h.us, [(2, 1)].into());
+    assert_eq!(h.expired, 2);
+    // T0 runs from the switch at 500 ns to the switch to idle at 35110 ns.
+    assert_eq!(m.run_ns, 60_000);
+    assert_eq!(m.cpus.len(), 1);
+    assert_eq!(m.cpus[0].running_ns, 34_610);
+    assert_eq!(m.cpus[0].busy_ns, 34_610);
+    assert_eq!(m.cpus[0].utilisation, 34_610.0 / 60_000.0);
+}
+
+#[test]
+fn grant_then_expiry_by_hand() {
+    let m = Metrics::compute(&run("scenarios/edge/grant-then-expiry.toml", None)).unwrap();
+    // 2000 request; 3300 grant (expires 8300); 8300 hrtimer_expire hit=1; 8600 revoke R2.
+    let g = &m.grant_length;
+    assert_eq!(
+        (g.count, g.min, g.p50, g.p99, g.max),
+        (1, 5000, 5000, 5000, 5000)
+    );
+    assert_eq!(m.grant_ends, [("expired".to_string(), 1)].into());
+    assert_eq!(m.grants_wasted, 1);
+    assert_eq!(m.request_to_grant.max, 1300);
+    assert_eq!(m.slice_hist["holder"].us, BTreeMap::new());
+    assert_eq!(m.slice_hist["holder"].expired, 1);
+}
+
+/// `rseq-slice-hist.py`'s logic on `trace-cmd report` text: per comm of the start line,
+/// start → cancel in whole µs, or -1 for an expiry.
+fn script_hist(text: &str) -> BTreeMap<String, BTreeMap<i64, u64>> {
+    let mut pending: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut hist: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+    for l in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(": "))
+    {
+        let (head, rest) = l.split_once(']').unwrap();
+        let comm = head.trim().rsplit_once('-').unwrap().0.trim().to_string();
+        let (ts, rest) = rest.trim().split_once(": ").unwrap();
+        let (secs, nanos) = ts.split_once('.').unwrap();
+        let ts_ns = secs.parse::<u64>().unwrap() * 1_000_000_000 + nanos.parse::<u64>().unwrap();
+        let (event, fields) = rest.split_once(": ").unwrap();
+        let field = |k: &str| {
+            fields
+                .split(' ')
+                .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                .unwrap()
+                .to_string()
+        };
+        match event {
+            "hrtimer_start" if field("function").contains("rseq_slice_expired") => {
+                pending.insert(field("hrtimer"), (ts_ns, comm));
+            }
+            "hrtimer_cancel" => {
+                if let Some((start, comm)) = pending.remove(&field("hrtimer")) {
+                    *hist
+                        .entry(comm)
+                        .or_default()
+                        .entry(((ts_ns - start) / 1000) as i64)
+                        .or_default() += 1;
+                }
+            }
+            "hrtimer_expire_entry" => {
+                if let Some((_, comm)) = pending.remove(&field("hrtimer")) {
+                    *hist.entry(comm).or_default().entry(-1).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    hist
+}
+
+fn selftest(params: SelftestParams, run_ns: u64, log: bool) -> Simulation {
+    let mut params = params;
+    params.total_ns = run_ns;
+    let run = SharedWord(0);
+    let mut sim = Simulation::new(SimConfig {
+        log,
+        log_user_accesses: log,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    sim.set_shared_word(run, 1);
+    let main = sim.spawn(
+        TaskSpec::new("slice_test"),
+        Box::new(move |p| selftest_main(p, &params, run).unwrap().counters()),
+    );
+    let mut noise = TaskSpec::new("noise");
+    noise.affinity = Some(CpuSet::single(1));
+    noise.thread_of = Some(main);
+    sim.spawn(
+        noise,
+        Box::new(move |p| vec![("bursts", selftest_noise(p, &params, run) as i64)]),
+    );
+    sim.run_until(run_ns + 2_000_000);
+    sim
+}
+
+#[test]
+fn slice_hist_agrees_with_the_ftrace_export() {
+    let sims = [
+        run("scenarios/grant-revoke-race.toml", None),
+        run("scenarios/edge/grant-then-expiry.toml", None),
+        selftest(SelftestParams::N2_2_50, 10_000_000, true),
+        selftest(SelftestParams::N50_2_50, 10_000_000, true),
+    ];
+    for sim in &sims {
+        let text =
+            String::from_utf8(render(Format::Ftrace, &TraceInput::from_simulation(sim)).unwrap())
+                .unwrap();
+        let from_script = script_hist(&text);
+        let m = Metrics::compute(sim).unwrap();
+        let mut ours: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+        for (task, h) in &m.slice_hist {
+            let b = ours.entry(task.chars().take(15).collect()).or_default();
+            for (&us, &n) in &h.us {
+                b.insert(us as i64, n);
+            }
+            if h.expired > 0 {
+                b.insert(-1, h.expired);
+            }
+        }
+        assert!(!ours.is_empty());
+        assert_eq!(ours, from_script);
+    }
+}
+
+#[test]
+fn the_selftest_has_samples_everywhere() {
+    let m = Metrics::compute(&selftest(SelftestParams::N2_2_50, 10_000_000, true)).unwrap();
+    assert!(m.grant_length.count > 10);
+    assert!(m.request_to_grant.count > 10);
+    assert!(m.wakeup_to_run.count > 10);
+    let ended: u64 = m.grant_ends.values().sum();
+    assert_eq!(
+        ended,
+        m.grant_length.count + m.grant_ends.get("open").unwrap_or(&0)
+    );
+    assert!(m.grant_length.p50 <= m.grant_length.p99);
+    assert!(m.grant_length.p99 <= m.grant_length.max);
+    // Grants end at the latest at their expiry, 5 µs after they start.
+    assert!(m.grant_length.max <= 5_000, "{:?}", m.grant_length);
+    for c in &m.cpus {
+        assert!((0.0..=1.0).contains(&c.utilisation));
+    }
+}
+
+#[test]
+fn same_seed_same_json_in_every_format() {
+    for f in MetricsFormat::ALL {
+        let a = metrics::render(
+            f,
+            &Metrics::compute(&run("scenarios/selftest/n2_2_50.toml", Some(7))).unwrap(),
+        );
+        let b = metrics::render(
+            f,
+            &Metrics::compute(&run("scenarios/selftest/n2_2_50.toml", Some(7))).unwrap(),
+        );
+        assert_eq!(a, b, "{f:?}");
+    }
+}
+
+#[test]
+fn logging_does_not_change_the_simulation() {
+    let on = selftest(SelftestParams::N2_2_50, 20_000_000, true);
+    let off = selftest(SelftestParams::N2_2_50, 20_000_000, false);
+    assert!(!on.log().is_empty());
+    assert!(off.log().is_empty());
+    assert_eq!(on.stats(), off.stats());
+    assert_eq!(on.now(), off.now());
+    assert_eq!(on.events_processed(), off.events_processed());
+    for (a, b) in on.tasks().iter().zip(off.tasks()) {
+        assert_eq!(a.counters, b.counters, "task {}", a.name);
+        assert_eq!(a.exit, b.exit, "task {}", a.name);
+    }
+    for (a, b) in on.cpus().iter().zip(off.cpus()) {
+        assert_eq!(a.busy_ns, b.busy_ns);
+        assert_eq!(a.stats, b.stats);
+    }
+    assert_eq!(Metrics::compute(&off), Err(MetricsError::NoLog));
+}
+
+#[test]
+fn csv_has_one_value_per_row() {
+    let m = Metrics::compute(&run("scenarios/grant-revoke-race.toml", None)).unwrap();
+    let csv = metrics::render(MetricsFormat::Csv, &m);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("metric,stat,value"));
+    for l in lines {
+        assert_eq!(l.split(',').count(), 3, "{l}");
+    }
+    assert!(csv.contains("\ngrant_length_ns,p99,3500\n"));
+    assert!(csv.contains("\nslice_hist.holder,EXPIRED,2\n"));
+    let json: serde_json::Value =
+        serde_json::from_str(&metrics::render(MetricsFormat::Json, &m)).unwrap();
+    assert_eq!(json["grant_length"]["p50"], 2004);
+    assert_eq!(json["grant_ends"]["yield"], 1);
+}
+
+#[test]
+fn run_metrics_on_the_command_line() {
+    let cli = |f: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
+            .args(["run", "scenarios/grant-revoke-race.toml", "--metrics", f])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let o = cli("json");
+    assert_eq!(o.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["grant_length"]["max"], 3500);
+    let o = cli("csv");
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("metric,stat,value\n"));
+    let o = cli("table");
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("13 of 13 expectations held"), "{s}");
+    assert!(s.contains("grant ends: revoke R2=2 yield=1"), "{s}");
+    assert_eq!(cli("xml").status.code(), Some(2));
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
+        .args([
+            "stats",
+            "scenarios/grant-revoke-race.toml",
+            "--metrics",
+            "json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(stats.status.code(), Some(2));
+}
