@@ -60,6 +60,14 @@ pub struct CheckArgs {
     pub junit: Option<PathBuf>,
 }
 
+/// Load `a.scenario` with its overrides, or print why not and give the exit code.
+fn load_or_report(a: &RunArgs) -> std::result::Result<Loaded, i32> {
+    scenario::load(&a.scenario, &a.sets).map_err(|e| {
+        eprintln!("error: {e}");
+        load_error_code(&e)
+    })
+}
+
 /// An unreadable file is an I/O error (4), a readable but wrong one invalid (3).
 fn load_error_code(e: &ScenarioError) -> i32 {
     match e {
@@ -74,12 +82,9 @@ fn parse_nanos(s: &str) -> Result<Nanos, String> {
 
 /// Run one scenario and print its summary; returns the exit code.
 pub fn run(a: RunArgs) -> Result<i32> {
-    let loaded = match scenario::load(&a.scenario, &a.sets) {
+    let loaded = match load_or_report(&a) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(load_error_code(&e));
-        }
+        Err(code) => return Ok(code),
     };
     let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
     let s = &loaded.scenario.scenario;
@@ -164,12 +169,9 @@ fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<sce
 
 /// `slicesim explain`: run a scenario and print its story.
 pub fn explain(a: RunArgs) -> Result<i32> {
-    let loaded = match scenario::load(&a.scenario, &a.sets) {
+    let loaded = match load_or_report(&a) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(load_error_code(&e));
-        }
+        Err(code) => return Ok(code),
     };
     let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
     println!(
@@ -183,12 +185,9 @@ pub fn explain(a: RunArgs) -> Result<i32> {
 
 /// `slicesim step`: build a scenario and walk through it from stdin's commands.
 pub fn step(a: RunArgs) -> Result<i32> {
-    let loaded = match scenario::load(&a.scenario, &a.sets) {
+    let loaded = match load_or_report(&a) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(load_error_code(&e));
-        }
+        Err(code) => return Ok(code),
     };
     let b = scenario::build(&loaded, a.seed, a.until.map(|n| n.0))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -209,12 +208,9 @@ pub fn stats(a: RunArgs) -> Result<i32> {
         eprintln!("error: --metrics belongs to `slicesim run`");
         return Ok(2);
     }
-    let loaded = match scenario::load(&a.scenario, &a.sets) {
+    let loaded = match load_or_report(&a) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(load_error_code(&e));
-        }
+        Err(code) => return Ok(code),
     };
     let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
     print!("{}", r.sim.stats_debugfs());
