@@ -2,7 +2,7 @@
 //!
 //! Each simulated thread runs its user program, unchanged, on its own coroutine stack. Every
 //! platform call the engine must order (an access to `struct rseq`, a shared word, a
-//! syscall) suspends the coroutine with a [`Request`] stamped with the thread's local time;
+//! syscall) suspends the coroutine with a `Request` stamped with the thread's local time;
 //! the engine performs it at that time and resumes the coroutine with the result.
 //!
 //! Pure time passing (clock reads, `burn`) is handled inside the coroutine while the local

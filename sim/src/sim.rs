@@ -1,7 +1,7 @@
 //! The simulation: machine state, the one event loop, and user-side operations.
 //!
 //! The loop pops the earliest event, sets the clock to its time and dispatches it. User
-//! code runs inside [`UserThread`] coroutines; a user operation stamped before the next
+//! code runs inside `UserThread` coroutines; a user operation stamped before the next
 //! queued event is performed at once (no queue round trip), otherwise it becomes a
 //! `UserStep` event at its time, which an interrupt arriving first makes stale.
 

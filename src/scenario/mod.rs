@@ -85,62 +85,62 @@ pub struct Meta {
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Machine {
-    /// CPUs (1..=1024) [2].
+    /// CPUs (1..=1024) (default: 2).
     pub cpus: Option<usize>,
-    /// Tick rate, Hz; 0 = no tick [1000].
+    /// Tick rate, Hz; 0 = no tick (default: 1000).
     pub hz: Option<u32>,
-    /// `none`, `voluntary`, `full`, `lazy`, `rt` [full].
+    /// `none`, `voluntary`, `full`, `lazy`, `rt` (default: full).
     pub preempt: Option<PreemptName>,
-    /// `v1`, `merged`, `post-merge` [merged].
+    /// `v1`, `merged`, `post-merge` (default: merged).
     pub revision: Option<RevisionName>,
-    /// `CONFIG_RSEQ_SLICE_EXTENSION` [true].
+    /// `CONFIG_RSEQ_SLICE_EXTENSION` (default: true).
     pub config_slice_ext: Option<bool>,
-    /// Boot parameter `rseq_slice_ext=` [true].
+    /// Boot parameter `rseq_slice_ext=` (default: true).
     pub slice_ext_boot: Option<bool>,
-    /// debugfs `rseq/slice_ext_nsec`, ns [revision default: 5000; V1 30000].
+    /// debugfs `rseq/slice_ext_nsec`, ns (default: revision default: 5000; V1 30000).
     pub slice_ext_nsec: Option<u32>,
-    /// Boot parameter `rseq_debug=` [false].
+    /// Boot parameter `rseq_debug=` (default: false).
     pub rseq_debug: Option<bool>,
-    /// `little` or `big` [little].
+    /// `little` or `big` (default: little).
     pub endian: Option<EndianName>,
     /// `AVAILABLE` with the boot switch off: `advertise` (7.0.0) or `hide` (7.0.y)
-    /// [per revision].
+    /// (default: per revision).
     pub available_when_boot_disabled: Option<AvailName>,
-    /// Equal-time order: `fifo` or `seeded` [fifo].
+    /// Equal-time order: `fifo` or `seeded` (default: fifo).
     pub tie_break: Option<TieName>,
-    /// Interrupt entry to exit work [300ns].
+    /// Interrupt entry to exit work (default: 300ns).
     pub irq_latency: Option<Nanos>,
-    /// Syscall entry to exit work [150ns].
+    /// Syscall entry to exit work (default: 150ns).
     pub syscall: Option<Nanos>,
-    /// Context switch [800ns].
+    /// Context switch (default: 800ns).
     pub ctx_switch: Option<Nanos>,
-    /// IPI latency [500ns].
+    /// IPI latency (default: 500ns).
     pub ipi_latency: Option<Nanos>,
-    /// vDSO clock read [20ns].
+    /// vDSO clock read (default: 20ns).
     pub clock_read: Option<Nanos>,
-    /// Access to the rseq area [1ns].
+    /// Access to the rseq area (default: 1ns).
     pub mem_access: Option<Nanos>,
-    /// Access to a shared word [5ns].
+    /// Access to a shared word (default: 5ns).
     pub shared_access: Option<Nanos>,
-    /// Fair-class base slice [3ms].
+    /// Fair-class base slice (default: 3ms).
     pub sched_base_slice: Option<Nanos>,
-    /// Wakeup preemption granularity [1ms].
+    /// Wakeup preemption granularity (default: 1ms).
     pub wakeup_gran: Option<Nanos>,
-    /// Sleeper credit [3ms].
+    /// Sleeper credit (default: 3ms).
     pub sleeper_credit: Option<Nanos>,
-    /// Offset of the grant clock from the hrtimer clock, ns, may be negative [0].
+    /// Offset of the grant clock from the hrtimer clock, ns, may be negative (default: 0).
     pub fast_clock_skew_ns: Option<i64>,
-    /// Timer slack of fair-class sleeps [50us].
+    /// Timer slack of fair-class sleeps (default: 50us).
     pub timer_slack: Option<Nanos>,
-    /// Seeded extra delay of sleep timers [5us].
+    /// Seeded extra delay of sleep timers (default: 5us).
     pub timer_jitter: Option<Nanos>,
-    /// Syscall entry to the rseq slice work (spec §13 q5) [0].
+    /// Syscall entry to the rseq slice work (spec §13 q5) (default: 0).
     pub syscall_work_delay: Option<Nanos>,
-    /// Newidle pull balancing [true].
+    /// Newidle pull balancing (default: true).
     pub load_balance: Option<bool>,
-    /// Per-task budget of user steps [unlimited].
+    /// Per-task budget of user steps (default: unlimited).
     pub max_user_steps: Option<u64>,
-    /// Most live coroutine stacks [30000].
+    /// Most live coroutine stacks (default: 30000).
     pub max_threads: Option<usize>,
 }
 
@@ -226,40 +226,40 @@ pub struct TaskDef {
     /// The program: `selftest`, `selftest_noise`, `spinlock`, `misbehave`, `script`,
     /// `sleeper`, `spinner`.
     pub program: ProgramName,
-    /// How many copies [1].
+    /// How many copies (default: 1).
     #[serde(default)]
     pub count: Option<u64>,
-    /// Allowed CPUs [all].
+    /// Allowed CPUs (default: all).
     #[serde(default)]
     pub cpus: Option<Vec<usize>>,
-    /// `normal` or `fifo:N` (SCHED_FIFO priority N) [normal].
+    /// `normal` or `fifo:N` (SCHED_FIFO priority N) (default: normal).
     #[serde(default)]
     pub policy: Option<String>,
-    /// Nice value of a `normal` task, -20..=19 [0].
+    /// Nice value of a `normal` task, -20..=19 (default: 0).
     #[serde(default)]
     pub nice: Option<i8>,
-    /// Start time [0].
+    /// Start time (default: 0).
     #[serde(default)]
     pub start: Option<Nanos>,
     /// A thread of the process of this (earlier) task instead of a new process; a task
     /// with `count` > 1 is named by copy (`name.0`, `name.1`, …).
     #[serde(default)]
     pub thread_of: Option<String>,
-    /// Registration length [32; post-merge 64].
+    /// Registration length (default: 32; post-merge 64).
     #[serde(default)]
     pub rseq_len: Option<u32>,
 
     // ---- program parameters (each program says which apply) ----
-    /// selftest, selftest_noise: `n2_2_50`, `n50_2_50`, `n2_2_50_no_yield` [n2_2_50].
+    /// selftest, selftest_noise: `n2_2_50`, `n50_2_50`, `n2_2_50_no_yield` (default: n2_2_50).
     #[serde(default)]
     pub variant: Option<String>,
     /// selftest: main-loop duration (overrides the variant's 5 s).
     #[serde(default)]
     pub total: Option<Nanos>,
-    /// selftest, selftest_noise: the shared `run` word [0].
+    /// selftest, selftest_noise: the shared `run` word (default: 0).
     #[serde(default)]
     pub run_word: Option<u32>,
-    /// spinlock: lock word [0]; protected counter is `lock_word + 1`.
+    /// spinlock: lock word (default: 0); protected counter is `lock_word + 1`.
     #[serde(default)]
     pub lock_word: Option<u32>,
     /// spinlock, misbehave, sleeper, spinner: busy time per section / hold / burst.
@@ -268,20 +268,20 @@ pub struct TaskDef {
     /// spinlock: think time between acquisitions; sleeper: sleep time.
     #[serde(default)]
     pub think: Option<Nanos>,
-    /// spinlock: stop after this long [the scenario duration].
+    /// spinlock: stop after this long (default: the scenario duration).
     #[serde(default)]
     pub run: Option<Nanos>,
-    /// spinlock: use the extension [true].
+    /// spinlock: use the extension (default: true).
     #[serde(default)]
     pub use_ext: Option<bool>,
     /// misbehave: which rule to break (`never_yields`, `writes_granted`, `tampers_flags`,
     /// `request_while_granted`, `syscall_in_grant`, `reserved_bytes`).
     #[serde(default)]
     pub misbehavior: Option<String>,
-    /// misbehave, sleeper, spinner: iterations [misbehave 100; sleeper/spinner unlimited].
+    /// misbehave, sleeper, spinner: iterations (default: misbehave 100; sleeper/spinner unlimited).
     #[serde(default)]
     pub iterations: Option<u64>,
-    /// misbehave: `prctl`, `default_on`, `off` [prctl] (spinlock uses `use_ext`).
+    /// misbehave: `prctl`, `default_on`, `off` (default: prctl) (spinlock uses `use_ext`).
     #[serde(default)]
     pub enable: Option<EnableName>,
     /// script: the steps (see `docs/scenarios.md`).
@@ -307,10 +307,10 @@ pub struct IrqDef {
     /// Poisson: events per simulated second.
     #[serde(default)]
     pub rate_hz: Option<f64>,
-    /// First possible firing (periodic/Poisson) [0].
+    /// First possible firing (periodic/Poisson) (default: 0).
     #[serde(default)]
     pub start: Option<Nanos>,
-    /// No firing from this time on (periodic/Poisson) [never].
+    /// No firing from this time on (periodic/Poisson) (default: never).
     #[serde(default)]
     pub end: Option<Nanos>,
 }
@@ -371,7 +371,7 @@ pub struct LogExpect {
     pub contains: Option<String>,
     /// Text that must not appear.
     pub absent: Option<String>,
-    /// How many matching lines [at least 1].
+    /// How many matching lines (default: at least 1).
     pub count: Option<Range>,
 }
 
