@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// docs/metrics.md.
     #[arg(long, value_name = "FORMAT", value_parser = ["table", "json", "csv"])]
     pub metrics: Option<String>,
+    /// Also draw the metrics (slice histogram, latency percentiles) into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub trace: crate::TraceArgs,
 }
@@ -92,6 +95,13 @@ pub fn run(a: RunArgs) -> Result<i32> {
         None => None,
         Some(f) => Some((f?, Metrics::compute(&r.sim)?)),
     };
+    if let Some(path) = &a.plot {
+        let m = Metrics::compute(&r.sim)?;
+        let svg = slicesim::plot::metrics_svg(&m, &format!("scenario {}", s.name))
+            .map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
+        crate::write_whole(path, svg.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some((f @ (MetricsFormat::Json | MetricsFormat::Csv), m)) = &metrics {
         print!("{}", metrics::render(*f, m));
         crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
@@ -204,8 +214,8 @@ pub fn step(a: RunArgs) -> Result<i32> {
 
 /// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
 pub fn stats(a: RunArgs) -> Result<i32> {
-    if a.metrics.is_some() {
-        eprintln!("error: --metrics belongs to `slicesim run`");
+    if a.metrics.is_some() || a.plot.is_some() {
+        eprintln!("error: --metrics and --plot belong to `slicesim run`");
         return Ok(2);
     }
     let loaded = match load_or_report(&a) {
@@ -527,6 +537,9 @@ pub struct SweepArgs {
     /// Write OUT.runs.csv, OUT.summary.csv and OUT.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also draw the sweep's curves (mean ± 95% CI against the first --vary key) as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 /// `slicesim merge`.
@@ -595,6 +608,12 @@ pub fn sweep(a: SweepArgs) -> Result<i32> {
     bar.finish_and_clear();
     if STOP.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!("interrupted: {} runs finished", s.rows.len());
+    }
+    if let Some(path) = &a.plot {
+        let svg = slicesim::plot::sweep_svg(&s)
+            .map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
+        crate::write_whole(path, svg.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     match &a.out {
         Some(out) => {

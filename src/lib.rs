@@ -5,6 +5,7 @@
 //!   and their expectations.
 //! * [`explain`]: a run told in plain language, naming the rule behind each step.
 //! * [`sweep`]: parameter sweeps across seeds, shards and their merge.
+//! * [`plot`]: SVG figures of a run's metrics and of a sweep.
 //! * [`step`]: walk through a run one event at a time.
 //! * [`export`]: turns a simulation's event log into traces that existing tools read.
 //! * [`metrics`]: latency and grant metrics of a finished run, from its event log.
@@ -15,6 +16,7 @@
 pub mod explain;
 pub mod export;
 pub mod metrics;
+pub mod plot;
 pub mod scenario;
 pub mod step;
 pub mod sweep;

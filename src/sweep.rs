@@ -264,6 +264,20 @@ fn t95(df: usize) -> f64 {
     }
 }
 
+/// Mean and the half-width of its 95 % confidence interval (0 with one sample).
+pub fn mean_ci(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return (mean, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
+    (mean, t95(n - 1) * var.sqrt() / (n as f64).sqrt())
+}
+
 /// Summary per combination and metric across seeds: `<keys...>,metric,n,mean,stddev,ci95`
 /// (the half-width of the 95% confidence interval of the mean; empty with one seed).
 pub fn summary_csv(s: &Sweep) -> String {
