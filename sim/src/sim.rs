@@ -376,6 +376,12 @@ impl Simulation {
         }
     }
 
+    /// User accesses are recorded only when the log is kept at all: building a record the
+    /// log would drop costs the hot loop for nothing.
+    fn logs_user_accesses(&self) -> bool {
+        self.cfg.log && self.cfg.log_user_accesses
+    }
+
     fn horizon(&self) -> u64 {
         self.queue
             .peek_time()
@@ -386,9 +392,8 @@ impl Simulation {
     /// up to the next event aimed at this CPU or at none, and no further than the global
     /// next event plus the IPI latency: every effect another CPU can have on a CPU running
     /// user code arrives as an IPI, so it cannot land earlier. Operations the engine must
-    /// order (memory, syscalls) still use the global [`Self::horizon`].
-    fn local_horizon(&self, cpu: u32) -> u64 {
-        let global = self.horizon();
+    /// order (memory, syscalls) still use the global horizon, `global`.
+    fn local_horizon(&self, cpu: u32, global: u64) -> u64 {
         let reach = global.saturating_add(self.cfg.ipi_latency_ns);
         self.queue
             .peek_time_for(cpu)
@@ -445,7 +450,7 @@ impl Simulation {
             let horizon = self.horizon();
             let resume = Resume {
                 now: self.now,
-                horizon: self.local_horizon(cpu),
+                horizon: self.local_horizon(cpu, horizon),
                 val,
             };
             let step = {
@@ -557,7 +562,7 @@ impl Simulation {
                     4 => u64::from(endian.u32_from(t.mem.bytes[o..o + 4].try_into().unwrap())),
                     _ => unreachable!(),
                 };
-                if self.cfg.log_user_accesses && is_ctrl(o) {
+                if self.logs_user_accesses() && is_ctrl(o) {
                     self.emit(cpu, Some(tid), LogKind::UserLoad { off, val: v as u32 });
                 }
                 Some(Value::U64(v))
@@ -579,7 +584,7 @@ impl Simulation {
                     }
                     _ => unreachable!(),
                 }
-                if self.cfg.log_user_accesses && is_ctrl(o) {
+                if self.logs_user_accesses() && is_ctrl(o) {
                     let after = self.tasks[tid as usize].ctrl();
                     self.emit(cpu, Some(tid), LogKind::UserStore { off, after });
                 }
@@ -591,7 +596,7 @@ impl Simulation {
                 let w = endian.u32_from(t.mem.bytes[o..o + 4].try_into().unwrap());
                 let was = w & (1 << bit) != 0;
                 t.mem.bytes[o..o + 4].copy_from_slice(&endian.u32_to(w & !(1 << bit)));
-                if self.cfg.log_user_accesses && is_ctrl(o) {
+                if self.logs_user_accesses() && is_ctrl(o) {
                     let after = self.tasks[tid as usize].ctrl();
                     self.emit(cpu, Some(tid), LogKind::UserStore { off, after });
                 }
