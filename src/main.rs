@@ -12,9 +12,9 @@ mod commands;
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
-use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestParams};
-use rseq_abi::{CpuSet, Revision, SharedWord};
-use rseq_sim::{Preempt, SimConfig, Simulation, TaskSpec};
+use rseq_abi::programs::selftest::SelftestParams;
+use rseq_abi::{Revision, SharedWord};
+use rseq_sim::{Preempt, SimConfig, Simulation};
 use slicesim::export::{self, Format, TraceInput};
 
 #[derive(Parser)]
@@ -232,22 +232,14 @@ fn selftest(a: SelftestArgs) -> Result<()> {
         ..SimConfig::default()
     };
     let mut sim = Simulation::new(cfg).context("building the simulation")?;
-    let run = SharedWord(0);
-    sim.set_shared_word(run, 1);
-    let main = sim.spawn(
-        TaskSpec::new("slice_test"),
-        Box::new(move |p| match selftest_main(p, &params, run) {
-            Ok(c) => c.counters(),
-            Err(e) => panic!("selftest setup failed: {e}"),
-        }),
-    );
-    let mut noise = TaskSpec::new("noise");
-    noise.affinity = Some(CpuSet::single(1));
-    noise.thread_of = Some(main);
-    sim.spawn(
-        noise,
-        Box::new(move |p| vec![("bursts", selftest_noise(p, &params, run) as i64)]),
-    );
+    let main = rseq_sim::spawn_selftest(
+        &mut sim,
+        ("slice_test", "noise"),
+        params,
+        SharedWord(0),
+        None,
+    )
+    .main;
     // The loop ends after total_ns; give teardown a generous margin.
     sim.run_until(params.total_ns + 100_000_000);
 

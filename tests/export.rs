@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 use rseq_abi::layout::offset;
-use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestParams};
+use rseq_abi::programs::selftest::SelftestParams;
 use rseq_abi::{protocol, CpuSet, CtrlWord, Platform, SharedWord, Syscall};
 use rseq_sim::*;
 use serde_json::Value;
@@ -97,18 +97,13 @@ fn scenario() -> Simulation {
 fn selftest(params: SelftestParams, run_ns: u64) -> Simulation {
     let mut params = params;
     params.total_ns = run_ns;
-    let run = SharedWord(0);
     let mut sim = Simulation::new(SimConfig::default()).unwrap();
-    sim.set_shared_word(run, 1);
-    let main = sim.spawn(
-        TaskSpec::new("slice_test"),
-        prog(move |p| selftest_main(p, &params, run).unwrap().counters()),
-    );
-    let mut noise = pinned("noise", 1);
-    noise.thread_of = Some(main);
-    sim.spawn(
-        noise,
-        prog(move |p| vec![("bursts", selftest_noise(p, &params, run) as i64)]),
+    spawn_selftest(
+        &mut sim,
+        ("slice_test", "noise"),
+        params,
+        SharedWord(0),
+        None,
     );
     sim.run_until(run_ns + 2_000_000);
     sim

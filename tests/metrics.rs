@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestParams};
-use rseq_abi::{CpuSet, SharedWord};
-use rseq_sim::{SimConfig, Simulation, TaskSpec};
+use rseq_abi::programs::selftest::SelftestParams;
+use rseq_abi::SharedWord;
+use rseq_sim::{SimConfig, Simulation};
 use slicesim::export::{render, Format, TraceInput};
 use slicesim::metrics::{self, Metrics, MetricsError, MetricsFormat};
 use slicesim::scenario;
@@ -116,24 +116,18 @@ fn script_hist(text: &str) -> BTreeMap<String, BTreeMap<i64, u64>> {
 fn selftest(params: SelftestParams, run_ns: u64, log: bool) -> Simulation {
     let mut params = params;
     params.total_ns = run_ns;
-    let run = SharedWord(0);
-    let mut sim = Simulation::new(SimConfig {
+    let cfg = SimConfig {
         log,
         log_user_accesses: log,
         ..SimConfig::default()
-    })
-    .unwrap();
-    sim.set_shared_word(run, 1);
-    let main = sim.spawn(
-        TaskSpec::new("slice_test"),
-        Box::new(move |p| selftest_main(p, &params, run).unwrap().counters()),
-    );
-    let mut noise = TaskSpec::new("noise");
-    noise.affinity = Some(CpuSet::single(1));
-    noise.thread_of = Some(main);
-    sim.spawn(
-        noise,
-        Box::new(move |p| vec![("bursts", selftest_noise(p, &params, run) as i64)]),
+    };
+    let mut sim = Simulation::new(cfg).unwrap();
+    rseq_sim::spawn_selftest(
+        &mut sim,
+        ("slice_test", "noise"),
+        params,
+        SharedWord(0),
+        None,
     );
     sim.run_until(run_ns + 2_000_000);
     sim

@@ -7,12 +7,11 @@
 
 use std::time::Instant;
 
-use rseq_abi::programs::selftest::{selftest_main, selftest_noise};
 use rseq_abi::programs::{Counters, SelftestParams};
-use rseq_abi::{CpuSet, Platform, SharedWord, Syscall};
+use rseq_abi::{Platform, SharedWord, Syscall};
 use rseq_sim::{
-    IrqKind, IrqPattern, IrqSource, ReschedReq, SimConfig, SimProgram, Simulation, TaskExit,
-    TaskSpec,
+    spawn_selftest, IrqKind, IrqPattern, IrqSource, ReschedReq, SimConfig, SimProgram, Simulation,
+    TaskExit, TaskSpec,
 };
 
 const MS: u64 = 1_000_000;
@@ -54,36 +53,6 @@ fn sig3(x: f64) -> String {
     format!("{x:.decimals$}")
 }
 
-/// The kernel selftest's main thread (pins itself to the first allowed CPU >= 1, or stays
-/// on CPU 0 if that is all it may use) and its noise thread, sharing `cpu` and `run`.
-fn spawn_selftest_pair(
-    sim: &mut Simulation,
-    name: &str,
-    params: SelftestParams,
-    run: SharedWord,
-    affinity: Option<CpuSet>,
-) {
-    sim.set_shared_word(run, 1);
-    let mut spec = TaskSpec::new(format!("{name}-main"));
-    spec.affinity = affinity;
-    let main = sim.spawn(
-        spec,
-        Box::new(move |p| match selftest_main(p, &params, run) {
-            Ok(c) => c.counters(),
-            Err(e) => panic!("setup failed: {e}"),
-        }),
-    );
-    let cpu = affinity.unwrap_or(CpuSet::single(1));
-    let mut noise = TaskSpec::new(format!("{name}-noise"));
-    noise.affinity = Some(cpu);
-    noise.thread_of = Some(main);
-    noise.start_ns = 10_000;
-    sim.spawn(
-        noise,
-        Box::new(move |p| vec![("bursts", selftest_noise(p, &params, run) as i64)]),
-    );
-}
-
 /// A task that forever sleeps `sleep_ns`, then burns `burn_ns`.
 fn sleeper(sleep_ns: u64, burn_ns: u64) -> SimProgram {
     Box::new(move |p| -> Counters {
@@ -101,7 +70,13 @@ fn bench_n2_2_50() {
         ..SelftestParams::N2_2_50
     };
     let mut sim = Simulation::new(quiet(2)).expect("valid config");
-    spawn_selftest_pair(&mut sim, "slice_test", params, SharedWord(0), None);
+    spawn_selftest(
+        &mut sim,
+        ("slice_test-main", "slice_test-noise"),
+        params,
+        SharedWord(0),
+        None,
+    );
     let (wall, events) = timed_run(&mut sim, end);
     println!("{}", metrics("n2_2_50", wall, events, end));
 }
@@ -117,13 +92,8 @@ fn bench_mixed() {
     // 128 main+noise pairs, two pairs on each CPU (256 of the 512 tasks).
     for i in 0..128u32 {
         let cpu = i as usize % CPUS;
-        spawn_selftest_pair(
-            &mut sim,
-            &format!("pair{i}"),
-            params,
-            SharedWord(i),
-            Some(CpuSet::single(cpu)),
-        );
+        let (main, noise) = (format!("pair{i}-main"), format!("pair{i}-noise"));
+        spawn_selftest(&mut sim, (&main, &noise), params, SharedWord(i), Some(cpu));
     }
     for i in 0..256u64 {
         let mut spec = TaskSpec::new(format!("sleeper{i}"));

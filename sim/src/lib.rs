@@ -24,6 +24,7 @@ pub mod sim;
 mod syscall;
 pub mod task;
 pub mod trace;
+pub mod workload;
 
 pub use config::{Preempt, SimConfig, TieBreak};
 pub use coro::{SimPlatform, SimProgram};
@@ -34,3 +35,4 @@ pub use rseq::TASK_SIZE;
 pub use sim::{SimError, Simulation, TaskSpec};
 pub use task::{Policy, Task, TaskExit, TaskState};
 pub use trace::{FaultCause, LogKind, LogRecord, RevokePath};
+pub use workload::{spawn_selftest, SelftestTasks};
