@@ -2,6 +2,8 @@
 //! run, formats parsed back, and the derived views checked against the engine's own
 //! counters on the kernel selftest workload.
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use prost::Message;
@@ -357,54 +359,6 @@ fn perfetto_decodes_to_one_sched_switch_per_switch_record() {
 
 // ---- ftrace and the kernel's histogram script ---------------------------------------------
 
-/// `rseq-slice-hist.py`'s logic on `trace-cmd report` text: per comm, durations of
-/// start→cancel in whole µs (or -1 for EXPIRED), keyed by the hrtimer pointer.
-fn slice_hist(text: &str) -> BTreeMap<String, BTreeMap<i64, u64>> {
-    let mut pending: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut hist: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
-    for l in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains(": "))
-    {
-        let (head, rest) = l.split_once("]").unwrap();
-        let comm = head.trim().rsplit_once('-').unwrap().0.to_string();
-        let (ts, rest) = rest.trim().split_once(": ").unwrap();
-        let (secs, nanos) = ts.split_once('.').unwrap();
-        let ts_ns = secs.parse::<u64>().unwrap() * 1_000_000_000 + nanos.parse::<u64>().unwrap();
-        let (event, fields) = rest.split_once(": ").unwrap();
-        let field = |k: &str| {
-            fields
-                .split(' ')
-                .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
-                .unwrap()
-                .to_string()
-        };
-        match event {
-            "hrtimer_start" if field("function").contains("rseq_slice_expired") => {
-                pending.insert(field("hrtimer"), (ts_ns, comm));
-            }
-            "hrtimer_cancel" => {
-                if let Some((start, comm)) = pending.remove(&field("hrtimer")) {
-                    let d = ts_ns - start;
-                    assert!(d > 0, "the script's harmonic mean fails on 0");
-                    *hist
-                        .entry(comm)
-                        .or_default()
-                        .entry((d / 1000) as i64)
-                        .or_default() += 1;
-                }
-            }
-            "hrtimer_expire_entry" => {
-                if let Some((_, comm)) = pending.remove(&field("hrtimer")) {
-                    *hist.entry(comm).or_default().entry(-1).or_default() += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    hist
-}
-
 fn lines_of(text: &str, event: &str) -> usize {
     let needle = format!(": {event}: ");
     text.lines().filter(|l| l.contains(&needle)).count()
@@ -438,7 +392,7 @@ fn ftrace_hrtimer_lines_match_the_timer_records() {
             count(&sim, |k| matches!(k, LogKind::Wakeup { .. }))
         );
         // The histogram script sees every started timer end, by cancel or expiry.
-        let hist = slice_hist(&text);
+        let hist = support::slice_hist(&text);
         let ended: u64 = hist.values().flat_map(|b| b.values()).sum();
         let still_queued = sim.cpus().iter().filter(|c| c.slice_timer.armed).count();
         assert_eq!(ended as usize + still_queued, arms);
@@ -447,7 +401,7 @@ fn ftrace_hrtimer_lines_match_the_timer_records() {
 
 #[test]
 fn ftrace_histogram_of_the_scenario() {
-    let hist = slice_hist(&rendered_text(&scenario(), Format::Ftrace));
+    let hist = support::slice_hist(&rendered_text(&scenario(), Format::Ftrace));
     let expected: BTreeMap<String, BTreeMap<i64, u64>> = [
         ("holder".to_string(), [(2, 1)].into()),
         ("hog".to_string(), [(-1, 1)].into()),
@@ -603,7 +557,7 @@ fn ftrace_restarting_a_queued_timer_cancels_it_first_as_the_kernel_traces() {
     assert!(text.contains(" a-task-with-a-l-1000  [000]     0.000000010: hrtimer_start: "));
     // The script counts two slices: 30 ns (restart) and 30 ns (cancel), both bucket 0.
     assert_eq!(
-        slice_hist(&text),
+        support::slice_hist(&text),
         [("a-task-with-a-l".to_string(), [(0, 2)].into())].into()
     );
 }

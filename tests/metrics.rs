@@ -1,6 +1,8 @@
 //! Metrics from the event log: values computed by hand on small scenarios, agreement with
 //! the ftrace export, determinism, and logging leaving the simulation unchanged.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -67,52 +69,6 @@ fn grant_then_expiry_by_hand() {
     assert_eq!(m.slice_hist["holder"].expired, 1);
 }
 
-/// `rseq-slice-hist.py`'s logic on `trace-cmd report` text: per comm of the start line,
-/// start → cancel in whole µs, or -1 for an expiry.
-fn script_hist(text: &str) -> BTreeMap<String, BTreeMap<i64, u64>> {
-    let mut pending: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut hist: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
-    for l in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains(": "))
-    {
-        let (head, rest) = l.split_once(']').unwrap();
-        let comm = head.trim().rsplit_once('-').unwrap().0.trim().to_string();
-        let (ts, rest) = rest.trim().split_once(": ").unwrap();
-        let (secs, nanos) = ts.split_once('.').unwrap();
-        let ts_ns = secs.parse::<u64>().unwrap() * 1_000_000_000 + nanos.parse::<u64>().unwrap();
-        let (event, fields) = rest.split_once(": ").unwrap();
-        let field = |k: &str| {
-            fields
-                .split(' ')
-                .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
-                .unwrap()
-                .to_string()
-        };
-        match event {
-            "hrtimer_start" if field("function").contains("rseq_slice_expired") => {
-                pending.insert(field("hrtimer"), (ts_ns, comm));
-            }
-            "hrtimer_cancel" => {
-                if let Some((start, comm)) = pending.remove(&field("hrtimer")) {
-                    *hist
-                        .entry(comm)
-                        .or_default()
-                        .entry(((ts_ns - start) / 1000) as i64)
-                        .or_default() += 1;
-                }
-            }
-            "hrtimer_expire_entry" => {
-                if let Some((_, comm)) = pending.remove(&field("hrtimer")) {
-                    *hist.entry(comm).or_default().entry(-1).or_default() += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    hist
-}
-
 fn selftest(params: SelftestParams, run_ns: u64, log: bool) -> Simulation {
     let mut params = params;
     params.total_ns = run_ns;
@@ -145,7 +101,7 @@ fn slice_hist_agrees_with_the_ftrace_export() {
         let text =
             String::from_utf8(render(Format::Ftrace, &TraceInput::from_simulation(sim)).unwrap())
                 .unwrap();
-        let from_script = script_hist(&text);
+        let from_script = support::slice_hist(&text);
         let m = Metrics::compute(sim).unwrap();
         let mut ours: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
         for (task, h) in &m.slice_hist {

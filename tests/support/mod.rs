@@ -1,0 +1,51 @@
+//! Helpers shared by the root package's integration tests.
+
+use std::collections::BTreeMap;
+
+/// `rseq-slice-hist.py`'s logic on `trace-cmd report` text: per comm, durations of
+/// start→cancel in whole µs (or -1 for EXPIRED), keyed by the hrtimer pointer.
+pub fn slice_hist(text: &str) -> BTreeMap<String, BTreeMap<i64, u64>> {
+    let mut pending: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut hist: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+    for l in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(": "))
+    {
+        let (head, rest) = l.split_once("]").unwrap();
+        let comm = head.trim().rsplit_once('-').unwrap().0.to_string();
+        let (ts, rest) = rest.trim().split_once(": ").unwrap();
+        let (secs, nanos) = ts.split_once('.').unwrap();
+        let ts_ns = secs.parse::<u64>().unwrap() * 1_000_000_000 + nanos.parse::<u64>().unwrap();
+        let (event, fields) = rest.split_once(": ").unwrap();
+        let field = |k: &str| {
+            fields
+                .split(' ')
+                .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                .unwrap()
+                .to_string()
+        };
+        match event {
+            "hrtimer_start" if field("function").contains("rseq_slice_expired") => {
+                pending.insert(field("hrtimer"), (ts_ns, comm));
+            }
+            "hrtimer_cancel" => {
+                if let Some((start, comm)) = pending.remove(&field("hrtimer")) {
+                    let d = ts_ns - start;
+                    assert!(d > 0, "the script's harmonic mean fails on 0");
+                    *hist
+                        .entry(comm)
+                        .or_default()
+                        .entry((d / 1000) as i64)
+                        .or_default() += 1;
+                }
+            }
+            "hrtimer_expire_entry" => {
+                if let Some((_, comm)) = pending.remove(&field("hrtimer")) {
+                    *hist.entry(comm).or_default().entry(-1).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    hist
+}
