@@ -266,16 +266,20 @@ fn t95(df: usize) -> f64 {
 
 /// Mean and the half-width of its 95 % confidence interval (0 with one sample).
 pub fn mean_ci(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len();
-    if n == 0 {
+    if xs.is_empty() {
         return (0.0, 0.0);
     }
-    let mean = xs.iter().sum::<f64>() / n as f64;
-    if n == 1 {
-        return (mean, 0.0);
+    let (mean, var) = mean_var(xs);
+    (mean, ci95(xs.len(), var))
+}
+
+/// Half-width of the 95 % confidence interval of a mean of `n` samples with variance `var`
+/// (0 for fewer than two samples).
+fn ci95(n: usize, var: f64) -> f64 {
+    if n < 2 {
+        return 0.0;
     }
-    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
-    (mean, t95(n - 1) * var.sqrt() / (n as f64).sqrt())
+    t95(n - 1) * var.sqrt() / (n as f64).sqrt()
 }
 
 /// Summary per combination and metric across seeds: `<keys...>,metric,n,mean,stddev,ci95`
@@ -300,14 +304,9 @@ pub fn summary_csv(s: &Sweep) -> String {
         for (mi, m) in METRICS.iter().enumerate() {
             let xs: Vec<f64> = rows.iter().map(|r| r.metrics[mi] as f64).collect();
             let n = xs.len();
-            let mean = xs.iter().sum::<f64>() / n as f64;
+            let (mean, var) = mean_var(&xs);
             let (sd, ci) = if n > 1 {
-                let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
-                let sd = var.sqrt();
-                (
-                    format!("{sd:.3}"),
-                    format!("{:.3}", t95(n - 1) * sd / (n as f64).sqrt()),
-                )
+                (format!("{:.3}", var.sqrt()), format!("{:.3}", ci95(n, var)))
             } else {
                 (String::new(), String::new())
             };
@@ -384,6 +383,7 @@ pub struct Comparison {
     pub significant: bool,
 }
 
+/// Mean and sample variance (0 with one sample).
 fn mean_var(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n;
