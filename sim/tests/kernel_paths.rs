@@ -464,3 +464,95 @@ fn nice_values_split_the_cpu_by_load_weight() {
         "CPU share nice0/nice5 = {ratio:.2} (weights 1024/335 = 3.06)"
     );
 }
+
+#[test]
+fn s13_q12_remote_reschedule_swallowed_by_a_grant_waits_for_the_timer() {
+    // The holder on CPU 0 is in the kernel (an interrupt's exit latency) when a wakeup from
+    // CPU 1 sets its NEED_RESCHED. Its exit work finds NEED_RESCHED and request=1, grants,
+    // and clears the flag: the remote request is gone, the IPI that follows lands in user
+    // mode with nothing to do, and only the enforcement timer ends the grant.
+    let w = SharedWord(3);
+    let cfg = SimConfig {
+        cpus: 2,
+        hz: 0,
+        load_balance: false,
+        wakeup_gran_ns: 0,
+        timer_slack_ns: 0,
+        timer_jitter_ns: 0,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(cfg).unwrap();
+    let mut waiter = TaskSpec::new("waiter");
+    waiter.affinity = Some(CpuSet::single(0));
+    let waiter = sim.spawn(
+        waiter,
+        prog(move |p| {
+            let _ = p.syscall(Syscall::FutexWait {
+                word: w,
+                expected: 0,
+            });
+            vec![]
+        }),
+    );
+    let mut holder = TaskSpec::new("holder");
+    holder.affinity = Some(CpuSet::single(0));
+    sim.spawn(
+        holder,
+        prog(|p| {
+            enable(p);
+            p.store_u8(offset::REQUEST, 1);
+            p.burn(20 * US);
+            vec![]
+        }),
+    );
+    let mut waker = TaskSpec::new("waker");
+    waker.affinity = Some(CpuSet::single(1));
+    sim.spawn(
+        waker,
+        prog(move |p| {
+            let now = p.clock_ns();
+            p.burn(5_100 - now);
+            p.shared_store(w, 1);
+            let _ = p.syscall(Syscall::FutexWake { word: w, count: 1 });
+            vec![]
+        }),
+    );
+    sim.inject_irq(5 * US, 0, IrqKind::Device(ReschedReq::None));
+    sim.run_until(100 * US);
+    let log = sim.log();
+    let time = |pred: &dyn Fn(&LogKind) -> bool| log.iter().find(|r| pred(&r.kind)).map(|r| r.time);
+    let grant = time(&|k| matches!(k, LogKind::Grant { .. })).expect("granted");
+    let expiry = time(&|k| matches!(k, LogKind::TimerExpire { hit: true })).expect("expired");
+    let wakee_runs = log
+        .iter()
+        .filter(|r| r.time > grant)
+        .find(|r| matches!(r.kind, LogKind::Switch { next: Some(n), .. } if n == waiter))
+        .map(|r| r.time)
+        .expect("the waiter runs eventually");
+    assert!(
+        has(&sim, "need_resched by wakeup_preempt"),
+        "the remote wakeup asked"
+    );
+    assert_eq!(
+        grant, 5_300,
+        "granted on the interrupt's exit, the remote request swallowed"
+    );
+    assert!(
+        wakee_runs >= expiry,
+        "the waiter ran at {wakee_runs}, before the expiry at {expiry}"
+    );
+    assert_eq!((sim.stats().granted, sim.stats().expired), (1, 1));
+    let ipi = log
+        .iter()
+        .find(|r| r.cpu == 0 && r.kind.to_string() == "irq_enter resched_ipi from=user")
+        .map(|r| r.time)
+        .expect("the wakeup's IPI lands in user mode");
+    assert!(ipi > grant && ipi < expiry, "IPI at {ipi}");
+    let switched = log.iter().any(|r| {
+        r.cpu == 0 && r.time > grant && r.time < expiry && matches!(r.kind, LogKind::Switch { .. })
+    });
+    assert!(
+        !switched,
+        "nothing schedules the holder out before the timer"
+    );
+}
