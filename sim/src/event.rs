@@ -93,6 +93,17 @@ pub enum Event {
         /// Index of the source.
         source: u32,
     },
+    /// An explorer's injection lands just before `task`'s next user operation.
+    Inject {
+        /// CPU the task runs on.
+        cpu: u32,
+        /// The task.
+        task: u32,
+        /// What lands.
+        what: crate::choice::Injection,
+        /// Injection point index (for the log).
+        point: u32,
+    },
     /// A signal is sent to a task from outside (scenario).
     SendSignal {
         /// Task id.
@@ -108,7 +119,8 @@ impl Event {
         match *self {
             Event::UserStep { cpu, .. }
             | Event::KernelStep { cpu, .. }
-            | Event::Irq { cpu, .. } => Some(cpu),
+            | Event::Irq { cpu, .. }
+            | Event::Inject { cpu, .. } => Some(cpu),
             Event::TaskStart { .. } | Event::Source { .. } | Event::SendSignal { .. } => None,
         }
     }

@@ -5,9 +5,7 @@
 //! Poisson inter-arrival times are drawn from the simulation's one generator with a
 //! logarithm computed from IEEE basic operations only, so they are identical on every host.
 
-use rand_core::Rng;
-use rand_pcg::Pcg64Mcg;
-
+use crate::choice::{Chooser, Draw};
 use crate::event::{Event, IrqKind};
 use crate::sim::Simulation;
 
@@ -62,7 +60,7 @@ impl IrqSource {
         }
     }
 
-    pub(crate) fn first_time(&self, rng: &mut Pcg64Mcg) -> Option<u64> {
+    pub(crate) fn first_time(&self, rng: &mut dyn Chooser) -> Option<u64> {
         match self.pattern {
             IrqPattern::OneShot { at } => Some(at),
             IrqPattern::Periodic {
@@ -79,7 +77,7 @@ impl IrqSource {
         }
     }
 
-    fn next_after(&self, now: u64, rng: &mut Pcg64Mcg) -> Option<u64> {
+    fn next_after(&self, now: u64, rng: &mut dyn Chooser) -> Option<u64> {
         match self.pattern {
             IrqPattern::OneShot { .. } => None,
             IrqPattern::Periodic {
@@ -101,7 +99,7 @@ impl IrqSource {
 impl Simulation {
     pub(crate) fn source_fire(&mut self, idx: u32) {
         let src = self.sources[idx as usize];
-        if let Some(t) = src.next_after(self.now, &mut self.rng) {
+        if let Some(t) = src.next_after(self.now, self.chooser.as_mut()) {
             self.push(t, Event::Source { source: idx });
         }
         self.ctx_cpu = src.cpu;
@@ -112,9 +110,9 @@ impl Simulation {
 }
 
 /// An exponential inter-arrival time in ns for `rate_hz`, from one 53-bit uniform draw.
-fn exp_sample_ns(rng: &mut Pcg64Mcg, rate_hz: f64) -> u64 {
+fn exp_sample_ns(rng: &mut dyn Chooser, rate_hz: f64) -> u64 {
     // u in (0, 1]: never 0, so ln(u) is finite.
-    let u = ((rng.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    let u = ((rng.draw(Draw::IrqArrival) >> 11) + 1) as f64 / (1u64 << 53) as f64;
     let mean_ns = 1e9 / rate_hz;
     (-portable_ln(u) * mean_ns) as u64
 }

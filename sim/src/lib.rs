@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod choice;
 pub mod config;
 pub mod coro;
 pub mod cpu;
@@ -26,13 +27,14 @@ pub mod task;
 pub mod trace;
 pub mod workload;
 
+pub use choice::{Chooser, Draw, InjectMenu, InjectPoint, Injection, PointOp, Replay, Seeded};
 pub use config::{Preempt, SimConfig, TieBreak};
 pub use coro::{SimPlatform, SimProgram};
 pub use cpu::SliceStats;
 pub use event::{IrqKind, ReschedReq};
 pub use irq::{IrqPattern, IrqSource};
 pub use rseq::TASK_SIZE;
-pub use sim::{SimError, Simulation, TaskSpec};
+pub use sim::{SimError, Simulation, StackPool, TaskSpec};
 pub use task::{Policy, Task, TaskExit, TaskState};
 pub use trace::{FaultCause, LogKind, LogRecord, RevokePath};
 pub use workload::{spawn_selftest, SelftestTasks};

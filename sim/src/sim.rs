@@ -8,11 +8,12 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use corosensei::stack::DefaultStack;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use rseq_abi::layout::offset;
 use rseq_abi::{CpuSet, CtrlWord, Errno, SharedWord};
 
+use crate::choice::{Chooser, Draw, InjectMenu, InjectPoint, Injection, PointOp, Seeded};
 use crate::config::{ConfigError, SimConfig, TieBreak};
 use crate::coro::{
     Costs, Finished, Op, Resume, SharedOp, SimProgram, Step, ThreadInfo, UserThread, Value,
@@ -63,6 +64,23 @@ impl TaskSpec {
     }
 }
 
+/// Stacks of finished user threads, handed from one simulation to the next: explorers run
+/// many tiny simulations, and a fresh stack costs an `mmap`, an `mprotect` and page faults.
+#[derive(Default)]
+pub struct StackPool(Vec<DefaultStack>);
+
+impl StackPool {
+    /// Stacks in the pool.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Is the pool empty?
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Why a simulation could not be built or continued.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -76,7 +94,11 @@ pub struct Simulation {
     pub(crate) cfg: SimConfig,
     pub(crate) now: u64,
     pub(crate) queue: EventQueue,
-    pub(crate) rng: Pcg64Mcg,
+    pub(crate) chooser: Box<dyn Chooser>,
+    /// Any task watched by the chooser (checked before building an `InjectPoint`).
+    pub(crate) watching: bool,
+    /// Injection points offered so far.
+    pub(crate) points: u32,
     pub(crate) cpus: Vec<Cpu>,
     pub(crate) tasks: Vec<Task>,
     pub(crate) threads: Vec<Option<UserThread>>,
@@ -105,7 +127,9 @@ impl Simulation {
         let idle = CpuSet::first_n(cfg.cpus);
         let slice_ext_nsec = cfg.effective_slice_ext_nsec();
         Ok(Self {
-            rng: Pcg64Mcg::seed_from_u64(cfg.seed),
+            chooser: Box::new(Seeded(Pcg64Mcg::seed_from_u64(cfg.seed))),
+            watching: false,
+            points: 0,
             cfg,
             now: 0,
             queue: EventQueue::new(cpus.len()),
@@ -270,6 +294,7 @@ impl Simulation {
             sleep_gen: 0,
             program: Some(program),
             start_ns: 0,
+            watched: false,
         });
         self.threads.push(None);
         id
@@ -278,7 +303,7 @@ impl Simulation {
     /// Add a recurring or one-shot interrupt source.
     pub fn add_irq_source(&mut self, src: IrqSource) {
         let idx = self.sources.len() as u32;
-        let first = src.first_time(&mut self.rng);
+        let first = src.first_time(self.chooser.as_mut());
         self.sources.push(src);
         if let Some(t) = first {
             self.push(t, Event::Source { source: idx });
@@ -297,6 +322,45 @@ impl Simulation {
                 task: u32::MAX,
             },
         );
+    }
+
+    /// Replace the source of every nondeterministic decision (see [`crate::choice`]). Call
+    /// before running; the default is the seeded generator of the configuration.
+    pub fn set_chooser(&mut self, chooser: Box<dyn Chooser>) {
+        self.chooser = chooser;
+    }
+
+    /// The chooser, if it is a `T` (to read what an explorer recorded).
+    pub fn chooser_mut<T: Chooser + 'static>(&mut self) -> Option<&mut T> {
+        let any: &mut dyn std::any::Any = self.chooser.as_mut();
+        any.downcast_mut::<T>()
+    }
+
+    /// Give this simulation stacks to run its user threads on (before running it).
+    pub fn give_stacks(&mut self, pool: StackPool) {
+        self.stack_pool.extend(pool.0);
+    }
+
+    /// End the simulation: tear down every user thread still alive (unwinding its program)
+    /// and keep all the stacks for the next simulation.
+    pub fn into_stacks(mut self) -> StackPool {
+        for tid in 0..self.threads.len() as u32 {
+            self.release_thread(tid);
+        }
+        StackPool(std::mem::take(&mut self.stack_pool))
+    }
+
+    /// Offer `task`'s user operations to the chooser as injection points.
+    pub fn watch(&mut self, task: u32) {
+        if let Some(t) = self.tasks.get_mut(task as usize) {
+            t.watched = true;
+            self.watching = true;
+        }
+    }
+
+    /// Injection points offered so far.
+    pub fn points_offered(&self) -> u32 {
+        self.points
     }
 
     /// Send signal `signo` to `task` at `at` from outside the simulated program.
@@ -359,7 +423,7 @@ impl Simulation {
     pub(crate) fn push(&mut self, time: u64, ev: Event) {
         let key = match self.cfg.tie_break {
             TieBreak::Fifo => 0,
-            TieBreak::Seeded => self.rng.next_u64(),
+            TieBreak::Seeded => self.chooser.draw(Draw::TieKey),
         };
         self.queue.push(time, key, ev);
     }
@@ -440,6 +504,12 @@ impl Simulation {
                 self.ctx_cpu = u32::MAX;
                 self.send_signal_now(task, signo);
             }
+            Event::Inject {
+                cpu,
+                task,
+                what,
+                point,
+            } => self.land_injection(cpu, task, what, point),
         }
     }
 
@@ -481,6 +551,28 @@ impl Simulation {
                         self.kill_now(cpu, tid, TaskExit::StepBudget(n));
                         return;
                     }
+                    if self.watching && t.watched {
+                        if let Some(p) = point_op(&req.op) {
+                            if let Some((what, point)) = self.offer_point(cpu, tid, req.at, p) {
+                                // The injection lands at the operation's time, before it: it
+                                // is queued first, with the lowest key.
+                                let t = &mut self.tasks[tid as usize];
+                                t.pending_op = Some(req.op);
+                                t.pending_at = req.at;
+                                let inject = Event::Inject {
+                                    cpu,
+                                    task: tid,
+                                    what,
+                                    point,
+                                };
+                                self.queue.push(req.at, 0, inject);
+                                let gen = self.cpus[cpu as usize].gen;
+                                self.push(req.at, Event::UserStep { cpu, gen });
+                                return;
+                            }
+                        }
+                    }
+                    let t = &mut self.tasks[tid as usize];
                     if req.at < horizon {
                         self.now = req.at;
                         self.events += 1;
@@ -500,6 +592,112 @@ impl Simulation {
                 }
             }
         }
+    }
+
+    /// Offer injection point `self.points` (before `tid`'s operation `op` at `at`) to the
+    /// chooser. Returns what to inject and the point's index.
+    fn offer_point(
+        &mut self,
+        cpu: u32,
+        tid: u32,
+        at: u64,
+        op: PointOp,
+    ) -> Option<(Injection, u32)> {
+        let (menu, pruned) = self.inject_menu(cpu, tid);
+        let index = self.points;
+        self.points += 1;
+        let point = InjectPoint {
+            index,
+            task: tid,
+            cpu,
+            time: at,
+            op,
+            menu,
+            pruned,
+        };
+        let what = self.chooser.inject(&point)?;
+        menu.contains(what).then_some((what, index))
+    }
+
+    /// The kinds that can land on `tid` (current on `cpu`, in user mode) with distinct
+    /// effects, and those left off because here they act like another kind or like nothing.
+    fn inject_menu(&self, cpu: u32, tid: u32) -> (InjectMenu, InjectMenu) {
+        let t = &self.tasks[tid as usize];
+        let mut menu = InjectMenu::default().with(Injection::Irq);
+        let mut pruned = InjectMenu::default();
+        let mut offer = |k: Injection, distinct: bool| {
+            if distinct {
+                menu = menu.with(k);
+            } else {
+                pruned = pruned.with(k);
+            }
+        };
+        // resched_curr() returns early when the bit is already set: a plain interrupt.
+        let need = t.tif & TIF_NEED_RESCHED != 0;
+        offer(Injection::IrqResched, !need);
+        if self.cfg.preempt.has_lazy() {
+            offer(
+                Injection::IrqReschedLazy,
+                t.tif & (TIF_NEED_RESCHED | TIF_NEED_RESCHED_LAZY) == 0,
+            );
+        }
+        if self.cfg.cpus > 1 {
+            // With the bit set, the remote resched_curr() does nothing at all.
+            offer(Injection::RemoteResched, !need);
+        }
+        let st = &self.cpus[cpu as usize].slice_timer;
+        if st.armed {
+            // rseq_slice_expired() acts only on a granted cookie task.
+            offer(
+                Injection::SliceTimer,
+                st.cookie == Some(tid) && t.rseq.granted,
+            );
+        }
+        // ipi_rseq() is the switch hook: nothing new without an area or with it pending.
+        let switch_pending = t.tif & TIF_RSEQ != 0 && t.rseq.sched_switch;
+        offer(
+            Injection::MembarrierIpi,
+            t.rseq.reg.is_some() && !switch_pending,
+        );
+        offer(Injection::Signal, true);
+        (menu, pruned)
+    }
+
+    /// An injection lands on `tid` (on `cpu`).
+    fn land_injection(&mut self, cpu: u32, tid: u32, what: Injection, point: u32) {
+        self.emit(cpu, Some(tid), LogKind::Injected { what, point });
+        let device = |r| IrqKind::Device(r);
+        match what {
+            Injection::Irq => self.inject_irq_now(cpu, device(crate::event::ReschedReq::None)),
+            Injection::IrqResched => {
+                self.inject_irq_now(cpu, device(crate::event::ReschedReq::Full))
+            }
+            Injection::IrqReschedLazy => {
+                self.inject_irq_now(cpu, device(crate::event::ReschedReq::Lazy))
+            }
+            Injection::MembarrierIpi => self.inject_irq_now(cpu, IrqKind::MembarrierIpi),
+            Injection::RemoteResched => {
+                self.ctx_cpu = u32::MAX;
+                self.resched_curr(cpu, false, "remote_cpu");
+            }
+            Injection::SliceTimer => {
+                let st = self.cpus[cpu as usize].slice_timer;
+                if st.armed {
+                    self.ctx_cpu = cpu;
+                    let cookie = st.cookie.unwrap_or(u32::MAX);
+                    self.irq(cpu, IrqKind::SliceTimer, st.gen, cookie);
+                }
+            }
+            Injection::Signal => {
+                self.ctx_cpu = u32::MAX;
+                self.send_signal_now(tid, SIGUSR1);
+            }
+        }
+    }
+
+    fn inject_irq_now(&mut self, cpu: u32, kind: IrqKind) {
+        self.ctx_cpu = cpu;
+        self.irq(cpu, kind, 0, u32::MAX);
     }
 
     fn create_thread(&mut self, tid: u32) -> bool {
@@ -760,6 +958,26 @@ impl Simulation {
             None => false,
         }
     }
+}
+
+/// `SIGUSR1`: the non-fatal signal of [`Injection::Signal`].
+const SIGUSR1: i32 = 10;
+
+/// The injection-point class of a user operation (`None`: not a point, e.g. a clock read
+/// that reached the horizon).
+fn point_op(op: &Op) -> Option<PointOp> {
+    Some(match op {
+        Op::Wait => return None,
+        Op::Load { off, .. } => PointOp::Load(*off),
+        Op::Store { off, .. } => PointOp::Store(*off),
+        Op::TestAndClearBit { off, .. } => PointOp::TestAndClear(*off),
+        Op::Shared(_) => PointOp::Shared,
+        Op::Syscall(_)
+        | Op::GetAffinity
+        | Op::Spawn { .. }
+        | Op::Exec { .. }
+        | Op::SetRseqMapped(_) => PointOp::Syscall,
+    })
 }
 
 fn is_ctrl(off: usize) -> bool {

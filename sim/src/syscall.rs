@@ -214,7 +214,7 @@ impl Simulation {
                     };
                     let jitter = match self.cfg.timer_jitter_ns {
                         0 => 0,
-                        j => rand_core::Rng::next_u64(&mut self.rng) % j,
+                        j => self.chooser.draw(crate::choice::Draw::SleepJitter) % j,
                     };
                     let ns = ns + slack + jitter;
                     self.block(cpu, tid);

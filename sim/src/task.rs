@@ -221,6 +221,8 @@ pub struct Task {
     pub(crate) sleep_gen: u32,
     pub(crate) program: Option<SimProgram>,
     pub(crate) start_ns: u64,
+    /// Offered to the simulation's chooser at every user operation (exploration).
+    pub watched: bool,
 }
 
 impl Task {

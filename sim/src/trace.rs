@@ -244,6 +244,14 @@ pub enum LogKind {
         /// Value read.
         val: u32,
     },
+    /// An explorer injected an event here, just before the task's next user operation
+    /// (`slicesim explore`, `run --schedule`).
+    Injected {
+        /// What was injected.
+        what: crate::choice::Injection,
+        /// Index of the injection point.
+        point: u32,
+    },
 }
 
 /// One entry of the event log.
@@ -316,6 +324,7 @@ impl fmt::Display for LogKind {
             TimerArm { expires } => write!(f, "hrtimer_start expires={expires}"),
             TimerExpire { hit } => write!(f, "hrtimer_expire hit={}", u8::from(*hit)),
             TimerCancel => write!(f, "hrtimer_cancel"),
+            Injected { what, point } => write!(f, "inject {} at point {point}", what.name()),
             SliceSyscall {
                 yielded: Some(true),
             } => write!(f, "slice_end yielded"),
