@@ -2,6 +2,7 @@
 //! machine configuration, the tasks and their programs, interrupt sources and signals.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rseq_abi::programs::misbehave::{self, MisbehaveParams, Misbehavior};
 use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestParams};
@@ -32,7 +33,7 @@ impl RunResult {
 }
 
 /// Byte offset of the first `key =` line in `source` (for errors about optional keys).
-fn key_pos(source: &str, key: &str) -> usize {
+pub fn key_pos(source: &str, key: &str) -> usize {
     let mut at = 0;
     for line in source.split_inclusive('\n') {
         let t = line.trim_start();
@@ -56,6 +57,126 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
             )),
         },
     }
+}
+
+/// An `[expect]` table (or a condition's `holds`): known tasks, valid exits, log checks
+/// with exactly one of `contains`, `absent` or `sequence`.
+fn validate_expect(
+    l: &Loaded,
+    e: &Expect,
+    table: &str,
+    names: &[String],
+) -> Result<(), ScenarioError> {
+    let (path, src) = (&l.path, &l.source);
+    let err = |at: usize, m: String| Err(ScenarioError::at(path, src, at, m));
+    for (name, te) in &e.task {
+        let known = names
+            .iter()
+            .any(|x| x == name || name.starts_with(&format!("{x}.")));
+        if !known {
+            let hint = error::closest(name, &names.iter().map(String::as_str).collect::<Vec<_>>())
+                .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+            return err(
+                key_pos(src, &format!("[{table}.task.{name}]")),
+                format!("{table}: expectation for unknown task `{name}`{hint}"),
+            );
+        }
+        if let Some(x) = &te.exit {
+            expect::parse_exit(x).map_err(|m| {
+                ScenarioError::at(path, src, 0, format!("{table}.task.{name}.exit: {m}"))
+            })?;
+        }
+    }
+    for le in &e.log {
+        let given = [
+            le.contains.is_some(),
+            le.absent.is_some(),
+            le.sequence.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() != 1 {
+            return err(
+                0,
+                format!(
+                    "each [[{table}.log]] needs exactly one of `contains`, `absent` or `sequence`"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Parse every `script` task's steps (the scenario is validated).
+pub(super) fn parse_scripts(s: &Scenario) -> Vec<Option<Arc<Vec<script::Step>>>> {
+    s.tasks
+        .iter()
+        .map(|t| {
+            let lines: Vec<&str> = t
+                .get_ref()
+                .steps
+                .iter()
+                .flatten()
+                .map(|s| s.get_ref().as_str())
+                .collect();
+            (t.get_ref().program == ProgramName::Script)
+                .then(|| Arc::new(script::parse(&lines).expect("validated")))
+        })
+        .collect()
+}
+
+/// `[explore]`: task names exist, kinds are known, conditions have distinct names.
+fn validate_explore(l: &Loaded) -> Result<(), ScenarioError> {
+    let (s, e) = (&l.scenario, &l.scenario.explore);
+    let err = |key: &str, m: String| {
+        Err(ScenarioError::at(
+            &l.path,
+            &l.source,
+            key_pos(&l.source, key),
+            m,
+        ))
+    };
+    let names: Vec<&str> = s.tasks.iter().map(|t| t.get_ref().name.as_str()).collect();
+    let none = Vec::new();
+    let lists = [
+        ("tasks", &e.tasks),
+        ("correct", e.correct.as_ref().unwrap_or(&none)),
+    ];
+    for (key, list) in lists {
+        for n in list {
+            if !names.contains(&n.as_str()) {
+                let hint = super::error::closest(n, &names)
+                    .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+                return err(key, format!("explore.{key}: no task named `{n}`{hint}"));
+            }
+        }
+    }
+    let kinds: Vec<&str> = Injection::ALL.iter().map(|k| k.name()).collect();
+    for k in &e.kinds {
+        if Injection::parse(k).is_none() {
+            let hint = super::error::closest(k, &kinds)
+                .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+            return err(
+                "kinds",
+                format!(
+                    "explore.kinds: unknown kind `{k}`{hint}; kinds: {}",
+                    kinds.join(", ")
+                ),
+            );
+        }
+    }
+    if e.max_interrupts.is_some_and(|k| k > 8) {
+        return err("max_interrupts", "explore.max_interrupts: at most 8".into());
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for c in &e.conditions {
+        if seen.contains(&c.name.as_str()) {
+            return err(
+                "name",
+                format!("explore.condition `{}` is defined twice", c.name),
+            );
+        }
+        seen.push(&c.name);
+    }
+    Ok(())
 }
 
 /// Which program parameters each program reads.
@@ -97,6 +218,7 @@ fn set_params(t: &TaskDef) -> Vec<&'static str> {
 pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
     let (path, src, s) = (&l.path, &l.source, &l.scenario);
     let err = |at: usize, m: String| Err(ScenarioError::at(path, src, at, m));
+    validate_explore(l)?;
     config(s).map_err(|m| ScenarioError::at(path, src, key_pos(src, m.0), m.1))?;
     if s.scenario.duration.0 == 0 || s.scenario.duration.0 > limits::DURATION_NS {
         return err(
@@ -279,28 +401,9 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             );
         }
     }
-    for (name, te) in &s.expect.task {
-        if !known(name) {
-            let hint = error::closest(name, &names.iter().map(String::as_str).collect::<Vec<_>>())
-                .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
-            return err(
-                key_pos(src, &format!("[expect.task.{name}]")),
-                format!("expectation for unknown task `{name}`{hint}"),
-            );
-        }
-        if let Some(e) = &te.exit {
-            expect::parse_exit(e).map_err(|m| {
-                ScenarioError::at(path, src, 0, format!("expect.task.{name}.exit: {m}"))
-            })?;
-        }
-    }
-    for le in &s.expect.log {
-        if le.contains.is_some() == le.absent.is_some() {
-            return err(
-                0,
-                "each [[expect.log]] needs exactly one of `contains` or `absent`".into(),
-            );
-        }
+    validate_expect(l, &s.expect, "expect", &names)?;
+    for c in &s.explore.conditions {
+        validate_expect(l, &c.holds, "explore.condition.holds", &names)?;
     }
     Ok(())
 }
@@ -385,7 +488,7 @@ fn enable_mode(e: Option<EnableName>) -> EnableMode {
 }
 
 /// The program of a task definition.
-fn program(d: &TaskDef, duration: u64) -> SimProgram {
+fn program(d: &TaskDef, duration: u64, script: Option<Arc<Vec<script::Step>>>) -> SimProgram {
     match d.program {
         ProgramName::Selftest => {
             let mut params = SelftestParams::variant(d.variant.as_deref().unwrap_or("n2_2_50"))
@@ -431,14 +534,7 @@ fn program(d: &TaskDef, duration: u64) -> SimProgram {
             Box::new(move |p| misbehave::run(p, kind, &params).counters())
         }
         ProgramName::Script => {
-            let lines: Vec<String> = d
-                .steps
-                .iter()
-                .flatten()
-                .map(|s| s.get_ref().clone())
-                .collect();
-            let steps = script::parse(&lines.iter().map(String::as_str).collect::<Vec<_>>())
-                .expect("validated");
+            let steps = script.expect("scripts are parsed with the scenario");
             Box::new(move |p| script::run(p, &steps))
         }
         ProgramName::Sleeper => {
@@ -537,6 +633,19 @@ pub fn build_with(
     until: Option<u64>,
     log: bool,
 ) -> Result<Built, ScenarioError> {
+    build_tuned(l, seed, until, log, &|_| {}, None)
+}
+
+/// [`build_with`], adjusting the configuration with `tune` and installing `chooser` before
+/// anything draws from it (explorers and `run --schedule`).
+pub fn build_tuned(
+    l: &Loaded,
+    seed: Option<u64>,
+    until: Option<u64>,
+    log: bool,
+    tune: &dyn Fn(&mut SimConfig),
+    chooser: Option<Box<dyn Chooser>>,
+) -> Result<Built, ScenarioError> {
     let s = &l.scenario;
     let mut cfg = config(s)
         .map_err(|m| ScenarioError::at(&l.path, &l.source, key_pos(&l.source, m.0), m.1))?;
@@ -545,10 +654,14 @@ pub fn build_with(
     }
     cfg.log = log;
     cfg.log_user_accesses = log;
+    tune(&mut cfg);
     let duration = until.unwrap_or(s.scenario.duration.0);
     let mut sim = Simulation::new(cfg).expect("validated config");
+    if let Some(c) = chooser {
+        sim.set_chooser(c);
+    }
     let mut names: BTreeMap<String, u32> = BTreeMap::new();
-    for t in &s.tasks {
+    for (ti, t) in s.tasks.iter().enumerate() {
         let d = t.get_ref();
         if matches!(
             d.program,
@@ -577,7 +690,10 @@ pub fn build_with(
             spec.start_ns = d.start.map_or(0, |n| n.0);
             spec.rseq_len = d.rseq_len;
             spec.thread_of = d.thread_of.as_ref().and_then(|p| names.get(p).copied());
-            let id = sim.spawn(spec, program(d, duration));
+            let id = sim.spawn(
+                spec,
+                program(d, duration, l.scripts.get(ti).cloned().flatten()),
+            );
             names.insert(name, id);
         }
     }

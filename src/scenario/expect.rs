@@ -183,7 +183,8 @@ fn range_check(what: String, r: &Range, v: i64) -> Check {
 }
 
 /// Evaluate every expectation against a finished simulation.
-pub(super) fn evaluate(e: &Expect, sim: &Simulation, names: &BTreeMap<String, u32>) -> Vec<Check> {
+/// Check expectations `e` against a finished simulation.
+pub fn evaluate(e: &Expect, sim: &Simulation, names: &BTreeMap<String, u32>) -> Vec<Check> {
     let s = sim.stats();
     let mut out = Vec::new();
     for (n, r, v) in [
@@ -256,6 +257,23 @@ pub(super) fn evaluate(e: &Expect, sim: &Simulation, names: &BTreeMap<String, u3
 }
 
 fn log_check(le: &LogExpect, sim: &Simulation) -> Check {
+    if let Some(seq) = &le.sequence {
+        let mut want = seq.iter().peekable();
+        for r in sim.log() {
+            let Some(w) = want.peek() else { break };
+            if r.kind.to_string().contains(w.as_str()) {
+                want.next();
+            }
+        }
+        let outcome = match want.next() {
+            None => CheckOutcome::Pass,
+            Some(w) => CheckOutcome::Fail(format!("no {w:?} after the earlier ones")),
+        };
+        return Check {
+            what: format!("log has in order {seq:?}"),
+            outcome,
+        };
+    }
     let text = le
         .contains
         .as_deref()

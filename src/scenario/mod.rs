@@ -17,9 +17,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use build::{build, build_with, run, run_lean, run_with_progress, Built, RunResult, SLICES};
+pub use build::{
+    build, build_tuned, build_with, key_pos, run, run_lean, run_with_progress, Built, RunResult,
+    SLICES,
+};
 pub use error::ScenarioError;
-pub use expect::{Check, CheckOutcome, Range};
+pub use expect::{evaluate, Check, CheckOutcome, Range};
 pub use units::Nanos;
 
 /// Most CPUs, tasks (after `count`), interrupt sources and simulated time a scenario may ask for.
@@ -60,6 +63,66 @@ pub struct Scenario {
     /// Assertions checked after the run.
     #[serde(default)]
     pub expect: Expect,
+    /// What `slicesim explore` searches and checks, `[explore]`.
+    #[serde(default)]
+    pub explore: ExploreDef,
+}
+
+/// `[explore]`: the search space and the properties of `slicesim explore`.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreDef {
+    /// Tasks whose user operations are injection points (default: every task).
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    /// Most injected events in one run (default: 2).
+    pub max_interrupts: Option<u32>,
+    /// Kinds that may be injected: `irq`, `irq+resched`, `irq+lazy`, `remote-resched`,
+    /// `timer`, `membarrier`, `signal` (default: all).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Tasks whose code claims to follow the protocol, so a SIGSEGV is a violation
+    /// (default: every task not running `misbehave`).
+    pub correct: Option<Vec<String>>,
+    /// Final-state conditions, `[[explore.condition]]`.
+    #[serde(default, rename = "condition")]
+    pub conditions: Vec<ConditionDef>,
+}
+
+/// `[[explore.condition]]`: a named final-state condition with an optional expected verdict.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionDef {
+    /// Name used in reports.
+    pub name: String,
+    /// `always` (an invariant: a run where it fails is a counterexample), `sometimes` (a
+    /// goal: some run must reach it), `never`; absent: only reported.
+    pub expect: Option<VerdictName>,
+    /// The condition, with the keys of `[expect]`: `[explore.condition.holds]`.
+    pub holds: Expect,
+}
+
+/// The verdict of a condition over an exhaustive exploration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerdictName {
+    /// Held in every run.
+    Always,
+    /// Held in some runs, not all.
+    Sometimes,
+    /// Held in no run.
+    Never,
+}
+
+impl VerdictName {
+    /// `Always`, `Sometimes`, `Never`.
+    pub fn title(self) -> &'static str {
+        match self {
+            VerdictName::Always => "Always",
+            VerdictName::Sometimes => "Sometimes",
+            VerdictName::Never => "Never",
+        }
+    }
 }
 
 /// `[scenario]`.
@@ -373,6 +436,8 @@ pub struct LogExpect {
     pub absent: Option<String>,
     /// How many matching lines (default: at least 1).
     pub count: Option<Range>,
+    /// Texts that must appear in this order (in lines not necessarily adjacent).
+    pub sequence: Option<Vec<String>>,
 }
 
 /// A scenario read from a file, with its source kept for error positions.
@@ -384,6 +449,9 @@ pub struct Loaded {
     pub source: String,
     /// The parsed scenario.
     pub scenario: Scenario,
+    /// Each task's parsed `script` steps (by task index), parsed once: explorers build the
+    /// same scenario thousands of times.
+    pub(crate) scripts: Vec<Option<std::sync::Arc<Vec<script::Step>>>>,
 }
 
 /// Read, override and parse a scenario file.
@@ -404,12 +472,14 @@ pub fn parse(path: &Path, source: &str, sets: &[String]) -> Result<Loaded, Scena
     };
     let scenario: Scenario =
         toml::from_str(&source).map_err(|e| ScenarioError::from_toml(path, &source, &e))?;
-    let loaded = Loaded {
+    let mut loaded = Loaded {
         path: path.to_path_buf(),
         source,
         scenario,
+        scripts: Vec::new(),
     };
     build::validate(&loaded)?;
+    loaded.scripts = build::parse_scripts(&loaded.scenario);
     Ok(loaded)
 }
 
