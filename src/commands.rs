@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Also draw the metrics (slice histogram, latency percentiles) into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Replay a schedule written by `slicesim explore` (its seed, equal-time order, end and
+    /// injected events) and check the explorer's invariants.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "until"])]
+    pub schedule: Option<PathBuf>,
     #[command(flatten)]
     pub trace: crate::TraceArgs,
 }
@@ -72,7 +76,7 @@ fn load_or_report(a: &RunArgs) -> std::result::Result<Loaded, i32> {
 }
 
 /// An unreadable file is an I/O error (4), a readable but wrong one invalid (3).
-fn load_error_code(e: &ScenarioError) -> i32 {
+pub(crate) fn load_error_code(e: &ScenarioError) -> i32 {
     match e {
         ScenarioError::Io { .. } => EXIT_ERROR,
         ScenarioError::Invalid { .. } => EXIT_INVALID,
@@ -89,7 +93,25 @@ pub fn run(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
+    let mut violations = None;
+    let r = match &a.schedule {
+        None => run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?,
+        Some(path) => {
+            let st = match crate::explore_cli::read_schedule(&loaded, path)? {
+                Ok(st) => st,
+                Err(why) => {
+                    eprintln!("error: {why}");
+                    return Ok(EXIT_INVALID);
+                }
+            };
+            let setup = slicesim::explore::Setup::new(&loaded, &[], None)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (o, r) = slicesim::explore::run_schedule(&loaded, &setup, &st.schedule)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            violations = Some((st, o.violations));
+            r
+        }
+    };
     let s = &loaded.scenario.scenario;
     let metrics = match a.metrics.as_deref().map(str::parse::<MetricsFormat>) {
         None => None,
@@ -146,7 +168,23 @@ pub fn run(a: RunArgs) -> Result<i32> {
             print!("{c}");
         }
     }
-    let failed = print_checks(&r.checks);
+    let mut failed = print_checks(&r.checks);
+    if let Some((st, v)) = &violations {
+        println!(
+            "schedule: seed {}, ties {}, injected {}",
+            st.schedule.seed,
+            if st.schedule.seeded_ties {
+                "seeded"
+            } else {
+                "fifo"
+            },
+            st.schedule.inject_text()
+        );
+        for v in v {
+            println!("  VIOLATION {v}");
+        }
+        failed += v.len();
+    }
     if let Some((f, m)) = &metrics {
         print!("{}", metrics::render(*f, m));
     }

@@ -149,6 +149,10 @@ fn sentence(r: &LogRecord, slice_ext_nsec: u32) -> Option<String> {
             format!("clears request on leaving its critical section: now {} (spec 8.1)", word(after))
         }
         LogKind::UserStore { after, .. } => format!("writes the word: now {}", word(after)),
+        LogKind::Injected { what, point } => format!(
+            "the explorer injects `{}` here, just before the task's next user operation (point {point} of the schedule)",
+            what.name()
+        ),
         LogKind::ExitToUser | LogKind::IdsUpdate { .. } | LogKind::UserLoad { .. } => return None,
     })
 }

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod explain;
+pub mod explore;
 pub mod export;
 pub mod metrics;
 pub mod plot;

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 mod commands;
+mod explore_cli;
 
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -78,6 +79,10 @@ enum Command {
         after_help = "Examples:\n  slicesim stats scenarios/selftest/n2_2_50.toml\n  slicesim stats scenarios/grant-revoke-race.toml --set machine.preempt=lazy"
     )]
     Stats(commands::RunArgs),
+    /// Search a scenario's interrupt timings: exhaustively (every placement of up to K
+    /// injected events) or at random (swarm, PCT); check invariants, decide verdicts, and
+    /// shrink counterexamples to replayable schedules.
+    Explore(explore_cli::ExploreArgs),
     /// Print the JSON schema of the scenario format.
     #[command(after_help = "Example:\n  slicesim schema > scenario.schema.json")]
     Schema,
@@ -197,6 +202,7 @@ fn dispatch(c: Command) -> Result<i32> {
         Command::Compare(a) => commands::compare(a),
         Command::Step(a) => commands::step(a),
         Command::Explain(a) => commands::explain(a),
+        Command::Explore(a) => explore_cli::explore(a),
         Command::List => commands::list(std::path::Path::new("scenarios")).map(|_| 0),
         Command::Schema => {
             println!("{}", slicesim::scenario::json_schema());

@@ -147,6 +147,10 @@ enum Kind<'a> {
         off: u8,
         val: u32,
     },
+    Injected {
+        what: &'static str,
+        point: u32,
+    },
 }
 
 pub(crate) fn render(input: &TraceInput<'_>) -> Result<Vec<u8>, ExportError> {
@@ -282,6 +286,10 @@ fn line(r: &LogRecord) -> Line<'_> {
         LogKind::UserLoad { off, val } => Kind::UserLoad {
             off: *off,
             val: *val,
+        },
+        LogKind::Injected { what, point } => Kind::Injected {
+            what: what.name(),
+            point: *point,
         },
     };
     Line {

@@ -1,0 +1,535 @@
+//! `slicesim explore`: search the timings of a scenario for broken invariants, decide
+//! litmus-style verdicts of its conditions, and shrink counterexamples to replayable
+//! schedules.
+//!
+//! Every run is a [`Schedule`]: the engine's seed, the equal-time order, an optional early
+//! end, and the events injected at numbered *points* (just before a watched task's user
+//! operations, see `rseq_sim::choice`). Strategies differ only in which schedules they run:
+//!
+//! - exhaustive: every set of at most K injections at distinct points, each kind on the
+//!   point's menu, breadth first ([`exhaustive`]);
+//! - random: swarm-style: each run draws its own kind mix, injection rate and seed;
+//! - PCT: each run draws `depth` points uniformly from the points of the unperturbed run
+//!   and injects a random kind at each.
+//!
+//! Runs are independent, so they are spread over worker threads; every result is stored
+//! under its run's index, so reports and the first counterexample (the smallest index that
+//! fails) never depend on the number of workers.
+
+pub mod props;
+pub mod schedule;
+mod shrink;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use rseq_sim::{Chooser, Draw, InjectMenu, InjectPoint, Injection, Replay, StackPool};
+
+use crate::scenario::{self, ConditionDef, Loaded, ProgramName, ScenarioError, VerdictName};
+pub use props::Violation;
+pub use schedule::{Schedule, Stamp, Stamped};
+pub use shrink::shrink;
+
+/// What to explore: resolved from a scenario's `[explore]` and the command line.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Watched task names (a `count`-expanded task `t` watches `t.0`, `t.1`, ...).
+    pub watched: Vec<String>,
+    /// Most injections per run.
+    pub max_k: u32,
+    /// Kinds that may be injected.
+    pub kinds: InjectMenu,
+    /// Tasks whose code claims to follow the protocol.
+    pub correct: Vec<String>,
+    /// Conditions.
+    pub conditions: Vec<ConditionDef>,
+}
+
+impl Setup {
+    /// From the scenario's `[explore]`, with command-line overrides of the watched tasks
+    /// and K.
+    pub fn new(l: &Loaded, tasks: &[String], max_k: Option<u32>) -> Result<Setup, ScenarioError> {
+        let e = &l.scenario.explore;
+        let names: Vec<String> = l
+            .scenario
+            .tasks
+            .iter()
+            .map(|t| t.get_ref().name.clone())
+            .collect();
+        for t in tasks {
+            if !names.contains(t) {
+                return Err(ScenarioError::at(
+                    &l.path,
+                    &l.source,
+                    0,
+                    format!("--task {t}: no such task (tasks: {})", names.join(", ")),
+                ));
+            }
+        }
+        let watched = match (tasks.is_empty(), e.tasks.is_empty()) {
+            (false, _) => tasks.to_vec(),
+            (true, false) => e.tasks.clone(),
+            (true, true) => names.clone(),
+        };
+        let kinds = if e.kinds.is_empty() {
+            InjectMenu::ALL
+        } else {
+            e.kinds
+                .iter()
+                .filter_map(|k| Injection::parse(k))
+                .fold(InjectMenu::default(), InjectMenu::with)
+        };
+        let correct = e.correct.clone().unwrap_or_else(|| {
+            l.scenario
+                .tasks
+                .iter()
+                .map(|t| t.get_ref())
+                .filter(|d| d.program != ProgramName::Misbehave)
+                .map(|d| d.name.clone())
+                .collect()
+        });
+        Ok(Setup {
+            watched,
+            max_k: max_k.or(e.max_interrupts).unwrap_or(2),
+            kinds,
+            correct,
+            conditions: e.conditions.clone(),
+        })
+    }
+}
+
+/// The stamp for schedules of scenario `l`.
+pub fn stamp(l: &Loaded) -> Stamp {
+    let rev = l.scenario.machine.revision.map_or("merged", |r| r.name());
+    Stamp {
+        scenario: l.scenario.scenario.name.clone(),
+        hash: fnv64(l.source.as_bytes()),
+        revision: rev.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// One explored run's result.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Broken invariants (built-in and `always` conditions).
+    pub violations: Vec<Violation>,
+    /// Did each condition hold?
+    pub held: Vec<bool>,
+    /// Injections actually applied (for random strategies: the schedule to replay).
+    pub applied: Vec<(u32, Injection)>,
+    /// Points offered, when recorded.
+    pub points: Vec<InjectPoint>,
+    /// Points offered in all.
+    pub point_count: u32,
+}
+
+/// How a random run chooses its injections.
+enum Plan {
+    /// Swarm random: at each point, with probability `rate / 2^16`, a kind from `kinds`.
+    Swarm {
+        rng: Pcg64Mcg,
+        kinds: InjectMenu,
+        rate: u32,
+    },
+    /// PCT: at each of these points, a random kind.
+    Pct { rng: Pcg64Mcg, at: Vec<u32> },
+}
+
+/// The chooser of random strategies: engine draws from the run's seed, its own decisions
+/// from a separate generator, and a record of what it injected.
+struct Random {
+    engine: Pcg64Mcg,
+    plan: Plan,
+    kinds: InjectMenu,
+    budget: u32,
+    applied: Vec<(u32, Injection)>,
+}
+
+impl Chooser for Random {
+    fn draw(&mut self, _what: Draw) -> u64 {
+        self.engine.next_u64()
+    }
+
+    fn inject(&mut self, p: &InjectPoint) -> Option<Injection> {
+        if self.budget == 0 {
+            return None;
+        }
+        let menu = p.menu.and(self.kinds);
+        let pick = |rng: &mut Pcg64Mcg, m: InjectMenu| {
+            let n = m.len() as u64;
+            (n > 0).then(|| m.iter().nth((rng.next_u64() % n) as usize).expect("n > 0"))
+        };
+        let k = match &mut self.plan {
+            Plan::Swarm { rng, kinds, rate } => {
+                let m = menu.and(*kinds);
+                if (rng.next_u64() & 0xffff) as u32 >= *rate {
+                    return None;
+                }
+                pick(rng, m)
+            }
+            Plan::Pct { rng, at } => {
+                if at.binary_search(&p.index).is_err() {
+                    return None;
+                }
+                pick(rng, menu)
+            }
+        }?;
+        self.budget -= 1;
+        self.applied.push((p.index, k));
+        Some(k)
+    }
+}
+
+/// Run one schedule of `l` under `setup` with its fixed list of injections, and keep the
+/// finished simulation (for replays and reports).
+pub fn run_schedule(
+    l: &Loaded,
+    setup: &Setup,
+    s: &Schedule,
+) -> Result<(Outcome, scenario::RunResult), ScenarioError> {
+    let chooser = Box::new(Replay::new(s.seed, s.inject.clone(), false));
+    let (r, until) = run_with(l, setup, s, chooser, &mut StackPool::default())?;
+    Ok((judge(setup, &r, until, s.inject.clone(), Vec::new()), r))
+}
+
+/// Run one schedule and return only its outcome, reusing `pool`'s stacks; `record` keeps
+/// the points offered (to expand the search from this run).
+fn run_fixed(
+    l: &Loaded,
+    setup: &Setup,
+    s: &Schedule,
+    record: bool,
+    pool: &mut StackPool,
+) -> Result<Outcome, ScenarioError> {
+    let chooser = Box::new(Replay::new(s.seed, s.inject.clone(), record));
+    let (mut r, until) = run_with(l, setup, s, chooser, pool)?;
+    let rep = r.sim.chooser_mut::<Replay>().expect("replay chooser");
+    let points = std::mem::take(&mut rep.points);
+    let out = judge(setup, &r, until, s.inject.clone(), points);
+    *pool = r.sim.into_stacks();
+    Ok(out)
+}
+
+fn run_random(
+    l: &Loaded,
+    setup: &Setup,
+    s: &Schedule,
+    plan: Plan,
+    pool: &mut StackPool,
+) -> Result<Outcome, ScenarioError> {
+    let chooser = Box::new(Random {
+        engine: Pcg64Mcg::seed_from_u64(s.seed),
+        plan,
+        kinds: setup.kinds,
+        budget: setup.max_k,
+        applied: Vec::new(),
+    });
+    let (mut r, until) = run_with(l, setup, s, chooser, pool)?;
+    let random = r.sim.chooser_mut::<Random>().expect("random chooser");
+    let applied = std::mem::take(&mut random.applied);
+    let out = judge(setup, &r, until, applied, Vec::new());
+    *pool = r.sim.into_stacks();
+    Ok(out)
+}
+
+fn run_with(
+    l: &Loaded,
+    setup: &Setup,
+    s: &Schedule,
+    chooser: Box<dyn Chooser>,
+    pool: &mut StackPool,
+) -> Result<(scenario::RunResult, u64), ScenarioError> {
+    let seeded = s.seeded_ties;
+    let tune = move |c: &mut rseq_sim::SimConfig| {
+        if seeded {
+            c.tie_break = rseq_sim::TieBreak::Seeded;
+        }
+    };
+    let scenario::Built {
+        mut sim,
+        names,
+        duration,
+    } = scenario::build_tuned(l, Some(s.seed), s.until, true, &tune, Some(chooser))?;
+    sim.give_stacks(std::mem::take(pool));
+    for (name, &id) in &names {
+        if setup.watched.iter().any(|w| is_instance(name, w)) {
+            sim.watch(id);
+        }
+    }
+    sim.run_until(duration);
+    let checks = scenario::evaluate(&l.scenario.expect, &sim, &names);
+    Ok((scenario::RunResult { sim, names, checks }, duration))
+}
+
+/// Is task `name` the scenario task `def` (or one of its `count` copies)?
+fn is_instance(name: &str, def: &str) -> bool {
+    name == def || name.strip_prefix(def).is_some_and(|r| r.starts_with('.'))
+}
+
+fn judge(
+    setup: &Setup,
+    r: &scenario::RunResult,
+    end: u64,
+    applied: Vec<(u32, Injection)>,
+    points: Vec<InjectPoint>,
+) -> Outcome {
+    let sim = &r.sim;
+    let correct: Vec<bool> = sim
+        .tasks()
+        .iter()
+        .map(|t| setup.correct.iter().any(|c| is_instance(&t.name, c)))
+        .collect();
+    let mut violations = props::check(sim, &correct, end);
+    let mut held = Vec::with_capacity(setup.conditions.len());
+    for c in &setup.conditions {
+        let checks = scenario::evaluate(&c.holds, sim, &r.names);
+        let ok = checks
+            .iter()
+            .all(|c| c.outcome == scenario::CheckOutcome::Pass);
+        if !ok && c.expect == Some(VerdictName::Always) {
+            let failed: Vec<String> = checks
+                .iter()
+                .filter_map(|c| match &c.outcome {
+                    scenario::CheckOutcome::Fail(why) => Some(format!("{}: {why}", c.what)),
+                    scenario::CheckOutcome::Pass => None,
+                })
+                .collect();
+            violations.push(Violation {
+                property: "condition",
+                at: end,
+                detail: format!("`{}` does not hold ({})", c.name, failed.join("; ")),
+            });
+        }
+        held.push(ok);
+    }
+    Outcome {
+        violations,
+        held,
+        applied,
+        point_count: sim.points_offered(),
+        points,
+    }
+}
+
+/// Map `f` over `items` on `jobs` threads, each with its own stack pool; results in item
+/// order.
+fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    f: &(dyn Fn(&T, &mut StackPool) -> R + Sync),
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1).min(items.len().max(1)) {
+            s.spawn(|| {
+                let mut mine = Vec::new();
+                let mut pool = StackPool::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    mine.push((i, f(item, &mut pool)));
+                }
+                out.lock().expect("lock").extend(mine);
+            });
+        }
+    });
+    let mut v = out.into_inner().expect("lock");
+    v.sort_by_key(|(i, _)| *i);
+    v.into_iter().map(|(_, r)| r).collect()
+}
+
+/// What a campaign found (any strategy).
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Runs made.
+    pub runs: u64,
+    /// Exhaustive: runs per number of injections (0, 1, ..., K).
+    pub by_depth: Vec<u64>,
+    /// Exhaustive: schedules not run because an injection in them would act exactly like
+    /// another kind at the same point (each stands for a whole explored subtree).
+    pub pruned: u64,
+    /// Points offered in the run without injections.
+    pub baseline_points: u32,
+    /// Per condition: runs in which it held.
+    pub held: Vec<u64>,
+    /// Runs with at least one violation.
+    pub failing_runs: u64,
+    /// Per invariant name: runs that broke it.
+    pub broken: BTreeMap<&'static str, u64>,
+    /// The first failing run (smallest index), with its violations.
+    pub first_failure: Option<(Schedule, Vec<Violation>)>,
+    /// Kinds injected at least once in some run, with the count of runs.
+    pub kinds_used: BTreeMap<Injection, u64>,
+}
+
+impl Report {
+    fn add(&mut self, s: &Schedule, o: &Outcome) {
+        self.runs += 1;
+        if self.held.len() < o.held.len() {
+            self.held.resize(o.held.len(), 0);
+        }
+        for (i, &h) in o.held.iter().enumerate() {
+            self.held[i] += u64::from(h);
+        }
+        let mut kinds: Vec<Injection> = o.applied.iter().map(|&(_, k)| k).collect();
+        kinds.sort();
+        kinds.dedup();
+        for k in kinds {
+            *self.kinds_used.entry(k).or_default() += 1;
+        }
+        if !o.violations.is_empty() {
+            self.failing_runs += 1;
+            let mut names: Vec<&'static str> = o.violations.iter().map(|v| v.property).collect();
+            names.sort();
+            names.dedup();
+            for n in names {
+                *self.broken.entry(n).or_default() += 1;
+            }
+            if self.first_failure.is_none() {
+                let mut s = s.clone();
+                s.inject = o.applied.clone();
+                self.first_failure = Some((s, o.violations.clone()));
+            }
+        }
+    }
+
+    /// The verdict of condition `i` (litmus style).
+    pub fn verdict(&self, i: usize) -> VerdictName {
+        match self.held.get(i).copied().unwrap_or(0) {
+            0 => VerdictName::Never,
+            n if n == self.runs => VerdictName::Always,
+            _ => VerdictName::Sometimes,
+        }
+    }
+}
+
+/// Exhaustive search: every schedule of at most `setup.max_k` injections at distinct
+/// points with kinds from each point's (reduced) menu, breadth first, on `jobs` threads.
+pub fn exhaustive(
+    l: &Loaded,
+    setup: &Setup,
+    seed: u64,
+    jobs: usize,
+) -> Result<Report, ScenarioError> {
+    let mut report = Report::default();
+    let mut level: Vec<Schedule> = vec![Schedule::plain(seed)];
+    for depth in 0..=setup.max_k {
+        let expand = depth < setup.max_k;
+        let results = par_map(&level, jobs, &|s: &Schedule, pool: &mut StackPool| {
+            run_fixed(l, setup, s, expand, pool)
+        });
+        let mut next = Vec::new();
+        report.by_depth.push(level.len() as u64);
+        for (s, r) in level.iter().zip(results) {
+            let o = r?;
+            if depth == 0 {
+                report.baseline_points = o.point_count;
+            }
+            report.add(s, &o);
+            if !expand {
+                continue;
+            }
+            let last = s.inject.last().map(|&(p, _)| p);
+            for p in o.points.iter().filter(|p| last.is_none_or(|q| p.index > q)) {
+                report.pruned += p.pruned.and(setup.kinds).len() as u64;
+                for k in p.menu.and(setup.kinds).iter() {
+                    let mut child = s.clone();
+                    child.inject.push((p.index, k));
+                    next.push(child);
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    Ok(report)
+}
+
+/// Randomized search: `runs` runs, each with its own seed derived from `seed`; with
+/// `pct = Some(d)`, PCT-style injection at `d` random points, otherwise swarm-style
+/// injection (each run draws its kind mix and rate). Equal-time order is seeded too.
+pub fn random(
+    l: &Loaded,
+    setup: &Setup,
+    seed: u64,
+    runs: u64,
+    pct: Option<u32>,
+    jobs: usize,
+) -> Result<Report, ScenarioError> {
+    let (base, _) = run_schedule(l, setup, &Schedule::plain(seed))?;
+    let n = base.point_count.max(1);
+    let idx: Vec<u64> = (0..runs).collect();
+    let results = par_map(&idx, jobs, &|&i: &u64, pool: &mut StackPool| {
+        let mut meta = Pcg64Mcg::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let s = Schedule {
+            seed: meta.next_u64(),
+            seeded_ties: true,
+            until: None,
+            inject: Vec::new(),
+        };
+        let decide = Pcg64Mcg::seed_from_u64(meta.next_u64());
+        let plan = match pct {
+            Some(d) => {
+                let mut at: Vec<u32> = (0..d)
+                    .map(|_| (meta.next_u64() % u64::from(n)) as u32)
+                    .collect();
+                at.sort_unstable();
+                at.dedup();
+                Plan::Pct { rng: decide, at }
+            }
+            None => {
+                // Swarm testing: a random non-empty subset of the kinds and a rate between
+                // 1/2 and 1/64 per point.
+                let mut kinds = InjectMenu((meta.next_u64() as u8) & setup.kinds.0);
+                if kinds.is_empty() {
+                    kinds = setup.kinds;
+                }
+                let rate = 0x8000 >> (meta.next_u64() % 6);
+                Plan::Swarm {
+                    rng: decide,
+                    kinds,
+                    rate,
+                }
+            }
+        };
+        run_random(l, setup, &s, plan, pool).map(|o| (s, o))
+    });
+    let mut report = Report {
+        baseline_points: base.point_count,
+        ..Report::default()
+    };
+    for r in results {
+        let (s, o) = r?;
+        report.add(&s, &o);
+    }
+    Ok(report)
+}
+
+/// Replay a stamped schedule against `l`: fails if it was made for another scenario text.
+pub fn check_stamp(l: &Loaded, st: &Stamp) -> Result<(), String> {
+    let mine = stamp(l);
+    if st.hash != mine.hash {
+        return Err(format!(
+            "the schedule was made for scenario `{}` with hash {:016x}, but {} (`{}`) hashes to {:016x}; it would not replay the same run",
+            st.scenario,
+            st.hash,
+            l.path.display(),
+            mine.scenario,
+            mine.hash
+        ));
+    }
+    Ok(())
+}

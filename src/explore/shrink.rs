@@ -1,0 +1,140 @@
+//! Shrinking a counterexample: fewer injections, simpler kinds, earlier points, FIFO ties
+//! and a shorter run, for as long as the same invariant still breaks.
+//!
+//! Every candidate is checked by running it, so the result always replays to the failure;
+//! it is minimal in the sense that no single step below makes it smaller (a local minimum,
+//! as in every delta-debugging shrinker).
+
+use rseq_sim::Injection;
+
+use super::{run_schedule, Schedule, Setup, Violation};
+use crate::scenario::{Loaded, ScenarioError};
+
+/// Most candidate runs one shrink may make.
+const MAX_TRIES: u32 = 4000;
+
+/// What a shrink produced.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    /// The smallest failing schedule found.
+    pub schedule: Schedule,
+    /// Its violations.
+    pub violations: Vec<Violation>,
+    /// Candidate runs made.
+    pub tries: u32,
+}
+
+struct Shrinker<'a> {
+    l: &'a Loaded,
+    setup: &'a Setup,
+    property: &'static str,
+    tries: u32,
+}
+
+impl Shrinker<'_> {
+    /// Does `s` still break the property? Returns its violations if so.
+    fn fails(&mut self, s: &Schedule) -> Result<Option<Vec<Violation>>, ScenarioError> {
+        if self.tries >= MAX_TRIES {
+            return Ok(None);
+        }
+        self.tries += 1;
+        let (o, _) = run_schedule(self.l, self.setup, s)?;
+        Ok(o.violations
+            .iter()
+            .any(|v| v.property == self.property)
+            .then_some(o.violations))
+    }
+}
+
+/// Shrink failing schedule `s` (whose first violation is `first`) of scenario `l`.
+pub fn shrink(
+    l: &Loaded,
+    setup: &Setup,
+    s: &Schedule,
+    first: &Violation,
+) -> Result<Shrunk, ScenarioError> {
+    let mut sh = Shrinker {
+        l,
+        setup,
+        property: first.property,
+        tries: 0,
+    };
+    let mut best = s.clone();
+    let Some(mut viol) = sh.fails(&best)? else {
+        // Not reproducible (should not happen: runs are deterministic); keep it as is.
+        return Ok(Shrunk {
+            schedule: best,
+            violations: vec![first.clone()],
+            tries: sh.tries,
+        });
+    };
+    loop {
+        let mut improved = false;
+        // Drop injections, last first.
+        let mut i = best.inject.len();
+        while i > 0 {
+            i -= 1;
+            let mut c = best.clone();
+            c.inject.remove(i);
+            if let Some(v) = sh.fails(&c)? {
+                (best, viol, improved) = (c, v, true);
+            }
+        }
+        // Simpler kinds (earlier in the menu order).
+        for i in 0..best.inject.len() {
+            for &k in Injection::ALL.iter().take_while(|&&k| k < best.inject[i].1) {
+                let mut c = best.clone();
+                c.inject[i].1 = k;
+                if let Some(v) = sh.fails(&c)? {
+                    (best, viol, improved) = (c, v, true);
+                    break;
+                }
+            }
+        }
+        // Earlier points.
+        for i in 0..best.inject.len() {
+            let lo = if i == 0 { 0 } else { best.inject[i - 1].0 + 1 };
+            for p in lo..best.inject[i].0 {
+                let mut c = best.clone();
+                c.inject[i].0 = p;
+                if let Some(v) = sh.fails(&c)? {
+                    (best, viol, improved) = (c, v, true);
+                    break;
+                }
+            }
+        }
+        // FIFO ties are the simpler order.
+        if best.seeded_ties {
+            let mut c = best.clone();
+            c.seeded_ties = false;
+            if let Some(v) = sh.fails(&c)? {
+                (best, viol, improved) = (c, v, true);
+            }
+        }
+        // A shorter run: bisect the end between 1 ns and the current end.
+        let end = best.until.unwrap_or(l.scenario.scenario.duration.0);
+        let (mut lo, mut hi) = (1u64, end);
+        while lo < hi && sh.tries < MAX_TRIES {
+            let mid = lo + (hi - lo) / 2;
+            let mut c = best.clone();
+            c.until = Some(mid);
+            if let Some(v) = sh.fails(&c)? {
+                hi = mid;
+                (best, viol) = (c, v);
+            } else {
+                lo = mid + 1;
+            }
+        }
+        if best.until.is_some_and(|u| u < end) {
+            improved = true;
+        }
+        if !improved || sh.tries >= MAX_TRIES {
+            break;
+        }
+    }
+    Ok(Shrunk {
+        schedule: best,
+        violations: viol,
+        tries: sh.tries,
+    })
+}

@@ -1,0 +1,313 @@
+//! `slicesim explore`: the command line of the explorer (`slicesim::explore`).
+//!
+//! Everything on stdout is a function of the scenario, the options and the seed (never of
+//! `--jobs` or the machine); timings go to stderr.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use slicesim::explore::{self, Report, Setup, Stamped};
+use slicesim::scenario::{self, Loaded, VerdictName};
+
+use crate::commands::{load_error_code, EXIT_EXPECTATION};
+
+/// `slicesim explore`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  slicesim explore scenarios/races/yield-after-revoke.toml --exhaustive\n  slicesim explore scenarios/races/never-yields.toml --exhaustive --max-interrupts 1\n  slicesim explore scenarios/workloads/spinlock-ext.toml --random --runs 2000 --seed 7\n  slicesim explore S.toml --random --runs 500 --pct 3 --jobs 2\n\nA counterexample is shrunk and saved as a schedule file that `slicesim run S.toml --schedule FILE` replays.\nOutput does not depend on --jobs. Exit codes: 0 no violation and every expected verdict met, 1 otherwise, 3 invalid scenario, 4 I/O error."
+)]
+pub struct ExploreArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Every placement of at most --max-interrupts injected events.
+    #[arg(long, conflicts_with = "random", required_unless_present = "random")]
+    pub exhaustive: bool,
+    /// Randomized runs (swarm-style, or PCT with --pct).
+    #[arg(long)]
+    pub random: bool,
+    /// Most injected events per run [scenario's explore.max_interrupts, else 2].
+    #[arg(long, value_name = "K")]
+    pub max_interrupts: Option<u32>,
+    /// Watch only this task's operations (repeatable) [scenario's explore.tasks, else all].
+    #[arg(long = "task", value_name = "NAME")]
+    pub tasks: Vec<String>,
+    /// Random runs.
+    #[arg(long, default_value_t = 1000, requires = "random")]
+    pub runs: u64,
+    /// PCT depth: inject at D random points of each run.
+    #[arg(long, value_name = "D", requires = "random")]
+    pub pct: Option<u32>,
+    /// Seed [scenario's seed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads [number of CPUs].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Override any scenario key (repeatable), as for `run`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Where to save the shrunk counterexample [NAME.schedule, NAME the scenario's name].
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Report the first counterexample as found, without shrinking or saving it.
+    #[arg(long)]
+    pub no_shrink: bool,
+}
+
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `slicesim explore`; returns the exit code.
+pub fn explore(a: ExploreArgs) -> Result<i32> {
+    let l = match scenario::load(&a.scenario, &a.sets) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(load_error_code(&e));
+        }
+    };
+    let setup = match Setup::new(&l, &a.tasks, a.max_interrupts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(load_error_code(&e));
+        }
+    };
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let seed = a.seed.unwrap_or(l.scenario.scenario.seed);
+    let started = std::time::Instant::now();
+    let kinds: Vec<&str> = setup.kinds.iter().map(|k| k.name()).collect();
+    let mode = if a.exhaustive {
+        format!("exhaustive, at most {} injected events", setup.max_k)
+    } else if let Some(d) = a.pct {
+        format!("random (PCT depth {d}), {} runs, seed {seed}", a.runs)
+    } else {
+        format!(
+            "random (swarm), {} runs, at most {} injected events each, seed {seed}",
+            a.runs, setup.max_k
+        )
+    };
+    println!(
+        "explore {} ({})",
+        l.scenario.scenario.name,
+        a.scenario.display()
+    );
+    println!(
+        "  {mode}; kinds {}; watching {}",
+        kinds.join(","),
+        setup.watched.join(",")
+    );
+    let report = if a.exhaustive {
+        explore::exhaustive(&l, &setup, seed, jobs)
+    } else {
+        explore::random(&l, &setup, seed, a.runs, a.pct, jobs)
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "explored {} schedules in {secs:.2} s ({:.0} schedules/s, {jobs} workers)",
+        report.runs,
+        report.runs as f64 / secs.max(1e-9)
+    );
+    print_space(&report, a.exhaustive);
+    let mut code = 0;
+    code |= print_invariants(&report);
+    code |= print_conditions(&report, &setup, a.exhaustive);
+    if let Some((s, v)) = &report.first_failure {
+        print_counterexample(&l, &setup, &a, s, &v[0])?;
+    }
+    Ok(if code != 0 { EXIT_EXPECTATION } else { 0 })
+}
+
+fn print_space(r: &Report, exhaustive: bool) {
+    if exhaustive {
+        let depths: Vec<String> = r.by_depth.iter().map(|&n| group(n)).collect();
+        let all = r.runs + r.pruned;
+        println!(
+            "space: {} schedules run (by number of injections: {}); the unperturbed run offers {} points",
+            group(r.runs),
+            depths.join(" + "),
+            r.baseline_points
+        );
+        println!(
+            "  reduction: {} more schedules skipped because an injection in them acts exactly like another kind at the same point ({:.1} % of {}, not counting what they would have expanded into)",
+            group(r.pruned),
+            100.0 * r.pruned as f64 / all.max(1) as f64,
+            group(all)
+        );
+    } else {
+        let used: Vec<String> = r
+            .kinds_used
+            .iter()
+            .map(|(k, n)| format!("{} in {}", k.name(), group(*n)))
+            .collect();
+        println!(
+            "space: {} runs; the unperturbed run offers {} points; kinds injected: {}",
+            group(r.runs),
+            r.baseline_points,
+            if used.is_empty() {
+                "none".to_string()
+            } else {
+                used.join(", ")
+            }
+        );
+    }
+}
+
+fn print_invariants(r: &Report) -> i32 {
+    if r.failing_runs == 0 {
+        println!(
+            "invariants: all held in {} runs ({})",
+            group(r.runs),
+            explore::props::INVARIANTS.join(", ")
+        );
+        return 0;
+    }
+    println!(
+        "invariants: broken in {} of {} runs",
+        group(r.failing_runs),
+        group(r.runs)
+    );
+    for (name, n) in &r.broken {
+        println!("  {name:<26} {} runs", group(*n));
+    }
+    1
+}
+
+fn print_conditions(r: &Report, setup: &Setup, exhaustive: bool) -> i32 {
+    if setup.conditions.is_empty() {
+        return 0;
+    }
+    let mut code = 0;
+    println!(
+        "conditions{}:",
+        if exhaustive {
+            ""
+        } else {
+            " (random search: Always/Never are not proofs)"
+        }
+    );
+    for (i, c) in setup.conditions.iter().enumerate() {
+        let v = r.verdict(i);
+        let held = r.held.get(i).copied().unwrap_or(0);
+        let note = match c.expect {
+            None => String::new(),
+            Some(e) if e == v => format!("  expected {}: ok", e.title()),
+            // A goal reached by a random search is met even if all runs reached it.
+            Some(VerdictName::Sometimes) if held > 0 && !exhaustive => {
+                "  expected Sometimes: reached".to_string()
+            }
+            Some(e) => {
+                code = 1;
+                format!("  expected {}: MISMATCH", e.title())
+            }
+        };
+        println!(
+            "  {:<32} {:<9} ({} of {} runs){note}",
+            c.name,
+            v.title(),
+            group(held),
+            group(r.runs)
+        );
+    }
+    code
+}
+
+fn print_counterexample(
+    l: &Loaded,
+    setup: &Setup,
+    a: &ExploreArgs,
+    s: &explore::Schedule,
+    first: &explore::Violation,
+) -> Result<()> {
+    let stamp = explore::stamp(l);
+    println!("counterexample (first in run order): {first}");
+    println!(
+        "  {}",
+        Stamped {
+            stamp: stamp.clone(),
+            schedule: s.clone()
+        }
+    );
+    if a.no_shrink {
+        return Ok(());
+    }
+    let shrunk = explore::shrink(l, setup, s, first).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let st = Stamped {
+        stamp,
+        schedule: shrunk.schedule.clone(),
+    };
+    println!(
+        "shrunk in {} runs to {} injected event(s), {} ns:",
+        shrunk.tries,
+        st.schedule.inject.len(),
+        st.schedule.until.unwrap_or(l.scenario.scenario.duration.0)
+    );
+    println!("  {st}");
+    for v in &shrunk.violations {
+        println!("  violation: {v}");
+    }
+    let path = a
+        .save
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.schedule", l.scenario.scenario.name)));
+    let text =
+        format!(
+        "# slicesim counterexample for {}\n# replay: slicesim run {} --schedule {}\n# {}\n{st}\n",
+        l.scenario.scenario.name,
+        a.scenario.display(),
+        path.display(),
+        shrunk.violations.first().map_or(String::new(), |v| v.to_string())
+    );
+    crate::write_whole(&path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "saved: {} (replay: slicesim run {} --schedule {})",
+        path.display(),
+        a.scenario.display(),
+        path.display()
+    );
+    let (_, r) =
+        explore::run_schedule(l, setup, &st.schedule).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("annotated timeline of the shrunk run:");
+    for line in slicesim::explain::explain(&r.sim).lines() {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+/// `run --schedule FILE`: read and check a schedule against `l`.
+pub fn read_schedule(
+    l: &Loaded,
+    path: &std::path::Path,
+) -> Result<std::result::Result<Stamped, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let st = match Stamped::parse(&text) {
+        Ok(st) => st,
+        Err(e) => return Ok(Err(format!("{}: {e}", path.display()))),
+    };
+    if let Err(e) = explore::check_stamp(l, &st.stamp) {
+        return Ok(Err(format!("{}: {e}", path.display())));
+    }
+    if st.stamp.version != env!("CARGO_PKG_VERSION") {
+        eprintln!(
+            "warning: {} was written by slicesim {}, this is {}",
+            path.display(),
+            st.stamp.version,
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    Ok(Ok(st))
+}
