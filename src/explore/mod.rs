@@ -470,7 +470,9 @@ pub fn random(
     jobs: usize,
 ) -> Result<Report, ScenarioError> {
     let (base, _) = run_schedule(l, setup, &Schedule::plain(seed))?;
-    let n = base.point_count.max(1);
+    // Injections add steps (a grant adds a yield): PCT draws its points from twice the
+    // unperturbed run's count, as PCT over-estimates the length of a run.
+    let n = (2 * base.point_count).max(1);
     let idx: Vec<u64> = (0..runs).collect();
     let results = par_map(&idx, jobs, &|&i: &u64, pool: &mut StackPool| {
         let mut meta = Pcg64Mcg::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));

@@ -1,0 +1,304 @@
+//! The explorer: the named races are found by exhaustive search with the verdicts the
+//! catalogue (docs/races.md) states; broken programs give counterexamples that shrink to a
+//! known minimal schedule and replay to the same failure; results never depend on the
+//! number of workers.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rseq_sim::Injection;
+use slicesim::explore::{self, Report, Schedule, Setup, Stamped};
+use slicesim::scenario::{self, Loaded, VerdictName};
+
+fn load(name: &str) -> Loaded {
+    scenario::load(Path::new(&format!("scenarios/races/{name}.toml")), &[]).unwrap()
+}
+
+fn exhaustive(l: &Loaded, jobs: usize) -> (Setup, Report) {
+    let setup = Setup::new(l, &[], None).unwrap();
+    let r = explore::exhaustive(l, &setup, l.scenario.scenario.seed, jobs).unwrap();
+    (setup, r)
+}
+
+/// Explore `race` exhaustively and return the verdict of `condition` with its count;
+/// every condition with an `expect` in the file must get it.
+fn verdict(race: &str, condition: &str) -> (VerdictName, u64, Report) {
+    let l = load(race);
+    let (setup, r) = exhaustive(&l, 2);
+    for (i, c) in setup.conditions.iter().enumerate() {
+        if let Some(e) = c.expect {
+            assert_eq!(r.verdict(i), e, "{race}: `{}`", c.name);
+        }
+    }
+    let i = setup
+        .conditions
+        .iter()
+        .position(|c| c.name == condition)
+        .unwrap_or_else(|| panic!("{race} has no condition `{condition}`"));
+    (r.verdict(i), r.held[i], r)
+}
+
+#[test]
+fn race_yield_after_revoke_yield_returns_0_sometimes() {
+    let (v, n, r) = verdict("yield-after-revoke", "yield returns 0");
+    assert_eq!(v, VerdictName::Sometimes);
+    assert!(n > 0 && n < r.runs);
+    // Seven kinds, K = 2, one CPU: 1 + 23 + 233 schedules (a reschedule request on top of
+    // a pending one is pruned as a plain interrupt).
+    assert_eq!(r.by_depth, vec![1, 23, 233]);
+    assert!(r.pruned > 0);
+    assert_eq!(r.failing_runs, 0, "correct code breaks no invariant");
+}
+
+#[test]
+fn race_late_grant_is_seen_and_yielded() {
+    let (v, ..) = verdict("late-grant", "late grant, seen and yielded");
+    assert_eq!(v, VerdictName::Sometimes);
+}
+
+#[test]
+fn race_timer_expiry_before_yield_makes_it_return_0_never_1() {
+    assert_eq!(
+        verdict(
+            "expiry-races-yield",
+            "expiry before the yield: yield returns 0"
+        )
+        .0,
+        VerdictName::Sometimes
+    );
+    assert_eq!(
+        verdict("expiry-races-yield", "yield returns 1 after an expiry").0,
+        VerdictName::Never
+    );
+}
+
+#[test]
+fn race_second_resched_revokes_and_never_grants_twice() {
+    assert_eq!(
+        verdict("second-resched", "revoked before the check").0,
+        VerdictName::Sometimes
+    );
+    assert_eq!(
+        verdict("second-resched", "granted twice").0,
+        VerdictName::Never
+    );
+}
+
+#[test]
+fn race_remote_reschedule_is_swallowed_by_a_grant() {
+    let (v, _, r) = verdict(
+        "remote-resched-at-grant",
+        "remote reschedule swallowed by a grant",
+    );
+    assert_eq!(v, VerdictName::Sometimes);
+    assert_eq!(r.failing_runs, 0);
+}
+
+#[test]
+fn race_v1_nonatomic_clear_breaks_views_agree_and_shrinks_to_one_interrupt() {
+    let (v, _, r) = verdict(
+        "v1-nonatomic-clear",
+        "granted, never revoked, yet the user reads 0",
+    );
+    assert_eq!(v, VerdictName::Sometimes);
+    assert_eq!(
+        r.broken.keys().copied().collect::<Vec<_>>(),
+        vec!["views-agree"]
+    );
+    let (first, violations) = r.first_failure.clone().unwrap();
+    let l = load("v1-nonatomic-clear");
+    let setup = Setup::new(&l, &[], None).unwrap();
+    let shrunk = explore::shrink(&l, &setup, &first, &violations[0]).unwrap();
+    // Minimal: one interrupt carrying a reschedule, landing after `request` and before the
+    // non-atomic clear; the run ends right after the load that sees the wiped word.
+    assert_eq!(shrunk.schedule.inject, vec![(3, Injection::IrqResched)]);
+    assert_eq!(shrunk.schedule.until, Some(4904));
+    assert_eq!(shrunk.violations[0].property, "views-agree");
+    // The schedule string replays to the same failure.
+    let st = Stamped {
+        stamp: explore::stamp(&l),
+        schedule: shrunk.schedule.clone(),
+    };
+    let back = Stamped::parse(&st.to_string()).unwrap();
+    let (o, _) = explore::run_schedule(&l, &setup, &back.schedule).unwrap();
+    assert_eq!(o.violations, shrunk.violations);
+}
+
+#[test]
+fn broken_never_yields_client_shrinks_to_one_interrupt() {
+    let l = load("never-yields");
+    let (_, r) = exhaustive(&l, 1);
+    assert_eq!(
+        r.broken.keys().copied().collect::<Vec<_>>(),
+        vec!["condition"]
+    );
+    let (first, v) = r.first_failure.clone().unwrap();
+    let setup = Setup::new(&l, &[], None).unwrap();
+    let shrunk = explore::shrink(&l, &setup, &first, &v[0]).unwrap();
+    assert_eq!(shrunk.schedule.inject.len(), 1);
+    assert_eq!(shrunk.schedule.inject[0].1, Injection::IrqResched);
+    // Granted at the interrupt's exit, expired slice_ext_nsec later: the run needs to last
+    // just past the expiry.
+    let until = shrunk.schedule.until.unwrap();
+    assert!((8_000..10_000).contains(&until), "until {until}");
+}
+
+#[test]
+fn results_do_not_depend_on_the_number_of_workers() {
+    for race in ["yield-after-revoke", "v1-nonatomic-clear"] {
+        let l = load(race);
+        let (_, a) = exhaustive(&l, 1);
+        let (_, b) = exhaustive(&l, 2);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{race}");
+    }
+    let l = load("yield-after-revoke");
+    let setup = Setup::new(&l, &[], None).unwrap();
+    let a = explore::random(&l, &setup, 5, 300, None, 1).unwrap();
+    let b = explore::random(&l, &setup, 5, 300, None, 2).unwrap();
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    let a = explore::random(&l, &setup, 5, 100, Some(2), 1).unwrap();
+    let b = explore::random(&l, &setup, 5, 100, Some(2), 2).unwrap();
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+#[test]
+fn random_and_pct_search_reach_the_yield_race() {
+    let l = load("yield-after-revoke");
+    let setup = Setup::new(&l, &[], None).unwrap();
+    let i = setup
+        .conditions
+        .iter()
+        .position(|c| c.name == "yield returns 0")
+        .unwrap();
+    let swarm = explore::random(&l, &setup, 1, 2000, None, 2).unwrap();
+    assert!(
+        swarm.held[i] > 0,
+        "swarm never reached the race in 2000 runs"
+    );
+    let pct = explore::random(&l, &setup, 1, 2000, Some(2), 2).unwrap();
+    assert!(
+        pct.held[i] > 0,
+        "PCT(2) never reached the race in 2000 runs"
+    );
+    // Random runs found by the search replay exactly: a failing random schedule of the
+    // V1 client replays to its violation.
+    let l = load("v1-nonatomic-clear");
+    let setup = Setup::new(&l, &[], None).unwrap();
+    let r = explore::random(&l, &setup, 3, 500, None, 2).unwrap();
+    let (s, v) = r
+        .first_failure
+        .expect("the V1 race is easy to hit at random");
+    assert!(s.seeded_ties);
+    let (o, _) = explore::run_schedule(&l, &setup, &s).unwrap();
+    assert_eq!(o.violations, v);
+}
+
+fn slicesim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slicesim"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_explore_saves_a_schedule_that_run_replays() {
+    let dir = std::env::temp_dir().join(format!("slicesim-explore-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("v1.schedule");
+    let scenario = "scenarios/races/v1-nonatomic-clear.toml";
+    let out = slicesim(&[
+        "explore",
+        scenario,
+        "--exhaustive",
+        "--save",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a violation exits 1");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("views-agree"), "{text}");
+    assert!(text.contains("shrunk in"), "{text}");
+    assert!(
+        text.contains("the explorer injects `irq+resched`"),
+        "{text}"
+    );
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.contains("inject=3:irq+resched"), "{saved}");
+    let out = slicesim(&["run", scenario, "--schedule", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("VIOLATION views-agree at 4903 ns"), "{text}");
+    // Output is the same with one and two workers (timings go to stderr).
+    let one = slicesim(&[
+        "explore",
+        scenario,
+        "--exhaustive",
+        "--jobs",
+        "1",
+        "--no-shrink",
+    ]);
+    let two = slicesim(&[
+        "explore",
+        scenario,
+        "--exhaustive",
+        "--jobs",
+        "2",
+        "--no-shrink",
+    ]);
+    assert_eq!(one.stdout, two.stdout);
+    // A schedule made for another scenario text is refused.
+    let out = slicesim(&[
+        "run",
+        "scenarios/races/never-yields.toml",
+        "--schedule",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would not replay the same run"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
+    let out = slicesim(&[
+        "explore",
+        "scenarios/races/yield-after-revoke.toml",
+        "--exhaustive",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("257 schedules run (by number of injections: 1 + 23 + 233)"),
+        "{text}"
+    );
+    assert!(text.contains("invariants: all held in 257 runs"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("yield returns 0") && l.contains("Sometimes")),
+        "{text}"
+    );
+    // A misspelt kind in [explore] names the key and the closest kind.
+    let bad = std::env::temp_dir().join(format!("slicesim-bad-{}.toml", std::process::id()));
+    let src = std::fs::read_to_string("scenarios/races/late-grant.toml")
+        .unwrap()
+        .replace("\"irq+resched\"]", "\"irq+reshed\"]");
+    std::fs::write(&bad, src).unwrap();
+    let out = slicesim(&["explore", bad.to_str().unwrap(), "--exhaustive"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown kind `irq+reshed`") && err.contains("irq+resched"),
+        "{err}"
+    );
+    std::fs::remove_file(&bad).unwrap();
+}
+
+#[test]
+fn plain_schedule_replays_the_scenario_as_written() {
+    // No injections, FIFO ties, the scenario's seed: the same run as `slicesim run`.
+    let l = scenario::load(Path::new("scenarios/grant-revoke-race.toml"), &[]).unwrap();
+    let setup = Setup::new(&l, &[], None).unwrap();
+    let (o, r) = explore::run_schedule(&l, &setup, &Schedule::plain(0)).unwrap();
+    let plain = scenario::run(&l, None, None).unwrap();
+    assert_eq!(r.sim.log_hash(), plain.sim.log_hash());
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
