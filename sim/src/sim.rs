@@ -126,6 +126,8 @@ impl Simulation {
         let cpus: Vec<Cpu> = (0..cfg.cpus as u32).map(Cpu::new).collect();
         let idle = CpuSet::first_n(cfg.cpus);
         let slice_ext_nsec = cfg.effective_slice_ext_nsec();
+        // Short runs (explorers make thousands) should not regrow the log from empty.
+        let log = Vec::with_capacity(if cfg.log { 256 } else { 0 });
         Ok(Self {
             chooser: Box::new(Seeded(Pcg64Mcg::seed_from_u64(cfg.seed))),
             watching: false,
@@ -139,7 +141,7 @@ impl Simulation {
             shared: BTreeMap::new(),
             futex: BTreeMap::new(),
             membarrier_registered: BTreeMap::new(),
-            log: Vec::new(),
+            log,
             stack_pool: Vec::new(),
             sources: Vec::new(),
             slice_ext_nsec,

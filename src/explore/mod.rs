@@ -321,24 +321,29 @@ fn judge(
     }
 }
 
-/// Map `f` over `items` on `jobs` threads, each with its own stack pool; results in item
-/// order.
+/// Map `f` over `items` on one thread per pool in `pools` (inline when there is one pool
+/// or few items: a thread costs more than a few tiny runs); results in item order. The
+/// pools keep their stacks from call to call.
 fn par_map<T: Sync, R: Send>(
     items: &[T],
-    jobs: usize,
+    pools: &mut [StackPool],
     f: &(dyn Fn(&T, &mut StackPool) -> R + Sync),
 ) -> Vec<R> {
+    if pools.len() <= 1 || items.len() < 4 * pools.len() {
+        let pool = &mut pools[0];
+        return items.iter().map(|t| f(t, pool)).collect();
+    }
     let next = AtomicUsize::new(0);
     let out: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
     std::thread::scope(|s| {
-        for _ in 0..jobs.max(1).min(items.len().max(1)) {
-            s.spawn(|| {
+        for pool in pools.iter_mut() {
+            let (next, out) = (&next, &out);
+            s.spawn(move || {
                 let mut mine = Vec::new();
-                let mut pool = StackPool::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
-                    mine.push((i, f(item, &mut pool)));
+                    mine.push((i, f(item, pool)));
                 }
                 out.lock().expect("lock").extend(mine);
             });
@@ -347,6 +352,10 @@ fn par_map<T: Sync, R: Send>(
     let mut v = out.into_inner().expect("lock");
     v.sort_by_key(|(i, _)| *i);
     v.into_iter().map(|(_, r)| r).collect()
+}
+
+fn pools(jobs: usize) -> Vec<StackPool> {
+    (0..jobs.max(1)).map(|_| StackPool::default()).collect()
 }
 
 /// What a campaign found (any strategy).
@@ -423,10 +432,11 @@ pub fn exhaustive(
     jobs: usize,
 ) -> Result<Report, ScenarioError> {
     let mut report = Report::default();
+    let mut pools = pools(jobs);
     let mut level: Vec<Schedule> = vec![Schedule::plain(seed)];
     for depth in 0..=setup.max_k {
         let expand = depth < setup.max_k;
-        let results = par_map(&level, jobs, &|s: &Schedule, pool: &mut StackPool| {
+        let results = par_map(&level, &mut pools, &|s: &Schedule, pool: &mut StackPool| {
             run_fixed(l, setup, s, expand, pool)
         });
         let mut next = Vec::new();
@@ -474,7 +484,7 @@ pub fn random(
     // unperturbed run's count, as PCT over-estimates the length of a run.
     let n = (2 * base.point_count).max(1);
     let idx: Vec<u64> = (0..runs).collect();
-    let results = par_map(&idx, jobs, &|&i: &u64, pool: &mut StackPool| {
+    let results = par_map(&idx, &mut pools(jobs), &|&i: &u64, pool: &mut StackPool| {
         let mut meta = Pcg64Mcg::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let s = Schedule {
             seed: meta.next_u64(),
