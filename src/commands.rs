@@ -304,7 +304,7 @@ fn print_checks(checks: &[scenario::Check]) -> usize {
 }
 
 /// Every `*.toml` under `paths`, sorted, deduplicated.
-fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         if p.is_dir() {
             for e in std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))? {

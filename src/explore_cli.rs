@@ -17,11 +17,16 @@ use crate::commands::{load_error_code, EXIT_EXPECTATION};
     after_help = "Examples:\n  slicesim explore scenarios/races/yield-after-revoke.toml --exhaustive\n  slicesim explore scenarios/races/never-yields.toml --exhaustive --max-interrupts 1\n  slicesim explore scenarios/workloads/spinlock-ext.toml --random --runs 2000 --seed 7\n  slicesim explore S.toml --random --runs 500 --pct 3 --jobs 2\n\nA counterexample is shrunk and saved as a schedule file that `slicesim run S.toml --schedule FILE` replays.\nOutput does not depend on --jobs. Exit codes: 0 no violation and every expected verdict met, 1 otherwise, 3 invalid scenario, 4 I/O error."
 )]
 pub struct ExploreArgs {
-    /// The scenario file.
-    pub scenario: PathBuf,
+    /// The scenario file (with --catalog: files or folders of race scenarios).
+    #[arg(required = true)]
+    pub scenario: Vec<PathBuf>,
     /// Every placement of at most --max-interrupts injected events.
-    #[arg(long, conflicts_with = "random", required_unless_present = "random")]
+    #[arg(long, conflicts_with = "random", required_unless_present_any = ["random", "catalog"])]
     pub exhaustive: bool,
+    /// Print the race catalogue (docs/races.md's table) of the given scenarios: each
+    /// explored exhaustively, its conditions' verdicts and shrunk counterexamples.
+    #[arg(long, conflicts_with_all = ["random", "exhaustive"])]
+    pub catalog: bool,
     /// Randomized runs (swarm-style, or PCT with --pct).
     #[arg(long)]
     pub random: bool,
@@ -68,7 +73,27 @@ fn group(n: u64) -> String {
 
 /// `slicesim explore`; returns the exit code.
 pub fn explore(a: ExploreArgs) -> Result<i32> {
-    let l = match scenario::load(&a.scenario, &a.sets) {
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if a.catalog {
+        let files = crate::commands::collect(&a.scenario)?;
+        return match explore::catalog(&files, jobs) {
+            Ok(md) => {
+                print!("{md}");
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(load_error_code(&e))
+            }
+        };
+    }
+    let [scenario_path] = &a.scenario[..] else {
+        eprintln!("error: explore takes one scenario (several only with --catalog)");
+        return Ok(2);
+    };
+    let l = match scenario::load(scenario_path, &a.sets) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -82,9 +107,6 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
             return Ok(load_error_code(&e));
         }
     };
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let seed = a.seed.unwrap_or(l.scenario.scenario.seed);
     let started = std::time::Instant::now();
     let kinds: Vec<&str> = setup.kinds.iter().map(|k| k.name()).collect();
@@ -101,7 +123,7 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
     println!(
         "explore {} ({})",
         l.scenario.scenario.name,
-        a.scenario.display()
+        scenario_path.display()
     );
     println!(
         "  {mode}; kinds {}; watching {}",
@@ -125,7 +147,7 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
     code |= print_invariants(&report);
     code |= print_conditions(&report, &setup, a.exhaustive);
     if let Some((s, v)) = &report.first_failure {
-        print_counterexample(&l, &setup, &a, s, &v[0])?;
+        print_counterexample(&l, &setup, &a, scenario_path, s, &v[0])?;
     }
     Ok(if code != 0 { EXIT_EXPECTATION } else { 0 })
 }
@@ -228,6 +250,7 @@ fn print_counterexample(
     l: &Loaded,
     setup: &Setup,
     a: &ExploreArgs,
+    scenario_path: &std::path::Path,
     s: &explore::Schedule,
     first: &explore::Violation,
 ) -> Result<()> {
@@ -266,7 +289,7 @@ fn print_counterexample(
         format!(
         "# slicesim counterexample for {}\n# replay: slicesim run {} --schedule {}\n# {}\n{st}\n",
         l.scenario.scenario.name,
-        a.scenario.display(),
+        scenario_path.display(),
         path.display(),
         shrunk.violations.first().map_or(String::new(), |v| v.to_string())
     );
@@ -275,7 +298,7 @@ fn print_counterexample(
     println!(
         "saved: {} (replay: slicesim run {} --schedule {})",
         path.display(),
-        a.scenario.display(),
+        scenario_path.display(),
         path.display()
     );
     let (_, r) =

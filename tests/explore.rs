@@ -302,3 +302,19 @@ fn plain_schedule_replays_the_scenario_as_written() {
     assert_eq!(r.sim.log_hash(), plain.sim.log_hash());
     assert!(o.violations.is_empty(), "{:?}", o.violations);
 }
+
+#[test]
+fn races_md_catalogue_is_what_the_explorer_prints() {
+    let doc = std::fs::read_to_string("docs/races.md").unwrap();
+    let begin = "<!-- BEGIN slicesim explore --catalog scenarios/races -->\n";
+    let end = "<!-- END slicesim explore --catalog scenarios/races -->";
+    let (_, rest) = doc.split_once(begin).expect("begin marker");
+    let (section, _) = rest.split_once(end).expect("end marker");
+    let out = slicesim(&["explore", "--catalog", "scenarios/races", "--jobs", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        section,
+        String::from_utf8(out.stdout).unwrap(),
+        "docs/races.md is stale: regenerate its catalogue with `slicesim explore --catalog scenarios/races`"
+    );
+}

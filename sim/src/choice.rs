@@ -14,7 +14,7 @@
 //!   `struct rseq`, a shared word, a syscall) the engine offers an [`InjectPoint`] with the
 //!   menu of events that could land right there (a device interrupt with or without a
 //!   reschedule, a reschedule from another CPU, the enforcement timer firing, a membarrier
-//!   IPI, a pending signal). Search strategies (replay, random, PCT, exhaustive) are
+//!   IPI, a pending signal, a migration). Search strategies (replay, random, PCT, exhaustive) are
 //!   implementations of this trait; see `slicesim explore`.
 //!
 //! The menu is already reduced: a kind whose effect in the current state is identical to
@@ -54,11 +54,14 @@ pub enum Injection {
     MembarrierIpi,
     /// A non-fatal signal (`SIGUSR1`) is sent to the task: `TIF_SIGPENDING` and a kick.
     Signal,
+    /// Another CPU moves the task away (`set_cpus_allowed_ptr()` → the stopper): a remote
+    /// reschedule, and at its next switch the task is queued on another allowed CPU.
+    Migrate,
 }
 
 impl Injection {
     /// Every kind, in menu order.
-    pub const ALL: [Injection; 7] = [
+    pub const ALL: [Injection; 8] = [
         Injection::Irq,
         Injection::IrqResched,
         Injection::IrqReschedLazy,
@@ -66,6 +69,7 @@ impl Injection {
         Injection::SliceTimer,
         Injection::MembarrierIpi,
         Injection::Signal,
+        Injection::Migrate,
     ];
 
     /// Short name used in schedule strings and reports.
@@ -78,6 +82,7 @@ impl Injection {
             Injection::SliceTimer => "timer",
             Injection::MembarrierIpi => "membarrier",
             Injection::Signal => "signal",
+            Injection::Migrate => "migrate",
         }
     }
 
@@ -98,7 +103,7 @@ pub struct InjectMenu(pub u8);
 
 impl InjectMenu {
     /// Every kind.
-    pub const ALL: InjectMenu = InjectMenu(0x7f);
+    pub const ALL: InjectMenu = InjectMenu(0xff);
 
     /// Is `k` in the set?
     pub fn contains(self, k: Injection) -> bool {

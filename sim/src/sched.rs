@@ -94,7 +94,17 @@ impl Simulation {
                     let t = &mut self.tasks[p as usize];
                     t.vruntime = t.vruntime.max(max + 1);
                 }
-                self.enqueue(cpu, p);
+                match self.tasks[p as usize].migrate_to.take() {
+                    // The stopper's move (an explorer's injected migration): queued on
+                    // the destination, whose IDs it will find changed (R4).
+                    Some(dest) if dest != cpu => {
+                        self.set_task_cpu(p, dest);
+                        self.place_entity(dest, p);
+                        self.enqueue(dest, p);
+                        self.check_preempt(dest, p);
+                    }
+                    _ => self.enqueue(cpu, p),
+                }
             }
         }
         let next = self.pick_next(cpu);

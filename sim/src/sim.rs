@@ -297,6 +297,7 @@ impl Simulation {
             program: Some(program),
             start_ns: 0,
             watched: false,
+            migrate_to: None,
         });
         self.threads.push(None);
         id
@@ -662,6 +663,9 @@ impl Simulation {
             t.rseq.reg.is_some() && !switch_pending,
         );
         offer(Injection::Signal, true);
+        if self.migration_target(cpu, tid).is_some() {
+            offer(Injection::Migrate, t.migrate_to.is_none());
+        }
         (menu, pruned)
     }
 
@@ -694,7 +698,20 @@ impl Simulation {
                 self.ctx_cpu = u32::MAX;
                 self.send_signal_now(tid, SIGUSR1);
             }
+            Injection::Migrate => {
+                if let Some(dest) = self.migration_target(cpu, tid) {
+                    self.tasks[tid as usize].migrate_to = Some(dest);
+                    self.ctx_cpu = u32::MAX;
+                    self.resched_curr(cpu, false, "migration");
+                }
+            }
         }
+    }
+
+    /// Where a migration would move `tid` from `cpu`: the first other CPU it may run on.
+    fn migration_target(&self, cpu: u32, tid: u32) -> Option<u32> {
+        let allowed = &self.tasks[tid as usize].affinity;
+        (0..self.cfg.cpus as u32).find(|&c| c != cpu && allowed.contains(c as usize))
     }
 
     fn inject_irq_now(&mut self, cpu: u32, kind: IrqKind) {

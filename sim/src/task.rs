@@ -223,6 +223,8 @@ pub struct Task {
     pub(crate) start_ns: u64,
     /// Offered to the simulation's chooser at every user operation (exploration).
     pub watched: bool,
+    /// A migration asked by another CPU: at its next switch the task is queued here.
+    pub migrate_to: Option<u32>,
 }
 
 impl Task {

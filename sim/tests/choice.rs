@@ -154,3 +154,65 @@ fn a_chooser_that_injects_nothing_is_the_seeded_engine() {
     assert_eq!(a, b);
     assert!(points > 0);
 }
+
+#[test]
+fn an_injected_migration_waits_for_the_grant_then_moves_the_task() {
+    // The stopper's reschedule reaches the holder inside its section: it is granted
+    // instead (the move waits), and at the switch after the yield the task is queued on
+    // CPU 1, where its rseq update finds new IDs (R4).
+    let cfg = SimConfig { cpus: 2, ..cfg1() };
+    let mut sim = Simulation::new(cfg).unwrap();
+    sim.set_chooser(Box::new(Replay::new(
+        0,
+        vec![(2, Injection::Migrate)],
+        true,
+    )));
+    let t = sim.spawn(
+        TaskSpec::new("holder"),
+        prog(|p| {
+            enable(p); // points 0, 1
+            p.store_u8(offset::REQUEST, 1); // point 2: the migration lands before it
+            p.burn(2 * US); // the IPI arrives in here
+            p.store_u8(offset::REQUEST, 0);
+            let granted = p.load_u8(offset::GRANTED);
+            let y = p.syscall(rseq_abi::Syscall::RseqSliceYield);
+            p.burn(US);
+            vec![("granted", i64::from(granted)), ("yield", y.unwrap_or(-1))]
+        }),
+    );
+    sim.watch(t);
+    sim.run_until(30 * US);
+    assert_eq!(counter(&sim, t, "granted"), 1);
+    assert_eq!(counter(&sim, t, "yield"), 1);
+    let k = kinds(&sim);
+    let grant = k.iter().position(|s| s.starts_with("grant")).unwrap();
+    let moved = k
+        .iter()
+        .position(|s| s.starts_with("migrate T0 0 -> 1"))
+        .unwrap();
+    assert!(grant < moved, "{k:?}");
+    assert!(
+        k[moved..].iter().any(|s| s.starts_with("revoke R4")),
+        "{k:?}"
+    );
+    assert_eq!(sim.tasks()[t as usize].cpu, 1);
+    // A task pinned to its CPU has nowhere to go: no migration on the menu.
+    let mut sim = Simulation::new(SimConfig { cpus: 2, ..cfg1() }).unwrap();
+    sim.set_chooser(Box::new(Replay::new(0, vec![], true)));
+    let mut spec = TaskSpec::new("pinned");
+    spec.affinity = Some(rseq_abi::CpuSet::single(0));
+    let t = sim.spawn(
+        spec,
+        prog(|p| {
+            enable(p);
+            vec![]
+        }),
+    );
+    sim.watch(t);
+    sim.run_until(10 * US);
+    let points = sim.chooser_mut::<Replay>().unwrap().points.clone();
+    assert!(!points.is_empty());
+    assert!(points
+        .iter()
+        .all(|p| !p.menu.contains(Injection::Migrate) && !p.pruned.contains(Injection::Migrate)));
+}

@@ -545,3 +545,67 @@ pub fn check_stamp(l: &Loaded, st: &Stamp) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The race catalogue (`docs/races.md`'s generated part): every scenario in `paths`
+/// explored exhaustively, one Markdown table row per condition with its verdict, and the
+/// invariants with the shrunk counterexample where one breaks.
+pub fn catalog(paths: &[std::path::PathBuf], jobs: usize) -> Result<String, ScenarioError> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    out.push_str("| race | spec | condition | verdict | schedules where it held | invariants |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    let mut counterexamples = String::new();
+    for path in paths {
+        let l = scenario::load(path, &[])?;
+        let setup = Setup::new(&l, &[], None)?;
+        let r = exhaustive(&l, &setup, l.scenario.scenario.seed, jobs)?;
+        let m = &l.scenario.scenario;
+        let inv = if r.failing_runs == 0 {
+            format!("all held ({} schedules)", r.runs)
+        } else {
+            let names: Vec<String> = r
+                .broken
+                .iter()
+                .map(|(n, k)| format!("{n} in {k}"))
+                .collect();
+            format!("**broken**: {} of {} schedules", names.join(", "), r.runs)
+        };
+        for (i, c) in setup.conditions.iter().enumerate() {
+            // The race, its spec sections and the invariants once, on its first row.
+            let (race, spec, inv) = if i == 0 {
+                let race = format!("[`{}`](../{})", m.name, path.display());
+                (race, m.spec.join(", "), inv.clone())
+            } else {
+                Default::default()
+            };
+            let _ = writeln!(
+                out,
+                "| {race} | {spec} | {} | **{}** | {} of {} | {inv} |",
+                c.name,
+                r.verdict(i).title(),
+                r.held[i],
+                r.runs,
+            );
+        }
+        if let Some((s, v)) = &r.first_failure {
+            let shrunk = shrink(&l, &setup, s, &v[0])?;
+            let st = Stamped {
+                stamp: stamp(&l),
+                schedule: shrunk.schedule,
+            };
+            let _ = writeln!(
+                counterexamples,
+                "- `{}`: {}\n  ```text\n  {st}\n  ```",
+                path.display(),
+                shrunk.violations[0]
+            );
+        }
+    }
+    if !counterexamples.is_empty() {
+        out.push_str(
+            "\nShrunk counterexamples (replay with `slicesim run SCENARIO --schedule FILE`):\n\n",
+        );
+        out.push_str(&counterexamples);
+    }
+    Ok(out)
+}

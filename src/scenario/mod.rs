@@ -78,7 +78,7 @@ pub struct ExploreDef {
     /// Most injected events in one run (default: 2).
     pub max_interrupts: Option<u32>,
     /// Kinds that may be injected: `irq`, `irq+resched`, `irq+lazy`, `remote-resched`,
-    /// `timer`, `membarrier`, `signal` (default: all).
+    /// `timer`, `membarrier`, `signal`, `migrate` (default: all).
     #[serde(default)]
     pub kinds: Vec<String>,
     /// Tasks whose code claims to follow the protocol, so a SIGSEGV is a violation
