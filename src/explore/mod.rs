@@ -133,25 +133,14 @@ pub struct Outcome {
     pub point_count: u32,
 }
 
-/// How a random run chooses its injections.
-enum Plan {
-    /// Swarm random: at each point, with probability `rate / 2^16`, a kind from `kinds`.
-    Swarm {
-        rng: Pcg64Mcg,
-        kinds: InjectMenu,
-        rate: u32,
-    },
-    /// PCT: at each of these points, a random kind.
-    Pct { rng: Pcg64Mcg, at: Vec<u32> },
-}
-
-/// The chooser of random strategies: engine draws from the run's seed, its own decisions
-/// from a separate generator, and a record of what it injected.
+/// The chooser of random strategies: engine draws from the run's seed; at each point of
+/// `at` (sorted) a kind drawn from those of `kinds` on the point's menu, from a separate
+/// generator; a record of what it injected.
 struct Random {
     engine: Pcg64Mcg,
-    plan: Plan,
+    decide: Pcg64Mcg,
+    at: Vec<u32>,
     kinds: InjectMenu,
-    budget: u32,
     applied: Vec<(u32, Injection)>,
 }
 
@@ -161,30 +150,10 @@ impl Chooser for Random {
     }
 
     fn inject(&mut self, p: &InjectPoint) -> Option<Injection> {
-        if self.budget == 0 {
-            return None;
-        }
-        let menu = p.menu.and(self.kinds);
-        let pick = |rng: &mut Pcg64Mcg, m: InjectMenu| {
-            let n = m.len() as u64;
-            (n > 0).then(|| m.iter().nth((rng.next_u64() % n) as usize).expect("n > 0"))
-        };
-        let k = match &mut self.plan {
-            Plan::Swarm { rng, kinds, rate } => {
-                let m = menu.and(*kinds);
-                if (rng.next_u64() & 0xffff) as u32 >= *rate {
-                    return None;
-                }
-                pick(rng, m)
-            }
-            Plan::Pct { rng, at } => {
-                if at.binary_search(&p.index).is_err() {
-                    return None;
-                }
-                pick(rng, menu)
-            }
-        }?;
-        self.budget -= 1;
+        self.at.binary_search(&p.index).ok()?;
+        let m = p.menu.and(self.kinds);
+        let n = m.len() as u64;
+        let k = m.iter().nth((self.decide.next_u64() % n.max(1)) as usize)?;
         self.applied.push((p.index, k));
         Some(k)
     }
@@ -224,17 +193,10 @@ fn run_random(
     l: &Loaded,
     setup: &Setup,
     s: &Schedule,
-    plan: Plan,
+    plan: Random,
     pool: &mut StackPool,
 ) -> Result<Outcome, ScenarioError> {
-    let chooser = Box::new(Random {
-        engine: Pcg64Mcg::seed_from_u64(s.seed),
-        plan,
-        kinds: setup.kinds,
-        budget: setup.max_k,
-        applied: Vec::new(),
-    });
-    let (mut r, until) = run_with(l, setup, s, chooser, pool)?;
+    let (mut r, until) = run_with(l, setup, s, Box::new(plan), pool)?;
     let random = r.sim.chooser_mut::<Random>().expect("random chooser");
     let applied = std::mem::take(&mut random.applied);
     let out = judge(setup, &r, until, applied, Vec::new());
@@ -468,9 +430,11 @@ pub fn exhaustive(
     Ok(report)
 }
 
-/// Randomized search: `runs` runs, each with its own seed derived from `seed`; with
-/// `pct = Some(d)`, PCT-style injection at `d` random points, otherwise swarm-style
-/// injection (each run draws its kind mix and rate). Equal-time order is seeded too.
+/// Randomized search: `runs` runs, each with its own seed derived from `seed`. Each run
+/// injects at random points, drawn uniformly from twice the unperturbed run's points
+/// (injections add steps: a grant adds a yield): with `pct = Some(d)` at `d` points with
+/// any allowed kind (PCT), otherwise swarm-style at 1 to K points with a random subset of
+/// the allowed kinds drawn per run. Equal-time order is seeded too.
 pub fn random(
     l: &Loaded,
     setup: &Setup,
@@ -480,9 +444,7 @@ pub fn random(
     jobs: usize,
 ) -> Result<Report, ScenarioError> {
     let (base, _) = run_schedule(l, setup, &Schedule::plain(seed))?;
-    // Injections add steps (a grant adds a yield): PCT draws its points from twice the
-    // unperturbed run's count, as PCT over-estimates the length of a run.
-    let n = (2 * base.point_count).max(1);
+    let n = (2 * u64::from(base.point_count)).max(1);
     let idx: Vec<u64> = (0..runs).collect();
     let results = par_map(&idx, &mut pools(jobs), &|&i: &u64, pool: &mut StackPool| {
         let mut meta = Pcg64Mcg::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -492,30 +454,24 @@ pub fn random(
             until: None,
             inject: Vec::new(),
         };
-        let decide = Pcg64Mcg::seed_from_u64(meta.next_u64());
-        let plan = match pct {
-            Some(d) => {
-                let mut at: Vec<u32> = (0..d)
-                    .map(|_| (meta.next_u64() % u64::from(n)) as u32)
-                    .collect();
-                at.sort_unstable();
-                at.dedup();
-                Plan::Pct { rng: decide, at }
-            }
+        let (count, kinds) = match pct {
+            Some(d) => (u64::from(d), setup.kinds),
             None => {
-                // Swarm testing: a random non-empty subset of the kinds and a rate between
-                // 1/2 and 1/64 per point.
-                let mut kinds = InjectMenu((meta.next_u64() as u8) & setup.kinds.0);
-                if kinds.is_empty() {
-                    kinds = setup.kinds;
-                }
-                let rate = 0x8000 >> (meta.next_u64() % 6);
-                Plan::Swarm {
-                    rng: decide,
-                    kinds,
-                    rate,
-                }
+                // Swarm testing: some runs hammer one kind, others mix them all.
+                let sub = InjectMenu((meta.next_u64() as u8) & setup.kinds.0);
+                let kinds = if sub.is_empty() { setup.kinds } else { sub };
+                (1 + meta.next_u64() % u64::from(setup.max_k.max(1)), kinds)
             }
+        };
+        let mut at: Vec<u32> = (0..count).map(|_| (meta.next_u64() % n) as u32).collect();
+        at.sort_unstable();
+        at.dedup();
+        let plan = Random {
+            engine: Pcg64Mcg::seed_from_u64(s.seed),
+            decide: Pcg64Mcg::seed_from_u64(meta.next_u64()),
+            at,
+            kinds,
+            applied: Vec::new(),
         };
         run_random(l, setup, &s, plan, pool).map(|o| (s, o))
     });
