@@ -143,6 +143,11 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
         report.runs as f64 / secs.max(1e-9)
     );
     print_space(&report, a.exhaustive);
+    let reached: Vec<String> = explore::OUTCOMES
+        .iter()
+        .map(|o| format!("{o} {}", group(report.reached.get(o).copied().unwrap_or(0))))
+        .collect();
+    println!("outcomes reached (runs): {}", reached.join(", "));
     let mut code = 0;
     code |= print_invariants(&report);
     code |= print_conditions(&report, &setup, a.exhaustive);

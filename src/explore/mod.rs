@@ -131,6 +131,66 @@ pub struct Outcome {
     pub points: Vec<InjectPoint>,
     /// Points offered in all.
     pub point_count: u32,
+    /// Which of [`OUTCOMES`] the run reached.
+    pub reached: Vec<&'static str>,
+}
+
+/// Interesting outcomes a campaign reports as reached at least once (its "sometimes"
+/// goals, whatever the scenario's conditions).
+pub const OUTCOMES: [&str; 8] = [
+    "granted",
+    "expired",
+    "revoked",
+    "yield returned 1",
+    "yield returned 0",
+    "aborted by a syscall",
+    "request wiped unseen",
+    "SIGSEGV",
+];
+
+/// The [`OUTCOMES`] a finished run reached.
+fn outcomes(sim: &rseq_sim::Simulation) -> Vec<&'static str> {
+    let st = sim.stats();
+    let mut yield_ret = [false; 2];
+    let mut wiped = false;
+    for r in sim.log() {
+        match &r.kind {
+            rseq_sim::LogKind::SyscallExit {
+                name: "rseq_slice_yield",
+                ret: Ok(v),
+            } if *v <= 1 => {
+                yield_ret[*v as usize] = true;
+            }
+            rseq_sim::LogKind::Revoke {
+                before,
+                was_granted: false,
+                ..
+            } => {
+                wiped |= before.request() != 0;
+            }
+            _ => {}
+        }
+    }
+    let segv = sim
+        .tasks()
+        .iter()
+        .any(|t| matches!(t.exit, Some(rseq_sim::TaskExit::Signaled { signo: 11, .. })));
+    let hit = [
+        st.granted > 0,
+        st.expired > 0,
+        st.revoked > 0,
+        yield_ret[1],
+        yield_ret[0],
+        st.aborted > 0,
+        wiped,
+        segv,
+    ];
+    OUTCOMES
+        .iter()
+        .zip(hit)
+        .filter(|(_, h)| *h)
+        .map(|(o, _)| *o)
+        .collect()
 }
 
 /// The chooser of random strategies: engine draws from the run's seed; at each point of
@@ -280,6 +340,7 @@ fn judge(
         applied,
         point_count: sim.points_offered(),
         points,
+        reached: outcomes(sim),
     }
 }
 
@@ -342,6 +403,8 @@ pub struct Report {
     pub first_failure: Option<(Schedule, Vec<Violation>)>,
     /// Kinds injected at least once in some run, with the count of runs.
     pub kinds_used: BTreeMap<Injection, u64>,
+    /// Per outcome of [`OUTCOMES`]: runs that reached it.
+    pub reached: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
@@ -358,6 +421,9 @@ impl Report {
         kinds.dedup();
         for k in kinds {
             *self.kinds_used.entry(k).or_default() += 1;
+        }
+        for &o in &o.reached {
+            *self.reached.entry(o).or_default() += 1;
         }
         if !o.violations.is_empty() {
             self.failing_runs += 1;
