@@ -318,3 +318,35 @@ fn races_md_catalogue_is_what_the_explorer_prints() {
         "docs/races.md is stale: regenerate its catalogue with `slicesim explore --catalog scenarios/races`"
     );
 }
+
+#[test]
+fn a_correct_task_that_panics_is_a_violation_and_the_campaign_survives() {
+    let src = r#"
+[scenario]
+name = "panics"
+duration = "20us"
+[machine]
+cpus = 1
+hz = 0
+[[task]]
+name = "holder"
+program = "script"
+steps = ["register", "enable", "burn 1us", "request", "burn 2us", "release", "panic"]
+"#;
+    let l = scenario::parse(Path::new("panics.toml"), src, &[]).unwrap();
+    let setup = Setup::new(&l, &[], Some(1)).unwrap();
+    let r = explore::exhaustive(&l, &setup, 0, 1).unwrap();
+    assert_eq!(r.failing_runs, r.runs, "every run panics");
+    assert!(r.runs > 1, "the search went on after the first panic");
+    let (s, v) = r.first_failure.unwrap();
+    assert!(
+        s.inject.is_empty(),
+        "the unperturbed run is the first failure"
+    );
+    assert_eq!(v[0].property, "correct-code-no-fault");
+    assert!(
+        v[0].detail.contains("script step `panic`"),
+        "{}",
+        v[0].detail
+    );
+}

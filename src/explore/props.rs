@@ -4,6 +4,7 @@
 //! Each invariant has a stable name, used in reports and in `docs/races.md`:
 //!
 //! - `correct-code-no-sigsegv`: a task whose code follows the protocol never gets SIGSEGV.
+//! - `correct-code-no-fault`: nor does it panic or run away (the engine's step budget).
 //! - `grant-bounded`: no grant lasts longer than `slice_ext_nsec` plus the interrupt and
 //!   syscall latencies without ending (revocation, syscall, switch or exit); a grant still
 //!   open at the end of the run counts from its start to the end.
@@ -38,8 +39,9 @@ impl std::fmt::Display for Violation {
 }
 
 /// Every built-in invariant's name.
-pub const INVARIANTS: [&str; 4] = [
+pub const INVARIANTS: [&str; 5] = [
     "correct-code-no-sigsegv",
+    "correct-code-no-fault",
     "grant-bounded",
     "views-agree",
     "yield-agrees",
@@ -164,6 +166,15 @@ pub fn check(sim: &Simulation, correct: &[bool], end: u64) -> Vec<Violation> {
                     task.name
                 ),
             });
+        }
+        if let Some(e @ (TaskExit::Panicked(_) | TaskExit::StepBudget(_))) = &task.exit {
+            if is_correct(task.id) {
+                out.push(Violation {
+                    property: "correct-code-no-fault",
+                    at: exit_time(sim, task.id).unwrap_or(end),
+                    detail: format!("{}: {e}", task.name),
+                });
+            }
         }
         if let Some(TaskExit::Signaled { signo: 11, cause }) = &task.exit {
             if is_correct(task.id) {
