@@ -137,15 +137,7 @@ fn a_chooser_that_injects_nothing_is_the_seeded_engine() {
             );
             sim.watch(t);
         }
-        sim.add_irq_source(IrqSource::new(
-            0,
-            IrqKind::Device(ReschedReq::Full),
-            IrqPattern::Poisson {
-                rate_hz: 50_000.0,
-                start_ns: 0,
-                end_ns: u64::MAX,
-            },
-        ));
+        poisson_resched(&mut sim, 0, 50_000.0);
         sim.run_until(2_000 * US);
         (sim.log_hash(), sim.points_offered())
     };

@@ -23,15 +23,7 @@ fn run_misbehave(m: Misbehavior, revision: Revision, rseq_debug: bool) -> Simula
         TaskSpec::new(m.name()),
         Box::new(move |p| misbehave::run(p, m, &MisbehaveParams::DEFAULT).counters()),
     );
-    sim.add_irq_source(IrqSource::new(
-        0,
-        IrqKind::Device(ReschedReq::Full),
-        IrqPattern::Poisson {
-            rate_hz: 50_000.0,
-            start_ns: 0,
-            end_ns: u64::MAX,
-        },
-    ));
+    common::poisson_resched(&mut sim, 0, 50_000.0);
     sim.run_until(50_000_000);
     sim
 }

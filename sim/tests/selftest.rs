@@ -69,15 +69,7 @@ fn selftest_with_device_noise_races() {
         ..SelftestParams::N2_2_50
     };
     let mut sim = selftest_sim(quiet(), params);
-    sim.add_irq_source(IrqSource::new(
-        1,
-        IrqKind::Device(ReschedReq::Full),
-        IrqPattern::Poisson {
-            rate_hz: 50_000.0,
-            start_ns: 0,
-            end_ns: u64::MAX,
-        },
-    ));
+    poisson_resched(&mut sim, 1, 50_000.0);
     sim.run_until(2_200_000_000);
     let c = counters_of(&sim, 0);
     c.check_invariants(false).unwrap();

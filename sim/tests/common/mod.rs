@@ -102,3 +102,16 @@ pub fn revokes(sim: &Simulation) -> Vec<(RevokePath, bool)> {
         })
         .collect()
 }
+
+/// Device interrupts that ask for a reschedule on `cpu`, Poisson at `rate_hz`, forever.
+pub fn poisson_resched(sim: &mut Simulation, cpu: u32, rate_hz: f64) {
+    sim.add_irq_source(IrqSource::new(
+        cpu,
+        IrqKind::Device(ReschedReq::Full),
+        IrqPattern::Poisson {
+            rate_hz,
+            start_ns: 0,
+            end_ns: u64::MAX,
+        },
+    ));
+}
