@@ -7,15 +7,40 @@
 
 use std::fmt::Write;
 
-use rseq_abi::CtrlWord;
+use rseq_abi::{CtrlWord, Endian, Revision};
 use rseq_sim::{IrqKind, LogKind, LogRecord, ReschedReq, RevokePath, Simulation};
 
 fn us(ns: u64) -> String {
     format!("{}.{:03} us", ns / 1000, ns % 1000)
 }
 
-fn word(w: &CtrlWord) -> String {
-    format!("request={} granted={}", w.request(), w.granted())
+/// How the run's revision lays out the control word (V1: bits of one u32; later: bytes).
+struct Ctx {
+    slice_ext_nsec: u32,
+    rev: Revision,
+    endian: Endian,
+}
+
+impl Ctx {
+    fn word(&self, w: &CtrlWord) -> String {
+        if self.rev.is_v1() {
+            let bit = |b: bool| u8::from(b);
+            return format!(
+                "REQUEST={} GRANTED={}",
+                bit(self.requested(w)),
+                bit(self.granted(w))
+            );
+        }
+        format!("request={} granted={}", w.request(), w.granted())
+    }
+
+    fn requested(&self, w: &CtrlWord) -> bool {
+        w.is_requested(self.rev, self.endian)
+    }
+
+    fn granted(&self, w: &CtrlWord) -> bool {
+        w.is_granted(self.rev, self.endian)
+    }
 }
 
 fn irq(kind: IrqKind) -> &'static str {
@@ -33,11 +58,15 @@ fn irq(kind: IrqKind) -> &'static str {
     }
 }
 
-fn revoke(path: RevokePath, was_granted: bool, before: &CtrlWord) -> Option<String> {
+fn revoke(cx: &Ctx, path: RevokePath, was_granted: bool, before: &CtrlWord) -> Option<String> {
     let cleared = if *before == CtrlWord::ZERO {
         "the word was already 0".to_string()
     } else {
-        format!("the word goes from {} to request=0 granted=0", word(before))
+        format!(
+            "the word goes from {} to {}",
+            cx.word(before),
+            cx.word(&CtrlWord::ZERO)
+        )
     };
     Some(match path {
         RevokePath::R1Register => return None,
@@ -68,7 +97,8 @@ fn revoke(path: RevokePath, was_granted: bool, before: &CtrlWord) -> Option<Stri
 }
 
 /// The sentence for one record, or `None` for routine bookkeeping.
-fn sentence(r: &LogRecord, slice_ext_nsec: u32) -> Option<String> {
+fn sentence(r: &LogRecord, cx: &Ctx) -> Option<String> {
+    let slice_ext_nsec = cx.slice_ext_nsec;
     Some(match &r.kind {
         LogKind::TaskStart => "starts".to_string(),
         LogKind::TaskExit { status } => format!("ends: {status}"),
@@ -95,15 +125,15 @@ fn sentence(r: &LogRecord, slice_ext_nsec: u32) -> Option<String> {
         }
         LogKind::Grant { before, after, expires } => format!(
             "on the way back to user mode the kernel finds NEED_RESCHED, request={} and no other work, so it grants an extension instead of scheduling: {} -> {}, the reschedule request is discarded and the extension lasts until {} (slice_ext_nsec = {slice_ext_nsec} ns; spec 3.2, s_granted)",
-            before.request(),
-            word(before),
-            word(after),
+            u8::from(cx.requested(before)),
+            cx.word(before),
+            cx.word(after),
             us(*expires)
         ),
         LogKind::NoGrant { .. } => {
             "NEED_RESCHED is pending but request=0: nothing to extend, the kernel schedules normally (spec 3.2 step 5)".to_string()
         }
-        LogKind::Revoke { path, before, was_granted, .. } => revoke(*path, *was_granted, before)?,
+        LogKind::Revoke { path, before, was_granted, .. } => revoke(cx, *path, *was_granted, before)?,
         LogKind::TimerArm { expires } => {
             format!("the enforcement hrtimer is armed for {} with this task as its cookie (spec 4.2)", us(*expires))
         }
@@ -142,13 +172,13 @@ fn sentence(r: &LogRecord, slice_ext_nsec: u32) -> Option<String> {
         LogKind::Migrate { task, from, to } => format!("T{task} moves from cpu{from} to cpu{to}"),
         LogKind::Signal { signo, cause: Some(c) } => format!("signal {signo} is queued: {c} (spec 7)"),
         LogKind::Signal { signo, cause: None } => format!("signal {signo} is queued"),
-        LogKind::UserStore { after, .. } if after.request() != 0 && after.granted() == 0 => {
+        LogKind::UserStore { after, .. } if cx.requested(after) && !cx.granted(after) => {
             "sets request=1: asks for an extension of its time slice around its critical section (spec 8.1)".to_string()
         }
-        LogKind::UserStore { after, .. } if after.request() == 0 => {
-            format!("clears request on leaving its critical section: now {} (spec 8.1)", word(after))
+        LogKind::UserStore { after, .. } if !cx.requested(after) => {
+            format!("clears request on leaving its critical section: now {} (spec 8.1)", cx.word(after))
         }
-        LogKind::UserStore { after, .. } => format!("writes the word: now {}", word(after)),
+        LogKind::UserStore { after, .. } => format!("writes the word: now {}", cx.word(after)),
         LogKind::Injected { what, point } => format!(
             "the explorer injects `{}` here, just before the task's next user operation (point {point} of the schedule)",
             what.name()
@@ -180,8 +210,13 @@ pub fn explain(sim: &Simulation) -> String {
             .map_or(format!("T{t}"), |x| format!("T{t} {}", x.name)),
         None => "idle".to_string(),
     };
+    let cx = Ctx {
+        slice_ext_nsec: sim.slice_ext_nsec(),
+        rev: cfg.revision,
+        endian: cfg.endian,
+    };
     for r in sim.log() {
-        if let Some(s) = sentence(r, sim.slice_ext_nsec()) {
+        if let Some(s) = sentence(r, &cx) {
             let _ = writeln!(
                 out,
                 "{:>12}  cpu{:<2} {:<16} {s}",
