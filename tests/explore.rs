@@ -350,3 +350,27 @@ steps = ["register", "enable", "burn 1us", "request", "burn 2us", "release", "pa
         v[0].detail
     );
 }
+
+#[test]
+fn an_exhaustive_search_too_large_for_its_bound_says_so() {
+    let l = load("yield-after-revoke");
+    let setup = Setup {
+        max_schedules: 100,
+        ..Setup::new(&l, &[], None).unwrap()
+    };
+    let r = explore::exhaustive(&l, &setup, 0, 2).unwrap();
+    assert!(r.truncated);
+    assert_eq!(r.runs, 100);
+    // The first 100 in run order, whatever the number of workers.
+    assert_eq!(r.by_depth, vec![1, 23, 76]);
+    let out = slicesim(&[
+        "explore",
+        "scenarios/races/yield-after-revoke.toml",
+        "--exhaustive",
+        "--max-schedules",
+        "100",
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("TRUNCATED at --max-schedules 100"), "{text}");
+    assert!(text.contains("not an exhaustive search"), "{text}");
+}

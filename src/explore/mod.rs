@@ -46,7 +46,13 @@ pub struct Setup {
     pub correct: Vec<String>,
     /// Conditions.
     pub conditions: Vec<ConditionDef>,
+    /// Exhaustive search: most schedules to run before giving up on completeness
+    /// ([`DEFAULT_MAX_SCHEDULES`] unless changed).
+    pub max_schedules: u64,
 }
+
+/// Default bound on an exhaustive search's schedules.
+pub const DEFAULT_MAX_SCHEDULES: u64 = 1_000_000;
 
 impl Setup {
     /// From the scenario's `[explore]`, with command-line overrides of the watched tasks
@@ -97,6 +103,7 @@ impl Setup {
             kinds,
             correct,
             conditions: e.conditions.clone(),
+            max_schedules: DEFAULT_MAX_SCHEDULES,
         })
     }
 }
@@ -405,6 +412,8 @@ pub struct Report {
     pub kinds_used: BTreeMap<Injection, u64>,
     /// Per outcome of [`OUTCOMES`]: runs that reached it.
     pub reached: BTreeMap<&'static str, u64>,
+    /// Exhaustive: the space was larger than `Setup::max_schedules` and was cut.
+    pub truncated: bool,
 }
 
 impl Report {
@@ -463,7 +472,13 @@ pub fn exhaustive(
     let mut pools = pools(jobs);
     let mut level: Vec<Schedule> = vec![Schedule::plain(seed)];
     for depth in 0..=setup.max_k {
-        let expand = depth < setup.max_k;
+        let left = setup.max_schedules.saturating_sub(report.runs);
+        if level.len() as u64 > left {
+            // Keep the first schedules in run order: the truncation is deterministic.
+            level.truncate(left as usize);
+            report.truncated = true;
+        }
+        let expand = depth < setup.max_k && !report.truncated;
         let results = par_map(&level, &mut pools, &|s: &Schedule, pool: &mut StackPool| {
             run_fixed(l, setup, s, expand, pool)
         });
@@ -488,7 +503,7 @@ pub fn exhaustive(
                 }
             }
         }
-        if next.is_empty() {
+        if next.is_empty() || report.truncated {
             break;
         }
         level = next;
