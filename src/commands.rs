@@ -43,7 +43,61 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     #[command(flatten)]
+    pub timeline: TimelineArgs,
+    #[command(flatten)]
     pub trace: crate::TraceArgs,
+}
+
+/// `--html FILE`, `--timeline-svg FILE`, `--window START..END`: the run as pictures.
+#[derive(clap::Args)]
+pub struct TimelineArgs {
+    /// Write the run as one self-contained HTML page: a lane per CPU and per task, zoom,
+    /// pan, hover details (docs/trace-formats.md).
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+    /// Write the run's timeline as a static SVG figure (same lanes and markers).
+    #[arg(long, value_name = "FILE.svg")]
+    pub timeline_svg: Option<PathBuf>,
+    /// Stretch of simulated time the SVG shows and the HTML page opens on, e.g.
+    /// `14us..22us` [the whole run].
+    #[arg(long, value_name = "START..END")]
+    pub window: Option<slicesim::export::lanes::Window>,
+}
+
+impl TimelineArgs {
+    /// Is any of the options given? (They belong to `slicesim run` only.)
+    fn any(&self) -> bool {
+        self.html.is_some() || self.timeline_svg.is_some() || self.window.is_some()
+    }
+}
+
+/// Draw the run into the files `t` names, each written whole.
+fn write_timelines(sim: &rseq_sim::Simulation, name: &str, t: &TimelineArgs) -> Result<()> {
+    use slicesim::export::{html, svg, TraceInput};
+    if t.window.is_some() && t.html.is_none() && t.timeline_svg.is_none() {
+        anyhow::bail!("--window needs --html or --timeline-svg");
+    }
+    let input = TraceInput::from_simulation(sim);
+    input.validate().context("drawing the timeline")?;
+    let title = match t.window {
+        Some(w) => format!(
+            "scenario {name}, {} .. {} us",
+            slicesim::export::us(w.start_ns),
+            slicesim::export::us(w.end_ns)
+        ),
+        None => format!("scenario {name}"),
+    };
+    if let Some(path) = &t.html {
+        let page = html::render(&input, &format!("scenario {name}"), t.window);
+        crate::write_whole(path, page.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &t.timeline_svg {
+        let figure = svg::render(&input, &title, t.window);
+        crate::write_whole(path, figure.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `slicesim check`.
@@ -102,6 +156,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         crate::write_whole(path, svg.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    write_timelines(&r.sim, &s.name, &a.timeline)?;
     if let Some((f @ (MetricsFormat::Json | MetricsFormat::Csv), m)) = &metrics {
         print!("{}", metrics::render(*f, m));
         crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
@@ -214,8 +269,10 @@ pub fn step(a: RunArgs) -> Result<i32> {
 
 /// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
 pub fn stats(a: RunArgs) -> Result<i32> {
-    if a.metrics.is_some() || a.plot.is_some() {
-        eprintln!("error: --metrics and --plot belong to `slicesim run`");
+    if a.metrics.is_some() || a.plot.is_some() || a.timeline.any() {
+        eprintln!(
+            "error: --metrics, --plot, --html, --timeline-svg and --window belong to `slicesim run`"
+        );
         return Ok(2);
     }
     let loaded = match load_or_report(&a) {

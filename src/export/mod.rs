@@ -13,14 +13,21 @@
 //! | [`Format::Perfetto`] | Perfetto UI, `trace_processor` (protobuf: the native CPU view) |
 //! | [`Format::Ftrace`] | what reads `trace-cmd report` text, e.g. the logic of the kernel's `rseq-slice-hist.py` |
 //!
+//! Two pictures are drawn from the same log for people rather than tools: [`html`], a
+//! self-contained page to zoom and hover in a browser, and [`svg`], a static figure; both
+//! draw the lanes of [`lanes`].
+//!
 //! `docs/trace-formats.md` describes each layout and the JSONL schema with its version.
 //! Task `i` appears to the Linux-shaped formats (ftrace, Perfetto, Chrome) as pid/tid
 //! [`PID_BASE`]` + i`; its process id is that of the first task of its address space.
 
 mod chrome;
 mod ftrace;
+pub mod html;
 mod jsonl;
+pub mod lanes;
 pub mod perfetto;
+pub mod svg;
 mod text;
 pub(crate) mod timeline;
 
@@ -315,7 +322,7 @@ pub(crate) fn swapper(cpu: u32) -> String {
 }
 
 /// `ns` as µs with three decimals: `12.345`.
-pub(crate) fn us(ns: u64) -> String {
+pub fn us(ns: u64) -> String {
     format!("{}.{:03}", ns / 1000, ns % 1000)
 }
 
