@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use rseq_sim::{LogKind, LogRecord};
 
-use super::timeline::{self, GrantEnd, TimerEnd};
+use super::timeline::{self, GrantEnd, GrantWindow, TimerEnd};
 use super::TraceInput;
 
 /// Height of one lane, px (both renderers).
@@ -449,15 +449,12 @@ impl Lanes {
             });
         }
         for w in timeline::grant_windows(input) {
-            let end = match w.end {
-                GrantEnd::Revoked(_) | GrantEnd::EndOfTrace => w.end.describe(),
-                _ => format!("ended by {}", w.end.describe()),
-            };
+            let (end_ns, end) = kernel_grant_end(input, &w);
             bands.push(BandItem {
                 lane: task_lane(w.task),
                 kind: Band::KernelGranted,
                 start_ns: w.start_ns,
-                end_ns: w.end_ns,
+                end_ns,
                 task: Some(w.task),
                 label: String::new(),
                 detail: format!(
@@ -499,6 +496,36 @@ impl Lanes {
             cpus,
             end_ns: input.end_ns(),
         }
+    }
+}
+
+/// When the kernel's grant state of window `w` is really cleared, and how to say it.
+///
+/// A grant window ends when the timer fires on it, but the expiry only sets need-resched
+/// (spec §4.3): the kernel's `granted` stays set until the revoke on the next exit (R2) or
+/// a syscall. The band runs until that record.
+fn kernel_grant_end(input: &TraceInput<'_>, w: &GrantWindow) -> (u64, String) {
+    let (GrantEnd::Expired, Some(at)) = (w.end, w.end_index) else {
+        return match w.end {
+            GrantEnd::Revoked(_) | GrantEnd::EndOfTrace => (w.end_ns, w.end.describe()),
+            _ => (w.end_ns, format!("ended by {}", w.end.describe())),
+        };
+    };
+    let expired = format!("the timer expired at {} us", super::us(w.end_ns));
+    let cleared = input.log[at + 1..].iter().find(|r| {
+        r.task == Some(w.task)
+            && matches!(
+                r.kind,
+                LogKind::Revoke {
+                    was_granted: true,
+                    ..
+                } | LogKind::TaskExit { .. }
+                    | LogKind::Grant { .. }
+            )
+    });
+    match cleared {
+        Some(r) => (r.time, format!("{expired}, cleared by {}", r.kind)),
+        None => (input.end_ns(), format!("{expired}, still set at the end")),
     }
 }
 
