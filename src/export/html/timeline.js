@@ -32,9 +32,12 @@
   var hashWindow = /window=(\d+):(\d+)/.exec(location.hash);
   if (hashWindow && +hashWindow[2] > +hashWindow[1]) view = { start: +hashWindow[1], end: +hashWindow[2] };
 
-  function plotW() { return Math.max(50, canvas.clientWidth - GUTTER - RIGHT); }
-  function xOf(t) { return GUTTER + (t - view.start) * plotW() / (view.end - view.start); }
-  function tOf(x) { return view.start + (x - GUTTER) * (view.end - view.start) / plotW(); }
+  // The plot's width, read from the layout once per draw (not per marker: it is a DOM query).
+  var plotWidth = 50;
+  function plotW() { return plotWidth; }
+  function measure() { plotWidth = Math.max(50, canvas.clientWidth - GUTTER - RIGHT); }
+  function xOf(t) { return GUTTER + (t - view.start) * plotWidth / (view.end - view.start); }
+  function tOf(x) { return view.start + (x - GUTTER) * (view.end - view.start) / plotWidth; }
   function laneTop(i) { return AXIS_H + i * LANE_H; }
 
   // First index with a[i] >= v (a sorted).
@@ -175,6 +178,7 @@
 
   function draw() {
     var t0 = performance.now();
+    measure();
     var dpr = window.devicePixelRatio || 1, w = canvas.clientWidth;
     var h = AXIS_H + D.lanes.length * LANE_H + 6;
     canvas.style.height = h + 'px';
@@ -369,5 +373,9 @@
     });
     if (best) hoverAt(best.x, best.y);
   }
+  // For scripts and benchmarks: show [start, end] (ns) and draw now, not on the next frame.
+  window.slicesimTimeline = {
+    show: function (start, end) { view = { start: start, end: end }; draw(); return drawn; }
+  };
   document.body.dataset.ready = '1';
 })();
