@@ -113,7 +113,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
                 .map(|(i, _)| i)
                 .collect();
             let glyphs = lanes::layout_row(&l.marks, &idx, x_of);
-            for g in &glyphs {
+            for (gi, g) in glyphs.iter().enumerate() {
                 let k = &MARK_KINDS[g.kind as usize];
                 used_marks[g.kind as usize] = true;
                 let y = y0 + f64::from(row_y);
@@ -125,8 +125,12 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
                         shape(k.shape, k.color, g.x, y),
                         escape_html(&m.detail(&l))
                     );
-                    // layout_row left room for the label.
-                    if !m.label.is_empty() {
+                    // A label shows where layout_row left it room (not where a merged
+                    // box sits).
+                    let next = glyphs.get(gi + 1).map_or(f64::INFINITY, |n| n.x);
+                    if !m.label.is_empty()
+                        && next - g.x >= lanes::GLYPH_W + lanes::label_w(&m.label)
+                    {
                         let _ = writeln!(
                             body,
                             r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="{}">{}</text>"##,

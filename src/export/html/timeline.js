@@ -160,8 +160,9 @@
         drawn.events += G.count; drawn.glyphs++;
         if (G.count === 1) {
           glyph(ctx, k.shape, k.color, G.x, y);
-          var label = S[m.l[G.first]];
-          if (label) {
+          // A label shows where layoutRow left it room (not where a merged box sits).
+          var label = S[m.l[G.first]], next = g + 1 < gs.length ? gs[g + 1].x : Infinity;
+          if (label && next - G.x >= GW + labelW(label)) {
             ctx.font = '10px system-ui, sans-serif';
             ctx.fillStyle = k.color; ctx.textAlign = 'left'; ctx.textBaseline = 'middle';
             ctx.fillText(label, G.x + 6, y - 1);
