@@ -155,6 +155,51 @@ fn window_without_a_picture_and_a_reversed_window_are_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("ends before it starts"));
 }
 
+#[test]
+fn svg_figure_draws_every_marker_of_its_window_with_its_log_text() {
+    let svg = tmp("race.svg");
+    let jsonl = tmp("race-svg.jsonl");
+    let o = slicesim(&[
+        RACE[0],
+        RACE[1],
+        "--timeline-svg",
+        svg.to_str().unwrap(),
+        "--window",
+        "29us..36us",
+        "--trace",
+        jsonl.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let figure = std::fs::read_to_string(&svg).unwrap();
+    assert!(figure.starts_with("<svg") && figure.trim_end().ends_with("</svg>"));
+    // The markers of 29..36 us, counted from the log itself.
+    let window: String = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (29_000..=36_000).contains(&v["t_ns"].as_u64().unwrap())
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (_, markers) = expected_markers(&format!("header\n{window}"));
+    // One glyph group per marker (no crowding at this zoom), each titled with its record.
+    let glyphs = figure.lines().filter(|l| l.starts_with("<g><")).count();
+    assert_eq!(glyphs, markers);
+    assert!(figure.contains("<title>33.800 us cpu0 T0 holder: revoke R2 [req=0 gr=1 rsv=0000] -&gt; [req=0 gr=0 rsv=0000] granted=1</title>"));
+    assert!(
+        figure.contains(">=0</text>"),
+        "the racing yield's result is labelled"
+    );
+    assert!(figure.contains("scenario grant-revoke-race, 29.000 .. 36.000 us"));
+    for p in [svg, jsonl] {
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
 // ---- in the browser ----------------------------------------------------------------
 
 /// `chromium` on PATH, or `None` after printing why the browser tests skip.

@@ -716,4 +716,14 @@ mod tests {
         assert_eq!((g[3].count, g[3].kind), (5, Mark::Revoke));
         assert_eq!(g.iter().map(|g| g.count).sum::<usize>(), all.len());
     }
+
+    #[test]
+    fn a_label_pushes_its_neighbour_right_by_its_width() {
+        let mut all = vec![mark(0, Mark::Revoke), mark(0, Mark::Irq)];
+        all[0].label = "R2".into();
+        let g = layout_row(&all, &[0, 1], |t| t as f64);
+        assert_eq!(g[1].x, GLYPH_W + label_w("R2"));
+        assert_eq!(label_w("R2"), 14.0);
+        assert_eq!(label_w(""), 0.0);
+    }
 }
