@@ -555,8 +555,8 @@ fn word_bands(input: &TraceInput<'_>, bands: &mut Vec<BandItem>, task_lane: impl
             | LogKind::Grant { after, .. }
             | LogKind::Revoke { after, .. } => after,
             LogKind::TaskExit { .. } => {
-                for which in 0..2 {
-                    if let Some(since) = open[t as usize][which].take() {
+                for (which, slot) in open[t as usize].iter_mut().enumerate() {
+                    if let Some(since) = slot.take() {
                         close(t, which, since, r.time, "until the task exited");
                     }
                 }
@@ -568,8 +568,7 @@ fn word_bands(input: &TraceInput<'_>, bands: &mut Vec<BandItem>, task_lane: impl
             after.is_requested(rev, endian),
             after.is_granted(rev, endian),
         ];
-        for which in 0..2 {
-            let slot = &mut open[t as usize][which];
+        for (which, slot) in open[t as usize].iter_mut().enumerate() {
             match (set[which], *slot) {
                 (true, None) => *slot = Some(r.time),
                 (false, Some(since)) => {
