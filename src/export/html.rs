@@ -115,16 +115,6 @@ struct PageData<'a> {
     strings: Vec<String>,
 }
 
-/// Counts a reader (or a test) can check against the log: one marker per record that
-/// [`lanes::mark_of`] draws.
-pub fn marker_count(input: &TraceInput<'_>) -> usize {
-    input
-        .log
-        .iter()
-        .filter(|r| lanes::mark_of(r).is_some())
-        .count()
-}
-
 /// The page for `input`, opening on `window` (the whole run when `None`).
 pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> String {
     let l = Lanes::build(input);

@@ -10,7 +10,6 @@
 //! The kinds' look (colour, shape, row) is data ([`BAND_KINDS`], [`MARK_KINDS`]) that
 //! both renderers read, so the legend, the page and the figure cannot drift apart.
 
-use std::fmt;
 use std::str::FromStr;
 
 use rseq_sim::{LogKind, LogRecord};
@@ -357,12 +356,6 @@ impl FromStr for Window {
             return Err(format!("window {s:?} ends before it starts"));
         }
         Ok(Window { start_ns, end_ns })
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ns..{}ns", self.start_ns, self.end_ns)
     }
 }
 
