@@ -200,6 +200,37 @@ fn svg_figure_draws_every_marker_of_its_window_with_its_log_text() {
     }
 }
 
+#[test]
+fn the_kernel_grant_band_outlives_a_timer_expiry_until_the_revoke() {
+    // Spec 4.3: the expiry only sets need-resched; the grant is cleared by R2 at 8.6 us.
+    let (path, page, _, _) = page_of(&["run", "scenarios/edge/grant-then-expiry.toml"], "expiry");
+    let data = data_of(&page);
+    let kernel = data["band_kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|k| k["name"] == "kernel_granted")
+        .unwrap();
+    let series: Vec<&serde_json::Value> = data["bands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["kind"] == kernel)
+        .collect();
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0]["s"], serde_json::json!([3300]));
+    assert_eq!(series[0]["e"], serde_json::json!([8600]));
+    let detail = &data["strings"][series[0]["d"][0].as_u64().unwrap() as usize];
+    assert!(
+        detail
+            .as_str()
+            .unwrap()
+            .contains("the timer expired at 8.300 us, cleared by revoke R2"),
+        "{detail}"
+    );
+    std::fs::remove_file(path).unwrap();
+}
+
 // ---- in the browser ----------------------------------------------------------------
 
 /// `chromium` on PATH, or `None` after printing why the browser tests skip.
@@ -403,6 +434,21 @@ fn a_100k_event_page_loads_draws_every_marker_and_screenshots() {
         l.data["load-ms"],
         l.data["draw-ms"],
         l.wall.as_millis()
+    );
+
+    // Hovering a merged box lists what it stands for.
+    let l = load(&browser, &path, "#probe=2:25000000");
+    assert_clean(&l);
+    let hover = &l.data["hover"];
+    let (n, rest) = hover
+        .split_once(" events here (zoom in to separate them): ")
+        .expect(hover);
+    let n: usize = n.parse().unwrap();
+    assert!(n > 1);
+    assert_eq!(
+        rest.lines().count() - 1,
+        n.min(8) + usize::from(n > 8),
+        "{hover}"
     );
 
     let png = tmp("big.png");
