@@ -232,8 +232,23 @@ fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<sce
     Ok(r)
 }
 
+/// `explain`, `step` and `stats` share `run`'s arguments but draw nothing: say so rather
+/// than ignore the options that only `run` acts on (exit code 2, as clap's).
+fn reject_run_only(a: &RunArgs) -> Option<i32> {
+    if a.metrics.is_some() || a.plot.is_some() || a.timeline.any() {
+        eprintln!(
+            "error: --metrics, --plot, --html, --timeline-svg and --window belong to `slicesim run`"
+        );
+        return Some(2);
+    }
+    None
+}
+
 /// `slicesim explain`: run a scenario and print its story.
 pub fn explain(a: RunArgs) -> Result<i32> {
+    if let Some(code) = reject_run_only(&a) {
+        return Ok(code);
+    }
     let loaded = match load_or_report(&a) {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -250,6 +265,9 @@ pub fn explain(a: RunArgs) -> Result<i32> {
 
 /// `slicesim step`: build a scenario and walk through it from stdin's commands.
 pub fn step(a: RunArgs) -> Result<i32> {
+    if let Some(code) = reject_run_only(&a) {
+        return Ok(code);
+    }
     let loaded = match load_or_report(&a) {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -269,11 +287,8 @@ pub fn step(a: RunArgs) -> Result<i32> {
 
 /// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
 pub fn stats(a: RunArgs) -> Result<i32> {
-    if a.metrics.is_some() || a.plot.is_some() || a.timeline.any() {
-        eprintln!(
-            "error: --metrics, --plot, --html, --timeline-svg and --window belong to `slicesim run`"
-        );
-        return Ok(2);
+    if let Some(code) = reject_run_only(&a) {
+        return Ok(code);
     }
     let loaded = match load_or_report(&a) {
         Ok(l) => l,

@@ -153,6 +153,12 @@ fn window_without_a_picture_and_a_reversed_window_are_errors() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("ends before it starts"));
+    // Commands that share run's arguments but draw nothing refuse rather than ignore.
+    for cmd in ["explain", "step", "stats"] {
+        let o = slicesim(&[cmd, RACE[1], "--html", "x.html"]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("belong to `slicesim run`"));
+    }
 }
 
 #[test]
