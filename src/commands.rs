@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
+use slicesim::export::xml_text;
 use slicesim::metrics::{self, Metrics, MetricsFormat};
 use slicesim::scenario::{self, CheckOutcome, Loaded, Nanos, ScenarioError};
 
@@ -479,13 +480,6 @@ pub fn check(a: CheckArgs) -> Result<i32> {
     })
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn junit(results: &[(String, Verdict)], files: &[PathBuf]) -> String {
     let failures = results
         .iter()
@@ -498,18 +492,18 @@ fn junit(results: &[(String, Verdict)], files: &[PathBuf]) -> String {
     for ((name, v), f) in results.iter().zip(files) {
         out.push_str(&format!(
             "  <testcase classname=\"{}\" name=\"{}\">",
-            xml(&f.display().to_string()),
-            xml(name)
+            xml_text(&f.display().to_string()),
+            xml_text(name)
         ));
         match v {
             Verdict::Pass { .. } => {}
             Verdict::Fail { failed, .. } => out.push_str(&format!(
                 "<failure message=\"expectation failed\">{}</failure>",
-                xml(&failed.join("\n"))
+                xml_text(&failed.join("\n"))
             )),
             Verdict::Invalid(e) => out.push_str(&format!(
                 "<failure message=\"invalid scenario\">{}</failure>",
-                xml(&e.to_string())
+                xml_text(&e.to_string())
             )),
         }
         out.push_str("</testcase>\n");

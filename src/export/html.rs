@@ -216,7 +216,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
     fill(
         PAGE,
         &[
-            ("{{TITLE}}", &escape_html(title)),
+            ("{{TITLE}}", &super::xml_text(title)),
             ("{{STYLE}}", STYLE),
             ("{{DATA}}", &json),
             ("{{SCRIPT}}", SCRIPT),
@@ -240,12 +240,4 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Text as HTML (or XML) character data.
-pub(crate) fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -326,6 +326,15 @@ pub fn us(ns: u64) -> String {
     format!("{}.{:03}", ns / 1000, ns % 1000)
 }
 
+/// Text as XML or HTML character data or attribute value (JUnit reports, the SVG figure,
+/// the HTML page).
+pub fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// `little` or `big`, for headers.
 fn endian_name(e: Endian) -> &'static str {
     match e {

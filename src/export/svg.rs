@@ -8,8 +8,9 @@
 
 use std::fmt::Write;
 
-use super::html::{escape_html, PALETTE};
+use super::html::PALETTE;
 use super::lanes::{self, Lanes, Window, BAND_KINDS, LANE_H, MARK_KINDS};
+use super::xml_text;
 use super::TraceInput;
 
 const WIDTH: f64 = 960.0;
@@ -42,7 +43,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
             body,
             r##"<text x="6" y="{:.1}" font-weight="bold" font-size="12">{}</text>"##,
             y0 + 14.0,
-            escape_html(&lane.name)
+            xml_text(&lane.name)
         );
         for k in BAND_KINDS.iter().filter(|k| k.cpu_lane == cpu) {
             let _ = writeln!(
@@ -84,7 +85,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
             body,
             r##"<rect x="{x1:.1}" y="{y:.1}" width="{width:.1}" height="{}" fill="{fill}"><title>{}</title></rect>"##,
             k.h,
-            escape_html(&b.detail)
+            xml_text(&b.detail)
         );
         last_px.push((x1 + width).floor());
         // A task name fits at about 6 px per character.
@@ -94,7 +95,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
                 r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#fff">{}</text>"##,
                 x1.max(GUTTER) + 3.0,
                 y + f64::from(k.h) / 2.0 + 3.5,
-                escape_html(&b.label)
+                xml_text(&b.label)
             );
         }
     }
@@ -123,7 +124,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
                         body,
                         "<g>{}<title>{}</title></g>",
                         shape(k.shape, k.color, g.x, y),
-                        escape_html(&m.detail(&l))
+                        xml_text(&m.detail(&l))
                     );
                     // A label shows where layout_row left it room (not where a merged
                     // box sits).
@@ -137,7 +138,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
                             g.x + 6.0,
                             y + 3.0,
                             k.color,
-                            escape_html(&m.label)
+                            xml_text(&m.label)
                         );
                     }
                 } else {
@@ -156,7 +157,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
                             g.count.to_string()
                         },
                         g.count,
-                        escape_html(&m.detail(&l))
+                        xml_text(&m.detail(&l))
                     );
                 }
             }
@@ -181,7 +182,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
     let _ = writeln!(
         svg,
         r##"<text x="6" y="19" font-size="14" font-weight="bold">{}</text>"##,
-        escape_html(title)
+        xml_text(title)
     );
     for i in 0..l.lanes.len() {
         let _ = writeln!(
@@ -321,7 +322,7 @@ fn legend(out: &mut String, y0: f64, marks: &[bool], bands: &[bool]) -> f64 {
         let _ = writeln!(
             out,
             r##"<g transform="translate({x:.1},{y:.1})">{glyph}<text x="26" y="4">{}</text></g>"##,
-            escape_html(text)
+            xml_text(text)
         );
     }
     items.len().div_ceil(4) as f64 * 18.0
