@@ -433,6 +433,13 @@ fn a_100k_event_page_loads_draws_every_marker_and_screenshots() {
         count(&l, "aggregates-drawn") > 0 && glyphs < markers / 2,
         "crowded markers merge: {glyphs} glyphs for {markers} markers"
     );
+    // The page merges exactly as lanes::layout_row does (the SVG's rule), given the same
+    // x of each time: the JavaScript and the Rust level of detail agree.
+    let (glyphs_rs, merged_rs) = rust_layout(BIG, &l);
+    assert_eq!(
+        (glyphs, count(&l, "aggregates-drawn")),
+        (glyphs_rs, merged_rs)
+    );
     // Measured, reported, never asserted: wall time depends on the machine.
     println!(
         "{events} events, {markers} markers, {} KB page: script {} ms (first draw {} ms), chromium run {} ms",
@@ -474,6 +481,39 @@ fn a_100k_event_page_loads_draws_every_marker_and_screenshots() {
     for p in [path, png] {
         std::fs::remove_file(p).unwrap();
     }
+}
+
+/// (glyphs, merged glyphs) that `lanes::layout_row` gives the run of `args` (`run FILE
+/// --set K=V...`) over its whole length, on the page's plot as `l` reports it.
+fn rust_layout(args: &[&str], l: &Loaded) -> (usize, usize) {
+    use slicesim::export::lanes::{layout_row, Lanes, MARK_KINDS};
+    let sets: Vec<String> = args[2..].chunks(2).map(|kv| kv[1].to_string()).collect();
+    let loaded = slicesim::scenario::load(Path::new(args[1]), &sets).unwrap();
+    let r = slicesim::scenario::run(&loaded, None, None).unwrap();
+    let lanes = Lanes::build(&slicesim::export::TraceInput::from_simulation(&r.sim));
+    let left: f64 = l.data["plot-left"].parse().unwrap();
+    let width: f64 = l.data["plot-width"].parse().unwrap();
+    let span = lanes.end_ns.max(1) as f64;
+    // Exactly the page's xOf for the whole run, operation for operation.
+    let x_of = |t: u64| left + (t as f64 - 0.0) * width / span;
+    let mut rows: Vec<u32> = MARK_KINDS.iter().map(|k| k.y).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    let (mut glyphs, mut merged) = (0, 0);
+    for lane in 0..lanes.lanes.len() as u32 {
+        for &y in &rows {
+            let idx: Vec<usize> = (0..lanes.marks.len())
+                .filter(|&i| {
+                    let m = &lanes.marks[i];
+                    m.lane == lane && MARK_KINDS[m.kind as usize].y == y
+                })
+                .collect();
+            let g = layout_row(&lanes.marks, &idx, x_of);
+            glyphs += g.len();
+            merged += g.iter().filter(|g| g.count > 1).count();
+        }
+    }
+    (glyphs, merged)
 }
 
 #[test]

@@ -213,6 +213,7 @@
     b.aggregatesDrawn = String(drawn.aggregates);
     b.drawMs = (performance.now() - t0).toFixed(1);
     b.viewStart = String(Math.round(view.start)); b.viewEnd = String(Math.round(view.end));
+    b.plotLeft = String(GUTTER); b.plotWidth = String(plotWidth);
   }
 
   var pending = false;
