@@ -79,7 +79,6 @@ fn write_timelines(sim: &rseq_sim::Simulation, name: &str, t: &TimelineArgs) -> 
         anyhow::bail!("--window needs --html or --timeline-svg");
     }
     let input = TraceInput::from_simulation(sim);
-    input.validate().context("drawing the timeline")?;
     let title = match t.window {
         Some(w) => format!(
             "scenario {name}, {} .. {} us",
@@ -89,12 +88,13 @@ fn write_timelines(sim: &rseq_sim::Simulation, name: &str, t: &TimelineArgs) -> 
         None => format!("scenario {name}"),
     };
     if let Some(path) = &t.html {
-        let page = html::render(&input, &format!("scenario {name}"), t.window);
+        let page = html::render(&input, &format!("scenario {name}"), t.window)
+            .context("drawing the HTML timeline")?;
         crate::write_whole(path, page.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &t.timeline_svg {
-        let figure = svg::render(&input, &title, t.window);
+        let figure = svg::render(&input, &title, t.window).context("drawing the SVG timeline")?;
         crate::write_whole(path, figure.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }

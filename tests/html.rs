@@ -153,6 +153,20 @@ fn window_without_a_picture_and_a_reversed_window_are_errors() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("ends before it starts"));
+    // More lanes than a canvas can hold: a clear error, no file.
+    let many = tmp("many.html");
+    let o = slicesim(&[
+        RACE[0],
+        RACE[1],
+        "--set",
+        "task.0.count=500",
+        "--html",
+        many.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("501 lanes (CPUs + tasks) are too many to draw (at most 500)"));
+    assert!(!many.exists());
     // Commands that share run's arguments but draw nothing refuse rather than ignore.
     for cmd in ["explain", "step", "stats"] {
         let o = slicesim(&[cmd, RACE[1], "--html", "x.html"]);
@@ -206,33 +220,61 @@ fn svg_figure_draws_every_marker_of_its_window_with_its_log_text() {
     }
 }
 
-#[test]
-fn the_kernel_grant_band_outlives_a_timer_expiry_until_the_revoke() {
-    // Spec 4.3: the expiry only sets need-resched; the grant is cleared by R2 at 8.6 us.
-    let (path, page, _, _) = page_of(&["run", "scenarios/edge/grant-then-expiry.toml"], "expiry");
-    let data = data_of(&page);
+/// (starts, ends, details) of the kernel-grant bands of task lane `lane` in `page`.
+fn kernel_bands(page: &str, lane: u64) -> (serde_json::Value, serde_json::Value, Vec<String>) {
+    let data = data_of(page);
     let kernel = data["band_kinds"]
         .as_array()
         .unwrap()
         .iter()
         .position(|k| k["name"] == "kernel_granted")
         .unwrap();
-    let series: Vec<&serde_json::Value> = data["bands"]
+    let series = data["bands"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|b| b["kind"] == kernel)
+        .find(|b| b["kind"] == kernel && b["lane"] == lane)
+        .expect("a kernel-grant band");
+    let details = series["d"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            data["strings"][d.as_u64().unwrap() as usize]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert_eq!(series.len(), 1);
-    assert_eq!(series[0]["s"], serde_json::json!([3300]));
-    assert_eq!(series[0]["e"], serde_json::json!([8600]));
-    let detail = &data["strings"][series[0]["d"][0].as_u64().unwrap() as usize];
+    (series["s"].clone(), series["e"].clone(), details)
+}
+
+#[test]
+fn the_kernel_grant_band_lasts_until_the_record_that_clears_it() {
+    // Spec 4.3: the expiry only sets need-resched; the grant is cleared by R2 at 8.6 us.
+    let (path, page, _, _) = page_of(&["run", "scenarios/edge/grant-then-expiry.toml"], "expiry");
+    let (s, e, d) = kernel_bands(&page, 1);
+    assert_eq!(
+        (s, e),
+        (serde_json::json!([3300]), serde_json::json!([8600]))
+    );
     assert!(
-        detail
-            .as_str()
-            .unwrap()
-            .contains("the timer expired at 8.300 us, cleared by revoke R2"),
-        "{detail}"
+        d[0].contains("the timer expired at 8.300 us, cleared by revoke R2"),
+        "{d:?}"
+    );
+    std::fs::remove_file(path).unwrap();
+
+    // Spec 6.1 steps 5-7: a yield that hands the CPU to another task keeps the kernel's
+    // grant set until the task runs again and the entry work clears it (R6).
+    let (path, page, _, _) = page_of(&["run", RACE[1], "--set", "task.0.count=2"], "yield-switch");
+    let (s, e, d) = kernel_bands(&page, 1);
+    assert_eq!(s, serde_json::json!([3300, 30300]));
+    assert_eq!(e, serde_json::json!([17100, 54418]));
+    assert!(
+        d[0].starts_with(
+            "kernel grant of T0 on cpu0 expires=8300: yield at 5.304 us, cleared by revoke R6"
+        ),
+        "{d:?}"
     );
     std::fs::remove_file(path).unwrap();
 }

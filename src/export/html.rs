@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::lanes::{self, Lanes, Window, BAND_KINDS, MARK_KINDS};
-use super::TraceInput;
+use super::{ExportError, TraceInput};
 
 const PAGE: &str = include_str!("html/page.html");
 const SCRIPT: &str = include_str!("html/timeline.js");
@@ -116,8 +116,12 @@ struct PageData<'a> {
 }
 
 /// The page for `input`, opening on `window` (the whole run when `None`).
-pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> String {
-    let l = Lanes::build(input);
+pub fn render(
+    input: &TraceInput<'_>,
+    title: &str,
+    window: Option<Window>,
+) -> Result<String, ExportError> {
+    let l = Lanes::checked(input)?;
     let mut strings = Strings::default();
     strings.id("");
     let mut bands: Vec<BandSeries> = Vec::new();
@@ -209,11 +213,11 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
         marks,
         strings: strings.list,
     };
-    let json = serde_json::to_string(&data).expect("plain data serialises");
+    let json = serde_json::to_string(&data)?;
     // Inside <script> only `</script` or `<!--` could end the block early; JSON allows
     // `<` escaped in strings, and `<` never occurs outside them.
     let json = json.replace('<', "\\u003c");
-    fill(
+    Ok(fill(
         PAGE,
         &[
             ("{{TITLE}}", &super::xml_text(title)),
@@ -221,7 +225,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
             ("{{DATA}}", &json),
             ("{{SCRIPT}}", SCRIPT),
         ],
-    )
+    ))
 }
 
 /// `template` with each placeholder replaced once, in one pass (so a value can never be

@@ -15,10 +15,13 @@ use std::str::FromStr;
 use rseq_sim::{LogKind, LogRecord};
 
 use super::timeline::{self, GrantEnd, GrantWindow, TimerEnd};
-use super::TraceInput;
+use super::{ExportError, TraceInput};
 
 /// Height of one lane, px (both renderers).
 pub const LANE_H: u32 = 58;
+/// At most this many lanes: a browser's canvas is at most 32 767 px tall, and beyond a few
+/// hundred lanes a picture stops being readable anyway.
+pub const MAX_LANES: usize = 500;
 /// Width of one marker glyph, px: markers closer than this are nudged apart or merged.
 pub const GLYPH_W: f64 = 10.0;
 /// At most this many markers are nudged side by side; a denser cluster becomes one
@@ -391,7 +394,21 @@ fn mark_label(r: &LogRecord) -> String {
 }
 
 impl Lanes {
-    /// Lay out a finished run's log.
+    /// Lay out a finished run's log, after checking it ([`TraceInput::validate`]) and that
+    /// its lanes fit ([`MAX_LANES`]).
+    pub fn checked(input: &TraceInput<'_>) -> Result<Lanes, ExportError> {
+        input.validate()?;
+        let lanes = input.cpus as usize + input.tasks.len();
+        if lanes > MAX_LANES {
+            return Err(ExportError::TooManyLanes {
+                lanes,
+                max: MAX_LANES,
+            });
+        }
+        Ok(Lanes::build(input))
+    }
+
+    /// Lay out a finished run's log (valid: every CPU and task it names exists).
     pub fn build(input: &TraceInput<'_>) -> Lanes {
         let cpus = input.cpus;
         let mut lanes: Vec<Lane> = (0..cpus)
@@ -494,18 +511,30 @@ impl Lanes {
 
 /// When the kernel's grant state of window `w` is really cleared, and how to say it.
 ///
-/// A grant window ends when the timer fires on it, but the expiry only sets need-resched
-/// (spec §4.3): the kernel's `granted` stays set until the revoke on the next exit (R2) or
-/// a syscall. The band runs until that record.
+/// A grant window ends when the timer fires on it or at the syscall-entry work, but
+/// neither clears the kernel's `granted` there: the expiry only sets need-resched (spec
+/// §4.3), and the entry work clears it after its reschedule point (§6.1 step 7), so a
+/// task that yields to another one keeps it while it is off the CPU. The band runs until
+/// the record that clears it: the revoke that follows (R2, R6), or the task's exit.
 fn kernel_grant_end(input: &TraceInput<'_>, w: &GrantWindow) -> (u64, String) {
-    let (GrantEnd::Expired, Some(at)) = (w.end, w.end_index) else {
-        return match w.end {
-            GrantEnd::Revoked(_) | GrantEnd::EndOfTrace => (w.end_ns, w.end.describe()),
-            _ => (w.end_ns, format!("ended by {}", w.end.describe())),
-        };
+    let at = match (w.end, w.end_index) {
+        (
+            GrantEnd::Expired
+            | GrantEnd::Yielded
+            | GrantEnd::Aborted
+            | GrantEnd::AlreadyRescheduled,
+            Some(at),
+        ) => at,
+        (GrantEnd::Revoked(_) | GrantEnd::EndOfTrace, _) => {
+            return (w.end_ns, w.end.describe());
+        }
+        _ => return (w.end_ns, format!("ended by {}", w.end.describe())),
     };
-    let expired = format!("the timer expired at {} us", super::us(w.end_ns));
-    let cleared = input.log[at + 1..].iter().find(|r| {
+    let ended = match w.end {
+        GrantEnd::Expired => format!("the timer expired at {} us", super::us(w.end_ns)),
+        end => format!("{} at {} us", end.describe(), super::us(w.end_ns)),
+    };
+    let cleared = input.log[at..].iter().find(|r| {
         r.task == Some(w.task)
             && matches!(
                 r.kind,
@@ -517,8 +546,8 @@ fn kernel_grant_end(input: &TraceInput<'_>, w: &GrantWindow) -> (u64, String) {
             )
     });
     match cleared {
-        Some(r) => (r.time, format!("{expired}, cleared by {}", r.kind)),
-        None => (input.end_ns(), format!("{expired}, still set at the end")),
+        Some(r) => (r.time, format!("{ended}, cleared by {}", r.kind)),
+        None => (input.end_ns(), format!("{ended}, still set at the end")),
     }
 }
 

@@ -289,6 +289,16 @@ pub enum ExportError {
     /// JSON serialisation failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Too many CPUs and tasks for a picture with a lane each.
+    #[error(
+        "{lanes} lanes (CPUs + tasks) are too many to draw (at most {max}): use a trace format (--trace FILE --format perfetto) for this run"
+    )]
+    TooManyLanes {
+        /// CPUs + tasks.
+        lanes: usize,
+        /// [`lanes::MAX_LANES`].
+        max: usize,
+    },
 }
 
 /// Render `input` in `format`: the complete file contents.

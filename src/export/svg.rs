@@ -11,7 +11,7 @@ use std::fmt::Write;
 use super::html::PALETTE;
 use super::lanes::{self, Lanes, Window, BAND_KINDS, LANE_H, MARK_KINDS};
 use super::xml_text;
-use super::TraceInput;
+use super::{ExportError, TraceInput};
 
 const WIDTH: f64 = 960.0;
 const GUTTER: f64 = 130.0;
@@ -20,8 +20,12 @@ const TITLE_H: f64 = 30.0;
 const AXIS_H: f64 = 26.0;
 
 /// The figure of `input` over `window` (the whole run when `None`), titled `title`.
-pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> String {
-    let l = Lanes::build(input);
+pub fn render(
+    input: &TraceInput<'_>,
+    title: &str,
+    window: Option<Window>,
+) -> Result<String, ExportError> {
+    let l = Lanes::checked(input)?;
     let w = window.unwrap_or(Window {
         start_ns: 0,
         end_ns: l.end_ns.max(1),
@@ -194,7 +198,7 @@ pub fn render(input: &TraceInput<'_>, title: &str, window: Option<Window>) -> St
     }
     svg.push_str(&body);
     svg.push_str("</svg>\n");
-    svg
+    Ok(svg)
 }
 
 /// The marker rows' offsets, top first.
