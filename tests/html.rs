@@ -528,7 +528,7 @@ fn a_100k_event_page_loads_draws_every_marker_and_screenshots() {
 /// (glyphs, merged glyphs) that `lanes::layout_row` gives the run of `args` (`run FILE
 /// --set K=V...`) over its whole length, on the page's plot as `l` reports it.
 fn rust_layout(args: &[&str], l: &Loaded) -> (usize, usize) {
-    use slicesim::export::lanes::{layout_row, Lanes, MARK_KINDS};
+    use slicesim::export::lanes::{layout_row, Lanes};
     let sets: Vec<String> = args[2..].chunks(2).map(|kv| kv[1].to_string()).collect();
     let loaded = slicesim::scenario::load(Path::new(args[1]), &sets).unwrap();
     let r = slicesim::scenario::run(&loaded, None, None).unwrap();
@@ -538,22 +538,11 @@ fn rust_layout(args: &[&str], l: &Loaded) -> (usize, usize) {
     let span = lanes.end_ns.max(1) as f64;
     // Exactly the page's xOf for the whole run, operation for operation.
     let x_of = |t: u64| left + (t as f64 - 0.0) * width / span;
-    let mut rows: Vec<u32> = MARK_KINDS.iter().map(|k| k.y).collect();
-    rows.sort_unstable();
-    rows.dedup();
     let (mut glyphs, mut merged) = (0, 0);
-    for lane in 0..lanes.lanes.len() as u32 {
-        for &y in &rows {
-            let idx: Vec<usize> = (0..lanes.marks.len())
-                .filter(|&i| {
-                    let m = &lanes.marks[i];
-                    m.lane == lane && MARK_KINDS[m.kind as usize].y == y
-                })
-                .collect();
-            let g = layout_row(&lanes.marks, &idx, x_of);
-            glyphs += g.len();
-            merged += g.iter().filter(|g| g.count > 1).count();
-        }
+    for idx in lanes.rows().values() {
+        let g = layout_row(&lanes.marks, idx, x_of);
+        glyphs += g.len();
+        merged += g.iter().filter(|g| g.count > 1).count();
     }
     (glyphs, merged)
 }

@@ -10,6 +10,7 @@
 //! The kinds' look (colour, shape, row) is data ([`BAND_KINDS`], [`MARK_KINDS`]) that
 //! both renderers read, so the legend, the page and the figure cannot drift apart.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use rseq_sim::{LogKind, LogRecord};
@@ -506,6 +507,20 @@ impl Lanes {
             cpus,
             end_ns: input.end_ns(),
         }
+    }
+}
+
+impl Lanes {
+    /// Indices into [`Lanes::marks`] per (lane, marker row `y`), each in time order: what
+    /// [`layout_row`] lays out. Rows without markers are absent.
+    pub fn rows(&self) -> BTreeMap<(u32, u32), Vec<usize>> {
+        let mut rows: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
+        for (i, m) in self.marks.iter().enumerate() {
+            rows.entry((m.lane, MARK_KINDS[m.kind as usize].y))
+                .or_default()
+                .push(i);
+        }
+        rows
     }
 }
 

@@ -103,69 +103,21 @@ pub fn render(
             );
         }
     }
-    for lane in 0..l.lanes.len() as u32 {
-        let y0 = top + f64::from(lane * LANE_H);
-        for row_y in row_ys() {
-            let idx: Vec<usize> = l
-                .marks
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| {
-                    m.lane == lane
-                        && MARK_KINDS[m.kind as usize].y == row_y
-                        && (w.start_ns..=w.end_ns).contains(&m.time_ns)
-                })
-                .map(|(i, _)| i)
-                .collect();
-            let glyphs = lanes::layout_row(&l.marks, &idx, x_of);
-            for (gi, g) in glyphs.iter().enumerate() {
-                let k = &MARK_KINDS[g.kind as usize];
-                used_marks[g.kind as usize] = true;
-                let y = y0 + f64::from(row_y);
-                let m = &l.marks[g.first];
-                if g.count == 1 {
-                    let _ = writeln!(
-                        body,
-                        "<g>{}<title>{}</title></g>",
-                        shape(k.shape, k.color, g.x, y),
-                        xml_text(&m.detail(&l))
-                    );
-                    // A label shows where layout_row left it room (not where a merged
-                    // box sits).
-                    let next = glyphs.get(gi + 1).map_or(f64::INFINITY, |n| n.x);
-                    if !m.label.is_empty()
-                        && next - g.x >= lanes::GLYPH_W + lanes::label_w(&m.label)
-                    {
-                        let _ = writeln!(
-                            body,
-                            r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="{}">{}</text>"##,
-                            g.x + 6.0,
-                            y + 3.0,
-                            k.color,
-                            xml_text(&m.label)
-                        );
-                    }
-                } else {
-                    let _ = writeln!(
-                        body,
-                        r##"<g><rect x="{:.1}" y="{:.1}" width="{:.1}" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="8" font-weight="bold" fill="#fff" text-anchor="middle">{}</text><title>{} events from {}</title></g>"##,
-                        g.x - lanes::GLYPH_W / 2.0 + 0.5,
-                        y - 6.0,
-                        lanes::GLYPH_W - 1.0,
-                        k.color,
-                        g.x,
-                        y + 3.0,
-                        if g.count > 99 {
-                            "+".to_string()
-                        } else {
-                            g.count.to_string()
-                        },
-                        g.count,
-                        xml_text(&m.detail(&l))
-                    );
-                }
-            }
+    for ((lane, row_y), all) in l.rows() {
+        let idx: Vec<usize> = all
+            .into_iter()
+            .filter(|&i| (w.start_ns..=w.end_ns).contains(&l.marks[i].time_ns))
+            .collect();
+        let glyphs = lanes::layout_row(&l.marks, &idx, x_of);
+        for g in &glyphs {
+            used_marks[g.kind as usize] = true;
         }
+        draw_glyphs(
+            &mut body,
+            &l,
+            &glyphs,
+            top + f64::from(lane * LANE_H + row_y),
+        );
     }
     body.push_str("</g>\n");
 
@@ -201,12 +153,52 @@ pub fn render(
     Ok(svg)
 }
 
-/// The marker rows' offsets, top first.
-fn row_ys() -> Vec<u32> {
-    let mut ys: Vec<u32> = MARK_KINDS.iter().map(|k| k.y).collect();
-    ys.sort_unstable();
-    ys.dedup();
-    ys
+/// One marker row's glyphs at height `y`: a titled glyph per marker, with its label where
+/// the layout left room, or a counted box for a merged cluster.
+fn draw_glyphs(body: &mut String, l: &Lanes, glyphs: &[lanes::Glyph], y: f64) {
+    for (gi, g) in glyphs.iter().enumerate() {
+        let k = &MARK_KINDS[g.kind as usize];
+        let m = &l.marks[g.first];
+        if g.count == 1 {
+            let _ = writeln!(
+                body,
+                "<g>{}<title>{}</title></g>",
+                shape(k.shape, k.color, g.x, y),
+                xml_text(&m.detail(l))
+            );
+            // A label shows where layout_row left it room (not where a merged
+            // box sits).
+            let next = glyphs.get(gi + 1).map_or(f64::INFINITY, |n| n.x);
+            if !m.label.is_empty() && next - g.x >= lanes::GLYPH_W + lanes::label_w(&m.label) {
+                let _ = writeln!(
+                    body,
+                    r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="{}">{}</text>"##,
+                    g.x + 6.0,
+                    y + 3.0,
+                    k.color,
+                    xml_text(&m.label)
+                );
+            }
+        } else {
+            let _ = writeln!(
+                body,
+                r##"<g><rect x="{:.1}" y="{:.1}" width="{:.1}" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="8" font-weight="bold" fill="#fff" text-anchor="middle">{}</text><title>{} events from {}</title></g>"##,
+                g.x - lanes::GLYPH_W / 2.0 + 0.5,
+                y - 6.0,
+                lanes::GLYPH_W - 1.0,
+                k.color,
+                g.x,
+                y + 3.0,
+                if g.count > 99 {
+                    "+".to_string()
+                } else {
+                    g.count.to_string()
+                },
+                g.count,
+                xml_text(&m.detail(l))
+            );
+        }
+    }
 }
 
 /// Ticks every 1, 2 or 5 × 10^k ns, about every 110 px, labelled in the tick's unit.
