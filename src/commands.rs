@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
+use slicesim::export::xml_text;
 use slicesim::metrics::{self, Metrics, MetricsFormat};
 use slicesim::scenario::{self, CheckOutcome, Loaded, Nanos, ScenarioError};
 
@@ -20,7 +21,7 @@ pub const EXIT_ERROR: i32 = 4;
 /// `slicesim run`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  slicesim run scenarios/grant-then-yield.toml\n  slicesim run scenarios/selftest-n2_2_50.toml --set machine.preempt=lazy --seed 3\n  slicesim run my.toml --until 50us --trace run.json --format chrome\n\nExit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error."
+    after_help = "Examples:\n  slicesim run scenarios/grant-then-yield.toml\n  slicesim run scenarios/selftest-n2_2_50.toml --set machine.preempt=lazy --seed 3\n  slicesim run my.toml --until 50us --trace run.json --format chrome\n  slicesim run scenarios/grant-revoke-race.toml --html race.html\n  slicesim run scenarios/grant-revoke-race.toml --timeline-svg race.svg --window 29us..36us\n\nExit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error."
 )]
 pub struct RunArgs {
     /// The scenario file.
@@ -47,7 +48,61 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "until"])]
     pub schedule: Option<PathBuf>,
     #[command(flatten)]
+    pub timeline: TimelineArgs,
+    #[command(flatten)]
     pub trace: crate::TraceArgs,
+}
+
+/// `--html FILE`, `--timeline-svg FILE`, `--window START..END`: the run as pictures.
+#[derive(clap::Args)]
+pub struct TimelineArgs {
+    /// Write the run as one self-contained HTML page: a lane per CPU and per task, zoom,
+    /// pan, hover details (docs/trace-formats.md).
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+    /// Write the run's timeline as a static SVG figure (same lanes and markers).
+    #[arg(long, value_name = "FILE.svg")]
+    pub timeline_svg: Option<PathBuf>,
+    /// Stretch of simulated time the SVG shows and the HTML page opens on, e.g.
+    /// `14us..22us` [the whole run].
+    #[arg(long, value_name = "START..END")]
+    pub window: Option<slicesim::export::lanes::Window>,
+}
+
+impl TimelineArgs {
+    /// Is any of the options given? (They belong to `slicesim run` only.)
+    fn any(&self) -> bool {
+        self.html.is_some() || self.timeline_svg.is_some() || self.window.is_some()
+    }
+}
+
+/// Draw the run into the files `t` names, each written whole.
+fn write_timelines(sim: &rseq_sim::Simulation, name: &str, t: &TimelineArgs) -> Result<()> {
+    use slicesim::export::{html, svg, TraceInput};
+    if t.window.is_some() && t.html.is_none() && t.timeline_svg.is_none() {
+        anyhow::bail!("--window needs --html or --timeline-svg");
+    }
+    let input = TraceInput::from_simulation(sim);
+    let title = match t.window {
+        Some(w) => format!(
+            "scenario {name}, {} .. {} us",
+            slicesim::export::us(w.start_ns),
+            slicesim::export::us(w.end_ns)
+        ),
+        None => format!("scenario {name}"),
+    };
+    if let Some(path) = &t.html {
+        let page = html::render(&input, &format!("scenario {name}"), t.window)
+            .context("drawing the HTML timeline")?;
+        crate::write_whole(path, page.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &t.timeline_svg {
+        let figure = svg::render(&input, &title, t.window).context("drawing the SVG timeline")?;
+        crate::write_whole(path, figure.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `slicesim check`.
@@ -124,6 +179,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         crate::write_whole(path, svg.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    write_timelines(&r.sim, &s.name, &a.timeline)?;
     if let Some((f @ (MetricsFormat::Json | MetricsFormat::Csv), m)) = &metrics {
         print!("{}", metrics::render(*f, m));
         crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
@@ -215,8 +271,23 @@ fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<sce
     Ok(r)
 }
 
+/// `explain`, `step` and `stats` share `run`'s arguments but draw nothing: say so rather
+/// than ignore the options that only `run` acts on (exit code 2, as clap's).
+fn reject_run_only(a: &RunArgs) -> Option<i32> {
+    if a.metrics.is_some() || a.plot.is_some() || a.timeline.any() {
+        eprintln!(
+            "error: --metrics, --plot, --html, --timeline-svg and --window belong to `slicesim run`"
+        );
+        return Some(2);
+    }
+    None
+}
+
 /// `slicesim explain`: run a scenario and print its story.
 pub fn explain(a: RunArgs) -> Result<i32> {
+    if let Some(code) = reject_run_only(&a) {
+        return Ok(code);
+    }
     let loaded = match load_or_report(&a) {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -233,6 +304,9 @@ pub fn explain(a: RunArgs) -> Result<i32> {
 
 /// `slicesim step`: build a scenario and walk through it from stdin's commands.
 pub fn step(a: RunArgs) -> Result<i32> {
+    if let Some(code) = reject_run_only(&a) {
+        return Ok(code);
+    }
     let loaded = match load_or_report(&a) {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -252,9 +326,8 @@ pub fn step(a: RunArgs) -> Result<i32> {
 
 /// `slicesim stats`: run a scenario and print only `rseq/stats` in the kernel's format.
 pub fn stats(a: RunArgs) -> Result<i32> {
-    if a.metrics.is_some() || a.plot.is_some() {
-        eprintln!("error: --metrics and --plot belong to `slicesim run`");
-        return Ok(2);
+    if let Some(code) = reject_run_only(&a) {
+        return Ok(code);
     }
     let loaded = match load_or_report(&a) {
         Ok(l) => l,
@@ -445,13 +518,6 @@ pub fn check(a: CheckArgs) -> Result<i32> {
     })
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn junit(results: &[(String, Verdict)], files: &[PathBuf]) -> String {
     let failures = results
         .iter()
@@ -464,18 +530,18 @@ fn junit(results: &[(String, Verdict)], files: &[PathBuf]) -> String {
     for ((name, v), f) in results.iter().zip(files) {
         out.push_str(&format!(
             "  <testcase classname=\"{}\" name=\"{}\">",
-            xml(&f.display().to_string()),
-            xml(name)
+            xml_text(&f.display().to_string()),
+            xml_text(name)
         ));
         match v {
             Verdict::Pass { .. } => {}
             Verdict::Fail { failed, .. } => out.push_str(&format!(
                 "<failure message=\"expectation failed\">{}</failure>",
-                xml(&failed.join("\n"))
+                xml_text(&failed.join("\n"))
             )),
             Verdict::Invalid(e) => out.push_str(&format!(
                 "<failure message=\"invalid scenario\">{}</failure>",
-                xml(&e.to_string())
+                xml_text(&e.to_string())
             )),
         }
         out.push_str("</testcase>\n");

@@ -13,14 +13,21 @@
 //! | [`Format::Perfetto`] | Perfetto UI, `trace_processor` (protobuf: the native CPU view) |
 //! | [`Format::Ftrace`] | what reads `trace-cmd report` text, e.g. the logic of the kernel's `rseq-slice-hist.py` |
 //!
+//! Two pictures are drawn from the same log for people rather than tools: [`html`], a
+//! self-contained page to zoom and hover in a browser, and [`svg`], a static figure; both
+//! draw the lanes of [`lanes`].
+//!
 //! `docs/trace-formats.md` describes each layout and the JSONL schema with its version.
 //! Task `i` appears to the Linux-shaped formats (ftrace, Perfetto, Chrome) as pid/tid
 //! [`PID_BASE`]` + i`; its process id is that of the first task of its address space.
 
 mod chrome;
 mod ftrace;
+pub mod html;
 mod jsonl;
+pub mod lanes;
 pub mod perfetto;
+pub mod svg;
 mod text;
 pub(crate) mod timeline;
 
@@ -282,6 +289,16 @@ pub enum ExportError {
     /// JSON serialisation failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Too many CPUs and tasks for a picture with a lane each.
+    #[error(
+        "{lanes} lanes (CPUs + tasks) are too many to draw (at most {max}): use a trace format (--trace FILE --format perfetto) for this run"
+    )]
+    TooManyLanes {
+        /// CPUs + tasks.
+        lanes: usize,
+        /// [`lanes::MAX_LANES`].
+        max: usize,
+    },
 }
 
 /// Render `input` in `format`: the complete file contents.
@@ -315,8 +332,17 @@ pub(crate) fn swapper(cpu: u32) -> String {
 }
 
 /// `ns` as µs with three decimals: `12.345`.
-pub(crate) fn us(ns: u64) -> String {
+pub fn us(ns: u64) -> String {
     format!("{}.{:03}", ns / 1000, ns % 1000)
+}
+
+/// Text as XML or HTML character data or attribute value (JUnit reports, the SVG figure,
+/// the HTML page).
+pub fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `little` or `big`, for headers.
