@@ -34,6 +34,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod fidelity;
 pub mod probe;
 
 use core::cell::UnsafeCell;
