@@ -81,6 +81,12 @@ enum Command {
     /// Print the JSON schema of the scenario format.
     #[command(after_help = "Example:\n  slicesim schema > scenario.schema.json")]
     Schema,
+    /// Hold the simulator to a real kernel: run the fidelity probes in the simulator with
+    /// the boot options a VM run used and compare them with its console output.
+    #[command(
+        after_help = "Examples:\n  vm/run --preempt full --out target/vm/full.console\n  slicesim kernel-diff target/vm/full.console\n\nExit codes: 0 agree, 1 a discrete result differs, 4 no complete frame in the file. See docs/fidelity.md."
+    )]
+    KernelDiff(commands::KernelDiffArgs),
 }
 
 #[derive(clap::Args)]
@@ -195,6 +201,7 @@ fn dispatch(c: Command) -> Result<i32> {
         Command::Sweep(a) => commands::sweep(a),
         Command::Merge(a) => commands::merge(a),
         Command::Compare(a) => commands::compare(a),
+        Command::KernelDiff(a) => commands::kernel_diff(a),
         Command::Step(a) => commands::step(a),
         Command::Explain(a) => commands::explain(a),
         Command::List => commands::list(std::path::Path::new("scenarios")).map(|_| 0),

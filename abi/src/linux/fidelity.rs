@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::ctrl::Revision;
-use crate::linux::{kernel_release, LinuxPlatform, SharedMem, POST_MERGE_RSEQ_LEN};
+use crate::linux::{
+    default_sigsegv, kernel_release, LinuxPlatform, SharedMem, POST_MERGE_RSEQ_LEN,
+};
 use crate::platform::{Platform, Syscall};
 use crate::programs::probes::{
     self, parse_debugfs_stats, stats_results, Frame, Probe, Threads, EXIT_KEY, RUN_WORD,
@@ -32,6 +34,11 @@ pub const DEBUGFS_PREEMPT: &str = "/sys/kernel/debug/sched/preempt";
 /// Its platform registers post-merge style ([`POST_MERGE_RSEQ_LEN`] bytes) when
 /// `revision` is [`Revision::PostMerge`], 32 bytes otherwise.
 pub fn run_child(probe: &Probe, revision: Revision) -> i32 {
+    // A kernel-sent SIGSEGV must kill the child, as it kills a C program.
+    if let Err(e) = default_sigsegv() {
+        eprintln!("signal(SIGSEGV, SIG_DFL): {e}");
+        return 3;
+    }
     let shared = SharedMem::new(1);
     let len = if revision == Revision::PostMerge {
         POST_MERGE_RSEQ_LEN

@@ -713,3 +713,128 @@ impl Frame {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Frame {
+        let mut f = Frame::default();
+        f.meta.push(("kernel".into(), "7.2.13".into()));
+        f.meta.push((
+            "cmdline".into(),
+            "console=ttyS0 preempt=lazy rseq_debug=1".into(),
+        ));
+        f.push("registration", &[("unknown_flag", -22), ("register", 0)]);
+        f.push("selftest_n2_2_50", &[("total", 1000), ("exit", 0)]);
+        f
+    }
+
+    #[test]
+    fn a_frame_survives_the_console_with_kernel_messages_between_its_lines() {
+        let text = sample().render();
+        let noisy: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| format!("[    {i}.000] random: crng init done\r\n{l}\r\n"))
+            .collect();
+        assert_eq!(Frame::parse(&noisy), Ok(sample()));
+        assert_eq!(
+            sample().meta("cmdline"),
+            Some("console=ttyS0 preempt=lazy rseq_debug=1")
+        );
+        assert_eq!(
+            sample().probe("registration").unwrap().results[0],
+            ("unknown_flag".into(), -22)
+        );
+    }
+
+    #[test]
+    fn a_frame_cut_short_is_an_error_not_a_smaller_table() {
+        let text = sample().render();
+        let cut: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
+        assert_eq!(
+            Frame::parse(&cut),
+            Err(FrameError::Truncated { results: 1 })
+        );
+        let lost_line = text.replace("SLICESIM result registration register = 0\n", "");
+        assert_eq!(
+            Frame::parse(&lost_line),
+            Err(FrameError::CountMismatch {
+                expected: 4,
+                found: 3
+            })
+        );
+        assert_eq!(
+            Frame::parse("Booting from ROM...\n"),
+            Err(FrameError::NoBegin)
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_reported_with_their_line_number() {
+        let text = "SLICESIM BEGIN 1\nSLICESIM probe p\nSLICESIM result p k = twelve\n";
+        match Frame::parse(text) {
+            Err(FrameError::BadLine { line: 3, why, .. }) => {
+                assert_eq!(why, "the value is not an integer")
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = "SLICESIM BEGIN 1\nSLICESIM probe p\nSLICESIM result q k = 1\n";
+        assert!(matches!(
+            Frame::parse(text),
+            Err(FrameError::BadLine { line: 3, .. })
+        ));
+        assert!(matches!(
+            Frame::parse("SLICESIM BEGIN 2\n"),
+            Err(FrameError::BadLine { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn debugfs_stats_text_parses_and_deltas_balance() {
+        let text = "exit:   12\nsignal: 0\nsgrant:               10\nsexpir:                2\nsrevok:                3\nsyield:                4\nsabort:                3\n";
+        assert_eq!(parse_debugfs_stats(text), Some([10, 2, 3, 4, 3]));
+        assert_eq!(parse_debugfs_stats("sgrant: 1\n"), None, "counters missing");
+        let r = stats_results([10, 2, 3, 4, 3], [20, 3, 5, 9, 6]);
+        assert_eq!(
+            r,
+            vec![
+                ("stats.sgrant", 10),
+                ("stats.sexpir", 1),
+                ("stats.srevok", 2),
+                ("stats.syield", 5),
+                ("stats.sabort", 3),
+                (UNBALANCED_KEY, 0),
+            ]
+        );
+        let r = stats_results([0; 5], [5, 0, 0, 1, 1]);
+        assert_eq!(
+            r.last(),
+            Some(&(UNBALANCED_KEY, 3)),
+            "three grants never ended"
+        );
+    }
+
+    #[test]
+    fn results_are_discrete_unless_timing_decides_them() {
+        let alone = find("registration").unwrap();
+        assert_eq!(alone.class("unknown_flag"), Class::Discrete);
+        assert_eq!(
+            alone.class("stats.sgrant"),
+            Class::Discrete,
+            "no noise, no grants"
+        );
+        let noisy = find("selftest_n2_2_50").unwrap();
+        assert_eq!(noisy.class("yielded"), Class::Rate);
+        assert_eq!(noisy.class("invariants_hold"), Class::Discrete);
+        assert_eq!(noisy.class(EXIT_KEY), Class::Discrete);
+        assert_eq!(noisy.class("stats.syield"), Class::Rate);
+        assert_eq!(noisy.class(UNBALANCED_KEY), Class::Discrete);
+        let names: Vec<&str> = PROBES.iter().map(|p| p.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "probe names are unique");
+    }
+}
