@@ -329,6 +329,8 @@ pub fn compare(kernel: &Frame, sim: &Frame, tolerance: f64) -> Vec<Row> {
             }
         }
         let class_of = |key: &str| probes::find(name).map_or(Class::Discrete, |p| p.class(key));
+        // When whether the probe dies is itself timing, so is which results it lived to report.
+        let death_is_timing = class_of(EXIT_KEY) == Class::Rate;
         for key in keys {
             let kv = k.results.iter().find(|(x, _)| x == key).map(|(_, v)| *v);
             let sv = s.results.iter().find(|(x, _)| x == key).map(|(_, v)| *v);
@@ -337,6 +339,9 @@ pub fn compare(kernel: &Frame, sim: &Frame, tolerance: f64) -> Vec<Row> {
                 (Some(a), Some(b), Class::Discrete) if a == b => Verdict::Equal,
                 (Some(a), Some(b), Class::Rate) => {
                     compare_rate(key, (&k.results, a), (&s.results, b), tolerance)
+                }
+                (None, Some(_), _) | (Some(_), None, _) if death_is_timing => {
+                    Verdict::RateDiffers { delta: 0.0 }
                 }
                 _ => Verdict::Differs,
             };

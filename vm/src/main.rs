@@ -48,7 +48,7 @@ enum PreemptArg {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum AccelArg {
-    /// KVM if a boot under it starts the probes within 30 s, else TCG.
+    /// KVM if a boot under it reaches the probes within 30 s, else TCG.
     Auto,
     Kvm,
     Tcg,
@@ -295,14 +295,27 @@ fn probes_binary() -> Result<Vec<u8>> {
     std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))
 }
 
-/// Boot once; returns the console text, or `None` if `first_deadline` passed without the
-/// probes starting (used to give up on a KVM that does not run guests).
+/// A finished boot: its console text and when the probes started and ended.
+struct Booted {
+    text: String,
+    /// qemu start to the start marker (the system is up).
+    boot: Option<Duration>,
+    /// Start marker to done marker: the probes.
+    probes: Option<Duration>,
+}
+
+/// How long qemu may go on after the done marker before it is stopped (it exits by itself
+/// on `reboot -f`; this only guards against a guest that halts instead).
+const AFTER_DONE: Duration = Duration::from_secs(10);
+
+/// Boot once; `None` if `first_deadline` passed without the probes starting (used to give
+/// up on a KVM that does not run guests).
 fn boot_once(
     args: &[String],
     console: &Path,
     deadline: Duration,
     first_deadline: Option<Duration>,
-) -> Result<Option<String>> {
+) -> Result<Option<Booted>> {
     let mut child = Command::new("qemu-system-x86_64")
         .args(args)
         .stdin(Stdio::null())
@@ -321,24 +334,40 @@ fn boot_once(
     });
     let mut file = std::fs::File::create(console)
         .with_context(|| format!("creating {}", console.display()))?;
-    let (start, mut text, mut started) = (Instant::now(), String::new(), false);
+    let start = Instant::now();
+    let mut b = Booted {
+        text: String::new(),
+        boot: None,
+        probes: None,
+    };
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
-                started |= line.contains("SLICESIM BEGIN");
+                if b.boot.is_none() && line.contains(initramfs::START_MARKER) {
+                    b.boot = Some(start.elapsed());
+                }
+                if b.probes.is_none() && line.contains(initramfs::DONE_MARKER) {
+                    b.probes = Some(start.elapsed() - b.boot.unwrap_or_default());
+                }
                 writeln!(file, "{line}")?;
-                text += &line;
-                text.push('\n');
+                b.text += &line;
+                b.text.push('\n');
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
-        let late = first_deadline.is_some_and(|d| !started && start.elapsed() > d);
-        if late || start.elapsed() > deadline {
+        let late = first_deadline.is_some_and(|d| b.boot.is_none() && start.elapsed() > d);
+        let done_long_ago = b
+            .probes
+            .is_some_and(|p| start.elapsed() > b.boot.unwrap_or_default() + p + AFTER_DONE);
+        if late || done_long_ago || start.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
             if late {
                 return Ok(None);
+            }
+            if done_long_ago {
+                return Ok(Some(b));
             }
             bail!(
                 "the VM did not finish within {deadline:?}; console so far in {}",
@@ -348,7 +377,7 @@ fn boot_once(
     }
     let _ = reader.join();
     child.wait()?;
-    Ok(Some(text))
+    Ok(Some(b))
 }
 
 fn run(a: RunArgs) -> Result<()> {
@@ -409,17 +438,20 @@ fn run(a: RunArgs) -> Result<()> {
             None,
         )?;
     }
-    let text = text.context("the VM produced no console output")?;
-    ensure!(
-        text.contains(initramfs::DONE_MARKER),
-        "the VM stopped before the probes finished; see {}",
-        console.display()
-    );
+    let booted = text.context("the VM produced no console output")?;
+    let (Some(to_begin), Some(probes)) = (booted.boot, booted.probes) else {
+        bail!(
+            "the VM stopped before the probes finished; see {}",
+            console.display()
+        );
+    };
     eprintln!(
-        "run: {} ({}) under {} in {:.1?}; console in {}",
+        "run: {} ({}) under {}: boot {:.1?}, probes {:.1?}, {:.1?} in all; console in {}",
         boot.label(),
         boot.cmdline(),
         accel.name(),
+        to_begin,
+        probes,
         t.elapsed(),
         console.display()
     );

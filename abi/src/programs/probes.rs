@@ -239,8 +239,9 @@ pub fn prctl_and_flags(p: &mut dyn Platform) -> Counters {
     out
 }
 
-/// Registration with `RSEQ_FLAG_SLICE_EXT_DEFAULT_ON` (spec §2.3 step 5), and a legacy
-/// 32-byte registration, which post-merge kernels do not offer the extension (§12 item 2).
+/// Registration with `RSEQ_FLAG_SLICE_EXT_DEFAULT_ON` (spec §2.3 step 5), a legacy 32-byte
+/// registration, which post-merge kernels do not offer the extension (§12 item 2), and the
+/// alignment a longer registration needs (§2.3 step 3).
 pub fn default_on_and_legacy(p: &mut dyn Platform) -> Counters {
     use PR_RSEQ_SLICE_EXTENSION_GET as GET;
     use PR_RSEQ_SLICE_EXTENSION_SET as SET;
@@ -271,6 +272,13 @@ pub fn default_on_and_legacy(p: &mut dyn Platform) -> Counters {
             rseq_call(p, addr, ORIG_RSEQ_SIZE, RSEQ_FLAG_UNREGISTER, sig),
         ),
     ]);
+    // A length other than 32 must be aligned to rseq_alloc_align(): 32 while the struct
+    // ends at 32 bytes, 64 once it grew past them (spec §1.1, §13 item 3).
+    let r = rseq_call(p, addr + 32, 48, 0, sig);
+    out.push(("len_48_aligned_32", r));
+    if r == 0 {
+        rseq_call(p, addr + 32, 48, RSEQ_FLAG_UNREGISTER, sig);
+    }
     out
 }
 
@@ -358,6 +366,49 @@ const MISBEHAVE_RATES: &[&str] = &["total", "granted_seen", "misdeeds"];
 
 fn writes_granted(p: &mut dyn Platform) -> Counters {
     misbehave_results(p, Misbehavior::WritesGranted)
+}
+
+/// Most forged yields [`forged_after_revoke`] makes.
+const FORGERIES: i64 = 5;
+/// How long [`forged_after_revoke`] overstays a grant waiting for the kernel to take it
+/// back (the extension is at most 50 µs).
+const OVERSTAY_LIMIT_NS: u64 = 1_000_000;
+
+/// The deterministic form of [`Misbehavior::WritesGranted`]: on a grant, keep running
+/// until the kernel revokes it (expiry, spec §4.3, then §3.2 step 4), then forge
+/// `granted = 1` and call `rseq_slice_yield()`. The revoke left the slice work bit set, so
+/// the syscall-entry check runs and, in debug mode, finds `all != 0`: SIGSEGV (§6.1 step 2,
+/// §7 item 3). Without debug mode each forged yield returns 0.
+fn forged_after_revoke(p: &mut dyn Platform) -> Counters {
+    let (ext, _) = protocol::SliceExt::setup(p, EnableMode::Prctl);
+    let mut out: Counters = vec![("ext_active", i64::from(ext.is_active()))];
+    let (mut forged, mut last) = (0, 0);
+    for _ in 0..MISBEHAVE_SECTIONS {
+        if !ext.is_active() || ext.revision().is_v1() || forged == FORGERIES {
+            break;
+        }
+        ext.request(p);
+        p.burn(2_000);
+        if p.load_u8(offset::GRANTED) == 0 {
+            p.store_u8(offset::REQUEST, 0);
+            continue;
+        }
+        let start = p.clock_ns();
+        while p.load_u8(offset::GRANTED) != 0 && p.clock_ns() - start < OVERSTAY_LIMIT_NS {}
+        if p.load_u8(offset::GRANTED) != 0 {
+            // Not revoked in time: leave correctly and try again.
+            p.store_u8(offset::REQUEST, 0);
+            let _ = p.syscall(Syscall::RseqSliceYield);
+            continue;
+        }
+        p.store_u8(offset::GRANTED, 1);
+        last = sys(p.syscall(Syscall::RseqSliceYield));
+        p.store_u8(offset::GRANTED, 0);
+        forged += 1;
+    }
+    p.shared_store(RUN_WORD, 0);
+    out.extend([("forged", forged), ("forged_yield", last)]);
+    out
 }
 
 fn request_while_granted(p: &mut dyn Platform) -> Counters {
@@ -448,10 +499,19 @@ pub const PROBES: &[Probe] = &[
     },
     Probe {
         name: "writes_granted",
-        about: "user stores granted=1, then a syscall: SIGSEGV in debug mode (§7 item 3)",
+        about: "granted=1 forged after sections without a grant, then yield: SIGSEGV in debug mode only if a grant was revoked without a syscall before (§7 item 3)",
         threads: Threads::WithNoise(PROBE_SELFTEST),
         main: writes_granted,
-        rate_keys: MISBEHAVE_RATES,
+        // Whether it dies depends on a revoke without a syscall happening first: timing.
+        rate_keys: &["total", "granted_seen", "misdeeds", EXIT_KEY],
+    },
+    Probe {
+        name: "forged_after_revoke",
+        about: "granted=1 forged after the kernel revoked a grant, then yield: SIGSEGV in debug mode (§6.1, §7 item 3)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: forged_after_revoke,
+        // How many grants were revoked in time to forge on is timing; that it dies is not.
+        rate_keys: &["forged"],
     },
     Probe {
         name: "request_while_granted",
