@@ -155,3 +155,27 @@ fn kernel_diff_exits_0_on_agreement_1_on_a_discrete_disagreement_4_on_a_cut_fram
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no END line"));
 }
+
+/// The console output of real runs on Linux 7.2.13 (Debian's linux-source-7.2, built by
+/// `slicesim-vm`, TCG, 4 vCPUs; terminal escapes stripped), one per boot configuration.
+/// The simulator must keep agreeing with every discrete answer that kernel gave.
+#[test]
+fn the_simulator_agrees_with_every_discrete_answer_of_linux_7_2() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vm-7.2.13");
+    for config in ["full", "full-debug", "lazy-debug", "full-noext"] {
+        let text = std::fs::read_to_string(dir.join(format!("{config}.console"))).unwrap();
+        let kernel = Frame::parse(&text).unwrap();
+        assert_eq!(kernel.meta("kernel"), Some("7.2.13"));
+        let setup = KernelSetup::from_frame(&kernel).unwrap();
+        let names: Vec<&str> = kernel.probes.iter().map(|p| p.probe.as_str()).collect();
+        let sim = fidelity::run_in_sim(&names, &setup.sim_config(0)).unwrap();
+        let rows = fidelity::compare(&kernel, &sim, 0.25);
+        let bad: Vec<_> = rows.iter().filter(|r| r.verdict.fails()).collect();
+        assert!(bad.is_empty(), "{config}: {bad:#?}");
+        assert!(rows.len() > 150, "{config}: every probe reported");
+    }
+    // The boot options reached the kernel and the simulator alike.
+    let text = std::fs::read_to_string(dir.join("lazy-debug.console")).unwrap();
+    let setup = KernelSetup::from_frame(&Frame::parse(&text).unwrap()).unwrap();
+    assert_eq!((setup.preempt, setup.rseq_debug), (rseq_sim::Preempt::Lazy, true));
+}
