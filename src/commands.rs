@@ -755,13 +755,14 @@ pub fn kernel_diff(a: KernelDiffArgs) -> Result<i32> {
     let sim = fidelity::run_in_sim(&names, &setup.sim_config(a.seed))
         .context("building the simulation")?;
     println!(
-        "kernel {} ({}), simulator: {} CPUs, preempt={}, rseq_slice_ext={}, rseq_debug={}, revision {}",
+        "kernel {} ({}), simulator: {} CPUs, preempt={}, rseq_slice_ext={}, rseq_debug={}, slice_ext_nsec={}, revision {}",
         kernel.meta("kernel").unwrap_or("?"),
         kernel.meta("cmdline").unwrap_or("no cmdline"),
         setup.cpus,
         setup.preempt.name(),
         u8::from(setup.slice_ext_boot),
         u8::from(setup.rseq_debug),
+        setup.sim_config(a.seed).effective_slice_ext_nsec(),
         setup.revision.name(),
     );
     let rows = fidelity::compare(&kernel, &sim, a.tolerance);

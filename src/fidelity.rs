@@ -38,6 +38,8 @@ pub struct KernelSetup {
     pub cpus: usize,
     /// Protocol revision the kernel speaks (7.1+: post-merge).
     pub revision: Revision,
+    /// debugfs `rseq/slice_ext_nsec` while the probes ran (`None`: the default).
+    pub slice_ext_nsec: Option<u32>,
 }
 
 impl Default for KernelSetup {
@@ -48,6 +50,7 @@ impl Default for KernelSetup {
             rseq_debug: false,
             cpus: 4,
             revision: Revision::PostMerge,
+            slice_ext_nsec: None,
         }
     }
 }
@@ -106,7 +109,8 @@ impl KernelSetup {
         Ok(s)
     }
 
-    /// The setup a frame's `meta` describes: `cmdline`, `cpus`, `revision`.
+    /// The setup a frame's `meta` describes: `cmdline`, `cpus`, `revision`,
+    /// `slice_ext_nsec`.
     pub fn from_frame(frame: &Frame) -> Result<Self, SetupError> {
         let mut s = Self::from_cmdline(frame.meta("cmdline").unwrap_or(""))?;
         if let Some(c) = frame.meta("cpus") {
@@ -114,6 +118,12 @@ impl KernelSetup {
                 key: "cpus",
                 value: c.to_string(),
             })?;
+        }
+        if let Some(ns) = frame.meta("slice_ext_nsec") {
+            s.slice_ext_nsec = Some(ns.parse().map_err(|_| SetupError::Meta {
+                key: "slice_ext_nsec",
+                value: ns.to_string(),
+            })?);
         }
         if let Some(r) = frame.meta("revision") {
             s.revision = Revision::ALL
@@ -137,6 +147,7 @@ impl KernelSetup {
             revision: self.revision,
             slice_ext_boot: self.slice_ext_boot,
             rseq_debug: self.rseq_debug,
+            slice_ext_nsec: self.slice_ext_nsec,
             seed,
             log: false,
             log_user_accesses: false,

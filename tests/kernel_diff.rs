@@ -162,7 +162,14 @@ fn kernel_diff_exits_0_on_agreement_1_on_a_discrete_disagreement_4_on_a_cut_fram
 #[test]
 fn the_simulator_agrees_with_every_discrete_answer_of_linux_7_2() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vm-7.2.13");
-    for config in ["full", "full-debug", "lazy-debug", "full-noext"] {
+    for config in [
+        "full",
+        "lazy",
+        "full-debug",
+        "lazy-debug",
+        "full-noext",
+        "full-ext50000",
+    ] {
         let text = std::fs::read_to_string(dir.join(format!("{config}.console"))).unwrap();
         let kernel = Frame::parse(&text).unwrap();
         assert_eq!(kernel.meta("kernel"), Some("7.2.13"));
@@ -177,5 +184,8 @@ fn the_simulator_agrees_with_every_discrete_answer_of_linux_7_2() {
     // The boot options reached the kernel and the simulator alike.
     let text = std::fs::read_to_string(dir.join("lazy-debug.console")).unwrap();
     let setup = KernelSetup::from_frame(&Frame::parse(&text).unwrap()).unwrap();
-    assert_eq!((setup.preempt, setup.rseq_debug), (rseq_sim::Preempt::Lazy, true));
+    assert_eq!(
+        (setup.preempt, setup.rseq_debug),
+        (rseq_sim::Preempt::Lazy, true)
+    );
 }

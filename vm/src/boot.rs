@@ -49,6 +49,9 @@ pub struct Boot {
     pub slice_ext: bool,
     /// `rseq_debug=1` when true.
     pub debug: bool,
+    /// debugfs `rseq/slice_ext_nsec` to set before the probes (not a boot option: `/init`
+    /// writes it); `None` keeps the kernel's default.
+    pub slice_ext_nsec: Option<u32>,
 }
 
 impl Default for Boot {
@@ -57,6 +60,7 @@ impl Default for Boot {
             preempt: Preempt::Full,
             slice_ext: true,
             debug: false,
+            slice_ext_nsec: None,
         }
     }
 }
@@ -80,7 +84,7 @@ impl Boot {
         s
     }
 
-    /// A short name for file names: `full`, `lazy-debug`, `full-noext`, …
+    /// A short name for file names: `full`, `lazy-debug`, `full-noext`, `full-ext50000`, …
     pub fn label(&self) -> String {
         let mut s = String::from(match self.preempt {
             Preempt::Full => "full",
@@ -91,6 +95,9 @@ impl Boot {
         }
         if self.debug {
             s += "-debug";
+        }
+        if let Some(ns) = self.slice_ext_nsec {
+            s += &format!("-ext{ns}");
         }
         s
     }
@@ -136,12 +143,13 @@ mod tests {
             preempt: Preempt::Lazy,
             slice_ext: false,
             debug: true,
+            slice_ext_nsec: Some(50_000),
         };
         assert_eq!(
             b.cmdline(),
             "console=ttyS0 quiet panic=-1 preempt=lazy rseq_slice_ext=0 rseq_debug=1"
         );
-        assert_eq!(b.label(), "lazy-noext-debug");
+        assert_eq!(b.label(), "lazy-noext-debug-ext50000");
     }
 
     #[test]

@@ -45,10 +45,14 @@ impl Entry {
     }
 }
 
-/// The `/init` script: mount the pseudo file systems, run the probes with `probe_args`,
+/// The `/init` script: mount the pseudo file systems, set debugfs `rseq/slice_ext_nsec` if
+/// asked (the probes' runner reports the value in force), run the probes with `probe_args`,
 /// print [`DONE_MARKER`] and leave: `reboot -f`, which qemu's `-no-reboot` turns into an
 /// exit (the tiny kernel's ACPI cannot power off: it halts instead, and qemu would wait).
-pub fn init_script(probe_args: &str) -> String {
+pub fn init_script(probe_args: &str, slice_ext_nsec: Option<u32>) -> String {
+    let tunable = slice_ext_nsec
+        .map(|ns| format!("echo {ns} > /sys/kernel/debug/rseq/slice_ext_nsec\n"))
+        .unwrap_or_default();
     format!(
         "#!{BUSYBOX_PATH} sh
 B={BUSYBOX_PATH}
@@ -56,7 +60,7 @@ $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
 $B mount -t devtmpfs devtmpfs /dev
 $B mount -t debugfs debugfs /sys/kernel/debug
-echo {START_MARKER}
+{tunable}echo {START_MARKER}
 {PROBES_PATH} {probe_args}
 echo {DONE_MARKER}
 $B reboot -f
@@ -65,14 +69,22 @@ $B reboot -f
 }
 
 /// The archive's entries: directories, busybox, the probes and `/init`.
-pub fn layout(busybox: Vec<u8>, probes: Vec<u8>, probe_args: &str) -> Vec<Entry> {
+pub fn layout(
+    busybox: Vec<u8>,
+    probes: Vec<u8>,
+    probe_args: &str,
+    slice_ext_nsec: Option<u32>,
+) -> Vec<Entry> {
     let mut v: Vec<Entry> = ["bin", "dev", "proc", "sys", "tmp"]
         .into_iter()
         .map(Entry::dir)
         .collect();
     v.push(Entry::exe(BUSYBOX_PATH, busybox));
     v.push(Entry::exe(PROBES_PATH, probes));
-    v.push(Entry::exe("/init", init_script(probe_args).into_bytes()));
+    v.push(Entry::exe(
+        "/init",
+        init_script(probe_args, slice_ext_nsec).into_bytes(),
+    ));
     v
 }
 
@@ -157,6 +169,7 @@ mod tests {
             b"BUSYBOX".to_vec(),
             b"PROBES!!!".to_vec(),
             "--revision post-merge",
+            None,
         );
         let files = read_newc(&newc(&entries));
         let names: Vec<&str> = files.iter().map(|(n, _, _)| n.as_str()).collect();
@@ -182,7 +195,19 @@ mod tests {
 
     #[test]
     fn init_mounts_everything_runs_the_probes_and_leaves() {
-        let init = init_script("--only registration");
+        let init = init_script("--only registration", None);
+        assert!(
+            !init.contains("slice_ext_nsec"),
+            "the default tunable is left alone"
+        );
+        let tuned = init_script("", Some(50_000));
+        let set = tuned
+            .find("echo 50000 > /sys/kernel/debug/rseq/slice_ext_nsec")
+            .expect("sets the tunable");
+        assert!(
+            tuned.find("debugfs /sys/kernel/debug").unwrap() < set
+                && set < tuned.find(START_MARKER).unwrap()
+        );
         assert!(init.starts_with("#!/bin/busybox sh\n"));
         for m in [
             "-t proc proc /proc",
@@ -201,8 +226,8 @@ mod tests {
 
     #[test]
     fn the_same_inputs_give_the_same_bytes() {
-        let a = newc(&layout(vec![1; 5], vec![2; 7], ""));
-        assert_eq!(a, newc(&layout(vec![1; 5], vec![2; 7], "")));
+        let a = newc(&layout(vec![1; 5], vec![2; 7], "", None));
+        assert_eq!(a, newc(&layout(vec![1; 5], vec![2; 7], "", None)));
         assert_eq!(a.len() % 4, 0);
     }
 }

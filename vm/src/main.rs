@@ -65,6 +65,9 @@ struct RunArgs {
     /// Boot with `rseq_debug=1`.
     #[arg(long)]
     debug: bool,
+    /// Set debugfs `rseq/slice_ext_nsec` (5000..=50000) before the probes.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(5000..=50000))]
+    slice_ext_nsec: Option<u32>,
     /// Accelerator.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     accel: AccelArg,
@@ -389,6 +392,7 @@ fn run(a: RunArgs) -> Result<()> {
         },
         slice_ext: !a.no_slice_ext,
         debug: a.debug,
+        slice_ext_nsec: a.slice_ext_nsec,
     };
     let image = kernel()?;
     let probe_args = a
@@ -396,7 +400,12 @@ fn run(a: RunArgs) -> Result<()> {
         .as_ref()
         .map(|p| format!("--only {p}"))
         .unwrap_or_default();
-    let entries = initramfs::layout(busybox(&cache)?, probes_binary()?, &probe_args);
+    let entries = initramfs::layout(
+        busybox(&cache)?,
+        probes_binary()?,
+        &probe_args,
+        boot.slice_ext_nsec,
+    );
     let initrd = cache.join(format!("initramfs-{}.cpio", boot.label()));
     std::fs::write(&initrd, initramfs::newc(&entries))?;
     let console = a.out.unwrap_or_else(|| {
