@@ -93,13 +93,17 @@ impl KernelSetup {
             };
             match k {
                 "preempt" => {
-                    s.preempt = match v {
-                        "none" => Preempt::None,
-                        "voluntary" => Preempt::Voluntary,
-                        "full" => Preempt::Full,
-                        "lazy" => Preempt::Lazy,
-                        _ => return Err(SetupError::Preempt(v.to_string())),
-                    }
+                    // The models `preempt=` accepts; `rt` is a build option, not a boot one.
+                    let models = [
+                        Preempt::None,
+                        Preempt::Voluntary,
+                        Preempt::Full,
+                        Preempt::Lazy,
+                    ];
+                    s.preempt = models
+                        .into_iter()
+                        .find(|p| p.name() == v)
+                        .ok_or_else(|| SetupError::Preempt(v.to_string()))?;
                 }
                 "rseq_slice_ext" => s.slice_ext_boot = kstrtobool(v).unwrap_or(s.slice_ext_boot),
                 "rseq_debug" => s.rseq_debug = kstrtobool(v).unwrap_or(s.rseq_debug),
@@ -126,13 +130,10 @@ impl KernelSetup {
             })?);
         }
         if let Some(r) = frame.meta("revision") {
-            s.revision = Revision::ALL
-                .into_iter()
-                .find(|x| x.name() == r)
-                .ok_or_else(|| SetupError::Meta {
-                    key: "revision",
-                    value: r.to_string(),
-                })?;
+            s.revision = Revision::from_name(r).ok_or_else(|| SetupError::Meta {
+                key: "revision",
+                value: r.to_string(),
+            })?;
         }
         Ok(s)
     }

@@ -35,9 +35,7 @@ fn main() {
             "--probe" => child = Some(value()),
             "--revision" => {
                 let v = value();
-                revision = Revision::ALL
-                    .into_iter()
-                    .find(|r| r.name() == v)
+                revision = Revision::from_name(&v)
                     .unwrap_or_else(|| bad(format!("unknown revision `{v}`")));
             }
             "--list" => {
