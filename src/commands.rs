@@ -715,7 +715,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
 /// `slicesim kernel-diff`.
 #[derive(clap::Args)]
 pub struct KernelDiffArgs {
-    /// Console output of a VM run (`vm/run` writes it): the frame of `SLICESIM` lines the
+    /// Console output of a VM run (`slicesim-vm run` writes it): the frame of `SLICESIM` lines the
     /// probes printed. Its `meta cmdline` decides the simulator's configuration.
     pub console: PathBuf,
     /// Largest accepted difference between the kernel's and the simulator's share of a

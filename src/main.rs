@@ -84,7 +84,7 @@ enum Command {
     /// Hold the simulator to a real kernel: run the fidelity probes in the simulator with
     /// the boot options a VM run used and compare them with its console output.
     #[command(
-        after_help = "Examples:\n  vm/run --preempt full --out target/vm/full.console\n  slicesim kernel-diff target/vm/full.console\n\nExit codes: 0 agree, 1 a discrete result differs, 4 no complete frame in the file. See docs/fidelity.md."
+        after_help = "Examples:\n  cargo run -p slicesim-vm -- run --preempt full\n  slicesim kernel-diff target/vm/full.console\n  slicesim kernel-diff tests/fixtures/vm-7.2.13/lazy-debug.console --out table.md\n\nExit codes: 0 agree, 1 a discrete result differs, 4 no complete frame in the file. See docs/fidelity.md."
     )]
     KernelDiff(commands::KernelDiffArgs),
 }

@@ -153,7 +153,23 @@ pub fn parse_child_output(text: &str) -> Vec<(String, i64)> {
     text.lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(" = ")?;
-            Some((k.trim().to_string(), v.trim().parse().ok()?))
+            let k = k.trim();
+            (!k.is_empty() && !k.contains(' ')).then_some(())?;
+            Some((k.to_string(), v.trim().parse().ok()?))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_childs_results_are_its_key_value_lines_and_nothing_else() {
+        let out = "register = 0\nthread 'main' panicked\nflags = 48\nbad = x\n = 3\na b = 1\n";
+        assert_eq!(
+            parse_child_output(out),
+            vec![("register".to_string(), 0), ("flags".to_string(), 48)]
+        );
+    }
 }
