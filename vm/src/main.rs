@@ -102,7 +102,8 @@ fn cache_dir() -> Result<PathBuf> {
 }
 
 fn workspace_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let vm = Path::new(env!("CARGO_MANIFEST_DIR"));
+    vm.parent().unwrap_or(vm).to_path_buf()
 }
 
 /// Run a command, failing with its name and status.
