@@ -9,6 +9,7 @@
 //! * [`step`]: walk through a run one event at a time.
 //! * [`export`]: turns a simulation's event log into traces that existing tools read.
 //! * [`metrics`]: latency and grant metrics of a finished run, from its event log.
+//! * [`fidelity`]: the fidelity probes in the simulator, compared with a real kernel's.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 pub mod explain;
 pub mod explore;
 pub mod export;
+pub mod fidelity;
 pub mod metrics;
 pub mod plot;
 pub mod scenario;

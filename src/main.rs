@@ -86,6 +86,12 @@ enum Command {
     /// Print the JSON schema of the scenario format.
     #[command(after_help = "Example:\n  slicesim schema > scenario.schema.json")]
     Schema,
+    /// Hold the simulator to a real kernel: run the fidelity probes in the simulator with
+    /// the boot options a VM run used and compare them with its console output.
+    #[command(
+        after_help = "Examples:\n  cargo run -p slicesim-vm -- run --preempt full\n  slicesim kernel-diff target/vm/full.console\n  slicesim kernel-diff tests/fixtures/vm-7.2.13/lazy-debug.console --out table.md\n\nExit codes: 0 agree, 1 a discrete result differs, 4 no complete frame in the file. See docs/fidelity.md."
+    )]
+    KernelDiff(commands::KernelDiffArgs),
 }
 
 #[derive(clap::Args)]
@@ -200,6 +206,7 @@ fn dispatch(c: Command) -> Result<i32> {
         Command::Sweep(a) => commands::sweep(a),
         Command::Merge(a) => commands::merge(a),
         Command::Compare(a) => commands::compare(a),
+        Command::KernelDiff(a) => commands::kernel_diff(a),
         Command::Step(a) => commands::step(a),
         Command::Explain(a) => commands::explain(a),
         Command::Explore(a) => explore_cli::explore(a),

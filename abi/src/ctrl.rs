@@ -39,6 +39,11 @@ impl Revision {
         self == Revision::V1
     }
 
+    /// The revision called `name` (as [`Self::name`] prints it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     /// Short lower-case name as used in scenario files (`v1`, `merged`, `post-merge`).
     pub fn name(self) -> &'static str {
         match self {

@@ -34,6 +34,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod fidelity;
 pub mod probe;
 
 use core::cell::UnsafeCell;
@@ -323,6 +324,22 @@ fn other_is_refused(nr_: i64) -> bool {
         return true;
     }
     nr_ == long(libc::SYS_exit) || nr_ == long(libc::SYS_rt_sigreturn)
+}
+
+/// Give SIGSEGV its default action (kill the process) back.
+///
+/// Rust's runtime installs a SIGSEGV handler to report stack overflows; for any other
+/// SIGSEGV it restores the default action and returns, counting on the faulting
+/// instruction to fault again. A SIGSEGV the kernel *sends* (`force_sig()` from a prctl
+/// or the syscall-entry checks, spec §7) has no faulting instruction: the handler returns
+/// and the program carries on as if nothing happened. A program that must die the way a
+/// C program would calls this first.
+pub fn default_sigsegv() -> Result<(), Errno> {
+    // SAFETY: installing SIG_DFL for SIGSEGV has no memory-safety preconditions.
+    if unsafe { libc::signal(libc::SIGSEGV, libc::SIG_DFL) } == libc::SIG_ERR {
+        return Err(Errno(last_errno()));
+    }
+    Ok(())
 }
 
 /// The kernel release (`uname -r`), e.g. `"6.18.44"`.

@@ -97,9 +97,13 @@ impl Simulation {
         if len == ORIG_RSEQ_SIZE && addr % u64::from(ORIG_RSEQ_SIZE) != 0 {
             return Err(Errno::EINVAL);
         }
-        if len != ORIG_RSEQ_SIZE
-            && (addr % u64::from(RSEQ_ALLOC_ALIGN) != 0 || len < RSEQ_FEATURE_SIZE)
-        {
+        // Post-7.0 the struct grew past 32 bytes, so a longer registration needs 64-byte
+        // alignment (checked against Linux 7.2 in docs/fidelity.md).
+        let (feature_size, align) = match self.rev() {
+            Revision::PostMerge => (POST_MERGE_RSEQ_FEATURE_SIZE, POST_MERGE_RSEQ_ALLOC_ALIGN),
+            _ => (RSEQ_FEATURE_SIZE, RSEQ_ALLOC_ALIGN),
+        };
+        if len != ORIG_RSEQ_SIZE && (addr % u64::from(align) != 0 || len < feature_size) {
             return Err(Errno::EINVAL);
         }
         if addr

@@ -928,6 +928,40 @@ fn s2_3_registration_errors_in_order_and_flags_written() {
     assert_eq!(counter(&sim, 0, "other_len"), e(errno::EINVAL));
 }
 
+#[test]
+fn s2_3_post_merge_longer_registrations_need_64_byte_alignment() {
+    // Linux 7.2 appends `__u8 __reserved` to `struct rseq`: offsetof(end) = 33, so
+    // rseq_alloc_align() = 64. Merged 7.0 ends at 32 and asks for 32.
+    let run = |revision| {
+        let mut sim = Simulation::new(SimConfig { revision, ..cfg1() }).unwrap();
+        sim.spawn(
+            TaskSpec::new("t"),
+            prog(|p| {
+                let a = p.rseq_addr();
+                assert_eq!(a % 256, 0, "the area is page-aligned");
+                let r = |p: &mut SimPlatform<'_>, addr, len, flags| {
+                    errno_of(p.syscall(Syscall::Rseq {
+                        addr,
+                        len,
+                        flags,
+                        sig: RSEQ_SIG,
+                    }))
+                };
+                let at_32 = r(p, a + 32, 48, 0);
+                if at_32 == 0 {
+                    r(p, a + 32, 48, RSEQ_FLAG_UNREGISTER);
+                }
+                let at_64 = r(p, a + 64, 48, 0);
+                vec![("at_32", at_32), ("at_64", at_64)]
+            }),
+        );
+        sim.run_until(100 * US);
+        (counter(&sim, 0, "at_32"), counter(&sim, 0, "at_64"))
+    };
+    assert_eq!(run(Revision::PostMerge), (-i64::from(errno::EINVAL), 0));
+    assert_eq!(run(Revision::Merged), (0, 0));
+}
+
 fn register_flags(cfg: SimConfig, flags: u32) -> (i64, i64, i64) {
     let mut sim = Simulation::new(cfg).unwrap();
     sim.spawn(

@@ -125,9 +125,7 @@ impl ProbeOptions {
                 }
                 "--revision" => {
                     let v = value("--revision")?;
-                    o.revision = Revision::ALL
-                        .into_iter()
-                        .find(|r| r.name() == v)
+                    o.revision = Revision::from_name(&v)
                         .ok_or_else(|| ArgError::Bad(format!("unknown --revision {v:?}")))?;
                 }
                 _ => return Err(ArgError::Bad(format!("unknown argument {arg:?}"))),

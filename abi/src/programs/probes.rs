@@ -1,0 +1,900 @@
+//! Fidelity probes: small programs whose results a real kernel and the simulator must agree
+//! on (`docs/fidelity.md`).
+//!
+//! Each [`Probe`] runs against `&mut dyn Platform`, so the very same code runs in a VM on a
+//! kernel built with `CONFIG_RSEQ_SLICE_EXTENSION` and in the simulator. A probe returns
+//! named integer results ([`Counters`]): a syscall's return value, or `-errno` when it
+//! failed ([`sys`]), flag words, counters. Each result is either [`Class::Discrete`]
+//! (return values, errnos, flags, signals, identities: must be equal) or [`Class::Rate`]
+//! (counts that depend on timing: compared within a tolerance).
+//!
+//! Every probe starts on a fresh, unregistered thread of a fresh process. The runner
+//! (the VM's probe binary, or `slicesim kernel-diff` in the simulator) adds what the
+//! program cannot see itself: how the process ended ([`EXIT_KEY`]) and the debugfs
+//! `rseq/stats` deltas (`stats.*`). The runner's results travel as a [`Frame`] of
+//! `SLICESIM` lines on the VM's serial console.
+
+use crate::consts::*;
+use crate::layout::offset;
+use crate::platform::{CpuSet, Platform, SharedWord, SysResult, Syscall};
+use crate::programs::misbehave::{self, MisbehaveParams, Misbehavior};
+use crate::programs::selftest::{selftest_main, SelftestParams};
+use crate::protocol::{self, EnableMode};
+
+use super::Counters;
+
+/// Key the runner adds for how the probe's process ended: 0 if the program returned,
+/// else the number of the signal that killed it (11 = SIGSEGV).
+pub const EXIT_KEY: &str = "exit";
+/// Prefix of the keys the runner adds for the `rseq/stats` deltas (`stats.sgrant`, …).
+pub const STATS_PREFIX: &str = "stats.";
+/// The slice counters of debugfs `rseq/stats`, by their debugfs names, in print order.
+pub const STATS_NAMES: [&str; 5] = ["sgrant", "sexpir", "srevok", "syield", "sabort"];
+/// The result keys of their deltas, in the same order.
+pub const STATS_KEYS: [&str; 5] = [
+    "stats.sgrant",
+    "stats.sexpir",
+    "stats.srevok",
+    "stats.syield",
+    "stats.sabort",
+];
+/// CPU a probe with a noise thread pins both of its threads to (the selftest's choice:
+/// the first CPU other than 0).
+pub const NOISE_CPU: usize = 1;
+/// The shared word that keeps the noise thread running.
+pub const RUN_WORD: SharedWord = SharedWord(0);
+
+/// How a result is compared between the kernel and the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Must be equal: a return value, an errno, a flag word, a signal, an identity.
+    Discrete,
+    /// A count that depends on timing: compared as a share of its probe's total, within a
+    /// tolerance.
+    Rate,
+}
+
+/// Which threads a probe runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// The probe's thread alone, unpinned.
+    Alone,
+    /// The probe's thread and the selftest's noise thread (bursts of `noise_ns`, sleeps of
+    /// `sleep_ns`, while [`RUN_WORD`] is non-zero), both pinned to [`NOISE_CPU`]: the noise
+    /// thread's wakeups are what the kernel grants extensions against.
+    WithNoise(SelftestParams),
+}
+
+/// One probe: a program and how to read its results.
+pub struct Probe {
+    /// Name used in frames, tables and on the command line.
+    pub name: &'static str,
+    /// One line on what it checks (spec sections).
+    pub about: &'static str,
+    /// Threads to run.
+    pub threads: Threads,
+    /// The program. With [`Threads::WithNoise`] it must clear [`RUN_WORD`] when done.
+    pub main: fn(&mut dyn Platform) -> Counters,
+    /// Keys of the program's results that are [`Class::Rate`]; every other key is discrete.
+    pub rate_keys: &'static [&'static str],
+}
+
+impl Probe {
+    /// How the result `key` of this probe is compared. The runner's `stats.*` deltas are
+    /// rates when a noise thread makes them timing-dependent, discrete otherwise (a
+    /// single-threaded probe never gets a grant, so its deltas are exactly 0).
+    pub fn class(&self, key: &str) -> Class {
+        let noisy = matches!(self.threads, Threads::WithNoise(_));
+        if key.starts_with(STATS_PREFIX) {
+            return if noisy && key != UNBALANCED_KEY {
+                Class::Rate
+            } else {
+                Class::Discrete
+            };
+        }
+        if self.rate_keys.contains(&key) {
+            Class::Rate
+        } else {
+            Class::Discrete
+        }
+    }
+}
+
+impl core::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Probe").field("name", &self.name).finish()
+    }
+}
+
+/// Derived key: `sgrant - syield - sabort - srevok` of the `rseq/stats` deltas. Every
+/// grant ends in exactly one of those ways (spec §3.4; an expiry is followed by a revoke),
+/// so it is 0 once no grant is outstanding, on the kernel as in the simulator.
+pub const UNBALANCED_KEY: &str = "stats.unbalanced";
+
+/// A syscall result as one integer: the return value, or `-errno`.
+pub fn sys(r: SysResult) -> i64 {
+    match r {
+        Ok(v) => v,
+        Err(e) => -i64::from(e.0),
+    }
+}
+
+/// An address in the kernel half: `access_ok()` refuses it before any write (`EFAULT`).
+const KERNEL_HALF_ADDR: u64 = 0xffff_8000_0000_0000;
+
+fn rseq_call(p: &mut dyn Platform, addr: u64, len: u32, flags: u32, sig: u32) -> i64 {
+    sys(p.syscall(Syscall::Rseq {
+        addr,
+        len,
+        flags,
+        sig,
+    }))
+}
+
+/// `rseq()` registration and unregistration in every error case (spec §2.3), and the IDs
+/// the kernel writes on the way out of a successful registration.
+pub fn registration(p: &mut dyn Platform) -> Counters {
+    let (addr, len, sig) = (p.rseq_addr(), p.rseq_len(), p.rseq_sig());
+    let mut out: Counters = vec![
+        ("unknown_flag", rseq_call(p, addr, len, 1 << 2, sig)),
+        ("len_31", rseq_call(p, addr, 31, 0, sig)),
+        ("len_32_misaligned", rseq_call(p, addr + 4, 32, 0, sig)),
+        (
+            "kernel_address",
+            rseq_call(p, KERNEL_HALF_ADDR, len, 0, sig),
+        ),
+        (
+            "unregister_unregistered",
+            rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+        ("register", rseq_call(p, addr, len, 0, sig)),
+    ];
+    let cpu_id = p.load_u32(offset::CPU_ID) as i32;
+    out.extend([
+        ("cpu_id_valid", i64::from(cpu_id >= 0)),
+        (
+            "cpu_id_start_equal",
+            i64::from(p.load_u32(offset::CPU_ID_START) as i32 == cpu_id),
+        ),
+        ("again_same", rseq_call(p, addr, len, 0, sig)),
+        ("again_other_sig", rseq_call(p, addr, len, 0, sig ^ 1)),
+        ("again_other_len", rseq_call(p, addr, len + 32, 0, sig)),
+        ("again_other_addr", rseq_call(p, addr + 32, len, 0, sig)),
+        (
+            "unregister_extra_flag",
+            rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER | 2, sig),
+        ),
+        (
+            "unregister_other_sig",
+            rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig ^ 1),
+        ),
+        (
+            "unregister_other_len",
+            rseq_call(p, addr, len + 32, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+        (
+            "unregister",
+            rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+        (
+            "cpu_id_after_unregister",
+            i64::from(p.load_u32(offset::CPU_ID) as i32),
+        ),
+        (
+            "unregister_again",
+            rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+    ]);
+    out
+}
+
+fn prctl(p: &mut dyn Platform, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i64 {
+    sys(protocol::prctl_slice(p, arg2, arg3, arg4, arg5))
+}
+
+fn flags(p: &mut dyn Platform) -> i64 {
+    i64::from(protocol::read_flags(p).0)
+}
+
+/// `prctl(PR_RSEQ_SLICE_EXTENSION)` in every error case, before and after registration,
+/// with the `rseq::flags` bits after each state change (spec §2.4, §2.5), and
+/// `rseq_slice_yield()` without a grant (§6.2).
+pub fn prctl_and_flags(p: &mut dyn Platform) -> Counters {
+    use PR_RSEQ_SLICE_EXTENSION_GET as GET;
+    use PR_RSEQ_SLICE_EXTENSION_SET as SET;
+    let mut out: Counters = vec![
+        ("unreg_get", prctl(p, GET, 0, 0, 0)),
+        (
+            "unreg_set_enable",
+            prctl(p, SET, PR_RSEQ_SLICE_EXT_ENABLE, 0, 0),
+        ),
+        ("unreg_set_disable", prctl(p, SET, 0, 0, 0)),
+        ("unreg_set_bad_arg3", prctl(p, SET, 2, 0, 0)),
+        ("unreg_get_arg3", prctl(p, GET, 1, 0, 0)),
+        ("unreg_arg4", prctl(p, GET, 0, 1, 0)),
+        ("unreg_arg5", prctl(p, GET, 0, 0, 1)),
+        ("unreg_bad_arg2", prctl(p, 3, 0, 0, 0)),
+        ("unreg_yield", sys(p.syscall(Syscall::RseqSliceYield))),
+        ("register", sys(protocol::register(p, 0).map(|()| 0))),
+        ("flags_registered", flags(p)),
+        ("get_registered", prctl(p, GET, 0, 0, 0)),
+        ("set_enable", prctl(p, SET, PR_RSEQ_SLICE_EXT_ENABLE, 0, 0)),
+    ];
+    out.extend([
+        ("flags_enabled", flags(p)),
+        ("get_enabled", prctl(p, GET, 0, 0, 0)),
+        (
+            "set_enable_again",
+            prctl(p, SET, PR_RSEQ_SLICE_EXT_ENABLE, 0, 0),
+        ),
+        ("set_bad_arg3", prctl(p, SET, 3, 0, 0)),
+        ("yield_no_grant", sys(p.syscall(Syscall::RseqSliceYield))),
+        ("set_disable", prctl(p, SET, 0, 0, 0)),
+        ("flags_disabled", flags(p)),
+        ("get_disabled", prctl(p, GET, 0, 0, 0)),
+        ("unregister", sys(protocol::unregister(p).map(|()| 0))),
+        ("flags_unregistered", flags(p)),
+        ("get_unregistered", prctl(p, GET, 0, 0, 0)),
+    ]);
+    out
+}
+
+/// Registration with `RSEQ_FLAG_SLICE_EXT_DEFAULT_ON` (spec §2.3 step 5), a legacy 32-byte
+/// registration, which post-merge kernels do not offer the extension (§12 item 2), and the
+/// alignment a longer registration needs (§2.3 step 3).
+pub fn default_on_and_legacy(p: &mut dyn Platform) -> Counters {
+    use PR_RSEQ_SLICE_EXTENSION_GET as GET;
+    use PR_RSEQ_SLICE_EXTENSION_SET as SET;
+    let (addr, len, sig) = (p.rseq_addr(), p.rseq_len(), p.rseq_sig());
+    let mut out: Counters = vec![(
+        "default_on_register",
+        rseq_call(p, addr, len, RSEQ_FLAG_SLICE_EXT_DEFAULT_ON, sig),
+    )];
+    out.extend([
+        ("default_on_flags", flags(p)),
+        ("default_on_get", prctl(p, GET, 0, 0, 0)),
+        (
+            "default_on_unregister",
+            rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+        (
+            "legacy_register",
+            rseq_call(p, addr, ORIG_RSEQ_SIZE, 0, sig),
+        ),
+        ("legacy_flags", flags(p)),
+        (
+            "legacy_set_enable",
+            prctl(p, SET, PR_RSEQ_SLICE_EXT_ENABLE, 0, 0),
+        ),
+        ("legacy_get", prctl(p, GET, 0, 0, 0)),
+        (
+            "legacy_unregister",
+            rseq_call(p, addr, ORIG_RSEQ_SIZE, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+    ]);
+    // A length other than 32 must be aligned to rseq_alloc_align(): 32 while the struct
+    // ends at 32 bytes, 64 once it grew past them (spec §1.1, §13 item 3).
+    let r = rseq_call(p, addr + 32, 48, 0, sig);
+    out.push(("len_48_aligned_32", r));
+    if r == 0 {
+        rseq_call(p, addr + 32, 48, RSEQ_FLAG_UNREGISTER, sig);
+    }
+    out
+}
+
+/// The selftest's counters (spec §9) as results: `total` and its breakdown are rates,
+/// `invariants_hold` (every section classified once, races ⊆ yields, …) is discrete.
+fn selftest_results(p: &mut dyn Platform, params: SelftestParams) -> Counters {
+    match selftest_main(p, &params, RUN_WORD) {
+        Ok(c) => {
+            let mut out = c.counters();
+            out.push((
+                "invariants_hold",
+                i64::from(c.check_invariants(params.no_yield).is_ok()),
+            ));
+            out
+        }
+        Err(_) => vec![("setup_failed", 1)],
+    }
+}
+
+/// The selftest's result keys that are rates.
+const SELFTEST_RATES: &[&str] = &[
+    "total",
+    "success",
+    "yielded",
+    "aborted",
+    "scheduled",
+    "raced",
+];
+
+/// Noise for the probes: the selftest's own (2 µs bursts, 50 µs sleeps), run for 300 ms.
+const PROBE_SELFTEST: SelftestParams = SelftestParams {
+    total_ns: 300_000_000,
+    ..SelftestParams::N2_2_50
+};
+
+fn selftest_n2_2_50(p: &mut dyn Platform) -> Counters {
+    selftest_results(p, PROBE_SELFTEST)
+}
+
+fn selftest_n50_2_50(p: &mut dyn Platform) -> Counters {
+    selftest_results(
+        p,
+        SelftestParams {
+            slice_ns: 50_000,
+            ..PROBE_SELFTEST
+        },
+    )
+}
+
+fn selftest_no_yield(p: &mut dyn Platform) -> Counters {
+    selftest_results(
+        p,
+        SelftestParams {
+            no_yield: true,
+            ..PROBE_SELFTEST
+        },
+    )
+}
+
+/// Sections a misbehaving probe runs: at 2 µs each with a noise wakeup every ~52 µs,
+/// enough for hundreds of grants, so a fatal misdeed is committed many times over.
+const MISBEHAVE_SECTIONS: u64 = 20_000;
+
+/// A misbehaving client pinned beside the noise thread (spec §7). Whether it dies is the
+/// runner's [`EXIT_KEY`]; if it lives, what it saw is timing-dependent except whether the
+/// extension was in use.
+fn misbehave_results(p: &mut dyn Platform, kind: Misbehavior) -> Counters {
+    let params = MisbehaveParams {
+        sections: MISBEHAVE_SECTIONS,
+        mode: EnableMode::Prctl,
+        ..MisbehaveParams::DEFAULT
+    };
+    let c = misbehave::run(p, kind, &params);
+    p.shared_store(RUN_WORD, 0);
+    let mut out: Counters = vec![("ext_active", i64::from(c.ext_active))];
+    out.extend([
+        ("total", c.sections as i64),
+        ("granted_seen", c.granted_seen as i64),
+        ("misdeeds", c.misdeeds as i64),
+    ]);
+    out
+}
+
+const MISBEHAVE_RATES: &[&str] = &["total", "granted_seen", "misdeeds"];
+
+fn writes_granted(p: &mut dyn Platform) -> Counters {
+    misbehave_results(p, Misbehavior::WritesGranted)
+}
+
+/// Most forged yields [`forged_after_revoke`] makes.
+const FORGERIES: i64 = 5;
+/// How long [`forged_after_revoke`] overstays a grant waiting for the kernel to take it
+/// back (the extension is at most 50 µs).
+const OVERSTAY_LIMIT_NS: u64 = 1_000_000;
+
+/// The deterministic form of [`Misbehavior::WritesGranted`]: on a grant, keep running
+/// until the kernel revokes it (expiry, spec §4.3, then §3.2 step 4), then forge
+/// `granted = 1` and call `rseq_slice_yield()`. The revoke left the slice work bit set, so
+/// the syscall-entry check runs and, in debug mode, finds `all != 0`: SIGSEGV (§6.1 step 2,
+/// §7 item 3). Without debug mode each forged yield returns 0.
+fn forged_after_revoke(p: &mut dyn Platform) -> Counters {
+    let (ext, _) = protocol::SliceExt::setup(p, EnableMode::Prctl);
+    let mut out: Counters = vec![("ext_active", i64::from(ext.is_active()))];
+    let (mut forged, mut last) = (0, 0);
+    for _ in 0..MISBEHAVE_SECTIONS {
+        if !ext.is_active() || ext.revision().is_v1() || forged == FORGERIES {
+            break;
+        }
+        ext.request(p);
+        p.burn(2_000);
+        if p.load_u8(offset::GRANTED) == 0 {
+            p.store_u8(offset::REQUEST, 0);
+            continue;
+        }
+        let start = p.clock_ns();
+        while p.load_u8(offset::GRANTED) != 0 && p.clock_ns() - start < OVERSTAY_LIMIT_NS {}
+        if p.load_u8(offset::GRANTED) != 0 {
+            // Not revoked in time: leave correctly and try again.
+            p.store_u8(offset::REQUEST, 0);
+            let _ = p.syscall(Syscall::RseqSliceYield);
+            continue;
+        }
+        p.store_u8(offset::GRANTED, 1);
+        last = sys(p.syscall(Syscall::RseqSliceYield));
+        p.store_u8(offset::GRANTED, 0);
+        forged += 1;
+    }
+    p.shared_store(RUN_WORD, 0);
+    out.extend([("forged", forged), ("forged_yield", last)]);
+    out
+}
+
+fn request_while_granted(p: &mut dyn Platform) -> Counters {
+    misbehave_results(p, Misbehavior::RequestWhileGranted)
+}
+
+fn reserved_bytes(p: &mut dyn Platform) -> Counters {
+    misbehave_results(p, Misbehavior::ReservedBytes)
+}
+
+fn syscall_in_grant(p: &mut dyn Platform) -> Counters {
+    misbehave_results(p, Misbehavior::SyscallInGrant)
+}
+
+/// Clears AVAILABLE in `rseq::flags`, then asks prctl to enable: SIGSEGV with `-EFAULT`
+/// whatever the debug setting (spec §7 item 4). Single-threaded: no grant is needed.
+pub fn tampers_flags(p: &mut dyn Platform) -> Counters {
+    use PR_RSEQ_SLICE_EXTENSION_SET as SET;
+    let register = sys(protocol::register(p, 0).map(|()| 0));
+    let flags_before = flags(p);
+    p.store_u32(offset::FLAGS, 0);
+    let set = prctl(p, SET, PR_RSEQ_SLICE_EXT_ENABLE, 0, 0);
+    // Only reached when the kernel did not kill the thread (feature off: ENOTSUPP).
+    vec![
+        ("register", register),
+        ("flags_before", flags_before),
+        ("set_after_tamper", set),
+    ]
+}
+
+/// Every probe, in the order they run and are reported.
+pub const PROBES: &[Probe] = &[
+    Probe {
+        name: "registration",
+        about: "rseq() register/unregister in every error case, IDs written (§2.3)",
+        threads: Threads::Alone,
+        main: registration,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "prctl_flags",
+        about: "prctl GET/SET in every error case, rseq::flags bits, yield without grant (§2.4, §2.5, §6.2)",
+        threads: Threads::Alone,
+        main: prctl_and_flags,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "default_on_legacy",
+        about: "RSEQ_FLAG_SLICE_EXT_DEFAULT_ON; a 32-byte legacy registration (§2.3, §12)",
+        threads: Threads::Alone,
+        main: default_on_and_legacy,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "tampers_flags",
+        about: "prctl SET after clearing AVAILABLE: SIGSEGV + EFAULT (§7 item 4)",
+        threads: Threads::Alone,
+        main: tampers_flags,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "selftest_n2_2_50",
+        about: "selftest loop, 2 µs sections: grant, yield (§9, §6.2)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: selftest_n2_2_50,
+        rate_keys: SELFTEST_RATES,
+    },
+    Probe {
+        name: "selftest_n50_2_50",
+        about: "selftest loop, 50 µs sections: expiry (§4.3)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: selftest_n50_2_50,
+        rate_keys: SELFTEST_RATES,
+    },
+    Probe {
+        name: "selftest_no_yield",
+        about: "selftest loop leaving grants with getpid(): abort (§6.1)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: selftest_no_yield,
+        rate_keys: SELFTEST_RATES,
+    },
+    Probe {
+        name: "syscall_in_grant",
+        about: "getpid() inside a grant: allowed, never fatal (§6.1, §7)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: syscall_in_grant,
+        rate_keys: MISBEHAVE_RATES,
+    },
+    Probe {
+        name: "writes_granted",
+        about: "granted=1 forged after sections without a grant, then yield: SIGSEGV in debug mode only if a grant was revoked without a syscall before (§7 item 3)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: writes_granted,
+        // Whether it dies depends on a revoke without a syscall happening first: timing.
+        rate_keys: &["total", "granted_seen", "misdeeds", EXIT_KEY],
+    },
+    Probe {
+        name: "forged_after_revoke",
+        about: "granted=1 forged after the kernel revoked a grant, then yield: SIGSEGV in debug mode (§6.1, §7 item 3)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: forged_after_revoke,
+        // How many grants were revoked in time to forge on is timing; that it dies is not.
+        rate_keys: &["forged"],
+    },
+    Probe {
+        name: "request_while_granted",
+        about: "request set again while granted, then yield: SIGSEGV in debug mode (§7 item 3)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: request_while_granted,
+        rate_keys: MISBEHAVE_RATES,
+    },
+    Probe {
+        name: "reserved_bytes",
+        about: "non-zero __reserved bytes in a grant, then yield: SIGSEGV in debug mode (§7 item 3)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: reserved_bytes,
+        rate_keys: MISBEHAVE_RATES,
+    },
+];
+
+/// The probe called `name`.
+pub fn find(name: &str) -> Option<&'static Probe> {
+    PROBES.iter().find(|p| p.name == name)
+}
+
+/// The affinity a probe's threads run with: `None` for [`Threads::Alone`].
+pub fn affinity(probe: &Probe) -> Option<CpuSet> {
+    match probe.threads {
+        Threads::Alone => None,
+        Threads::WithNoise(_) => Some(CpuSet::single(NOISE_CPU)),
+    }
+}
+
+/// The `rseq/stats` deltas as results (`stats.sgrant`, …), plus [`UNBALANCED_KEY`].
+/// `before` and `after` are in [`STATS_NAMES`] order.
+pub fn stats_results(before: [u64; 5], after: [u64; 5]) -> Counters {
+    let d: Vec<i64> = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| a.wrapping_sub(*b) as i64)
+        .collect();
+    let mut out: Counters = STATS_KEYS.iter().copied().zip(d.iter().copied()).collect();
+    // sgrant - syield - sabort - srevok
+    out.push((UNBALANCED_KEY, d[0] - d[3] - d[4] - d[2]));
+    out
+}
+
+/// Parse the slice counters out of debugfs `rseq/stats` text (`sgrant:   %16lu` lines, spec
+/// §3.4), in [`STATS_NAMES`] order. `None` if one is missing or not a number.
+pub fn parse_debugfs_stats(text: &str) -> Option<[u64; 5]> {
+    let mut out = [None; 5];
+    for line in text.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if let Some(i) = STATS_NAMES.iter().position(|n| *n == name.trim()) {
+            out[i] = Some(value.trim().parse().ok()?);
+        }
+    }
+    let mut v = [0; 5];
+    for (slot, o) in v.iter_mut().zip(out) {
+        *slot = o?;
+    }
+    Some(v)
+}
+
+/// Prefix of every line of a frame; anything else on the console (kernel messages, the
+/// init script's own output) is ignored by [`Frame::parse`].
+pub const FRAME_PREFIX: &str = "SLICESIM";
+/// Version of the frame format, in its `BEGIN` line.
+pub const FRAME_VERSION: u32 = 1;
+
+/// One probe's results as a runner reported them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeRecord {
+    /// The probe's name.
+    pub probe: String,
+    /// Its results in the order reported.
+    pub results: Vec<(String, i64)>,
+}
+
+/// Everything one VM boot reported: facts about the kernel and its command line (`meta`),
+/// then each probe's results.
+///
+/// On the console:
+///
+/// ```text
+/// SLICESIM BEGIN 1
+/// SLICESIM meta kernel = 7.2.13
+/// SLICESIM probe registration
+/// SLICESIM result registration unknown_flag = -22
+/// SLICESIM END 1
+/// ```
+///
+/// `END` carries the number of `result` lines, so a frame cut short by a crash or a full
+/// console is an error, not a quietly smaller table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// `meta` lines: key and free text.
+    pub meta: Vec<(String, String)>,
+    /// Probes in the order reported.
+    pub probes: Vec<ProbeRecord>,
+}
+
+/// Why console text is not a well-formed frame.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// No `SLICESIM BEGIN` line at all (the VM never ran the probes).
+    #[error("no `{FRAME_PREFIX} BEGIN` line: the probes did not run")]
+    NoBegin,
+    /// A second `BEGIN` before `END`.
+    #[error("line {line}: a second BEGIN before END")]
+    NestedBegin {
+        /// 1-based console line.
+        line: usize,
+    },
+    /// A frame line that does not parse.
+    #[error("line {line}: cannot read `{text}`: {why}")]
+    BadLine {
+        /// 1-based console line.
+        line: usize,
+        /// The line.
+        text: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The console ended inside the frame.
+    #[error("the frame has no END line: the run was cut short after {results} results")]
+    Truncated {
+        /// Results read before the end of the text.
+        results: usize,
+    },
+    /// `END n` does not match the results read.
+    #[error("END says {expected} results but the frame has {found}")]
+    CountMismatch {
+        /// From the END line.
+        expected: usize,
+        /// Actually read.
+        found: usize,
+    },
+}
+
+impl Frame {
+    /// Add a probe's results.
+    pub fn push(&mut self, probe: &str, results: &[(&str, i64)]) {
+        self.probes.push(ProbeRecord {
+            probe: probe.to_string(),
+            results: results.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        });
+    }
+
+    /// The probe called `name`.
+    pub fn probe(&self, name: &str) -> Option<&ProbeRecord> {
+        self.probes.iter().find(|p| p.probe == name)
+    }
+
+    /// The value of meta key `key`.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The frame as console lines (each ends with `\n`).
+    pub fn render(&self) -> String {
+        let mut s = format!("{FRAME_PREFIX} BEGIN {FRAME_VERSION}\n");
+        for (k, v) in &self.meta {
+            s += &format!("{FRAME_PREFIX} meta {k} = {v}\n");
+        }
+        let mut n = 0;
+        for p in &self.probes {
+            s += &format!("{FRAME_PREFIX} probe {}\n", p.probe);
+            for (k, v) in &p.results {
+                s += &format!("{FRAME_PREFIX} result {} {k} = {v}\n", p.probe);
+                n += 1;
+            }
+        }
+        s += &format!("{FRAME_PREFIX} END {n}\n");
+        s
+    }
+
+    /// Read the first frame out of console text. Lines without the prefix are skipped
+    /// (carriage returns from the serial line too), so kernel messages may interleave.
+    pub fn parse(text: &str) -> Result<Frame, FrameError> {
+        let mut frame: Option<Frame> = None;
+        let mut results = 0;
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let Some(at) = raw.find(FRAME_PREFIX) else {
+                continue;
+            };
+            let body = raw[at + FRAME_PREFIX.len()..].trim();
+            let bad = |why| FrameError::BadLine {
+                line,
+                text: raw.trim_end().to_string(),
+                why,
+            };
+            let (word, rest) = body.split_once(' ').unwrap_or((body, ""));
+            match (word, frame.as_mut()) {
+                ("BEGIN", Some(_)) => return Err(FrameError::NestedBegin { line }),
+                ("BEGIN", None) => {
+                    if rest.trim() != FRAME_VERSION.to_string() {
+                        return Err(bad("unknown frame version"));
+                    }
+                    frame = Some(Frame::default());
+                }
+                (_, None) => continue,
+                ("meta", Some(f)) => {
+                    let (k, v) = rest
+                        .split_once(" = ")
+                        .ok_or_else(|| bad("expected `key = value`"))?;
+                    f.meta.push((k.trim().to_string(), v.trim().to_string()));
+                }
+                ("probe", Some(f)) => {
+                    let name = rest.trim();
+                    if name.is_empty() || name.contains(' ') {
+                        return Err(bad("expected one probe name"));
+                    }
+                    f.probes.push(ProbeRecord {
+                        probe: name.to_string(),
+                        results: Vec::new(),
+                    });
+                }
+                ("result", Some(f)) => {
+                    let (head, v) = rest
+                        .split_once(" = ")
+                        .ok_or_else(|| bad("expected `probe key = value`"))?;
+                    let (probe, key) = head
+                        .trim()
+                        .split_once(' ')
+                        .ok_or_else(|| bad("expected `probe key = value`"))?;
+                    let value: i64 = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad("the value is not an integer"))?;
+                    let rec = f
+                        .probes
+                        .last_mut()
+                        .filter(|r| r.probe == probe)
+                        .ok_or_else(|| bad("result outside its probe"))?;
+                    rec.results.push((key.trim().to_string(), value));
+                    results += 1;
+                }
+                ("END", Some(_)) => {
+                    let expected: usize =
+                        rest.trim().parse().map_err(|_| bad("END needs a count"))?;
+                    if expected != results {
+                        return Err(FrameError::CountMismatch {
+                            expected,
+                            found: results,
+                        });
+                    }
+                    return Ok(frame.take().unwrap_or_default());
+                }
+                (_, Some(_)) => return Err(bad("unknown line kind")),
+            }
+        }
+        match frame {
+            None => Err(FrameError::NoBegin),
+            Some(_) => Err(FrameError::Truncated { results }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Frame {
+        let mut f = Frame::default();
+        f.meta.push(("kernel".into(), "7.2.13".into()));
+        f.meta.push((
+            "cmdline".into(),
+            "console=ttyS0 preempt=lazy rseq_debug=1".into(),
+        ));
+        f.push("registration", &[("unknown_flag", -22), ("register", 0)]);
+        f.push("selftest_n2_2_50", &[("total", 1000), ("exit", 0)]);
+        f
+    }
+
+    #[test]
+    fn a_frame_survives_the_console_with_kernel_messages_between_its_lines() {
+        let text = sample().render();
+        let noisy: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| format!("[    {i}.000] random: crng init done\r\n{l}\r\n"))
+            .collect();
+        assert_eq!(Frame::parse(&noisy), Ok(sample()));
+        assert_eq!(
+            sample().meta("cmdline"),
+            Some("console=ttyS0 preempt=lazy rseq_debug=1")
+        );
+        assert_eq!(
+            sample().probe("registration").unwrap().results[0],
+            ("unknown_flag".into(), -22)
+        );
+    }
+
+    #[test]
+    fn a_frame_cut_short_is_an_error_not_a_smaller_table() {
+        let text = sample().render();
+        let cut: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
+        assert_eq!(
+            Frame::parse(&cut),
+            Err(FrameError::Truncated { results: 1 })
+        );
+        let lost_line = text.replace("SLICESIM result registration register = 0\n", "");
+        assert_eq!(
+            Frame::parse(&lost_line),
+            Err(FrameError::CountMismatch {
+                expected: 4,
+                found: 3
+            })
+        );
+        assert_eq!(
+            Frame::parse("Booting from ROM...\n"),
+            Err(FrameError::NoBegin)
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_reported_with_their_line_number() {
+        let text = "SLICESIM BEGIN 1\nSLICESIM probe p\nSLICESIM result p k = twelve\n";
+        match Frame::parse(text) {
+            Err(FrameError::BadLine { line: 3, why, .. }) => {
+                assert_eq!(why, "the value is not an integer")
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = "SLICESIM BEGIN 1\nSLICESIM probe p\nSLICESIM result q k = 1\n";
+        assert!(matches!(
+            Frame::parse(text),
+            Err(FrameError::BadLine { line: 3, .. })
+        ));
+        assert!(matches!(
+            Frame::parse("SLICESIM BEGIN 2\n"),
+            Err(FrameError::BadLine { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn debugfs_stats_text_parses_and_deltas_balance() {
+        let text = "exit:   12\nsignal: 0\nsgrant:               10\nsexpir:                2\nsrevok:                3\nsyield:                4\nsabort:                3\n";
+        assert_eq!(parse_debugfs_stats(text), Some([10, 2, 3, 4, 3]));
+        assert_eq!(parse_debugfs_stats("sgrant: 1\n"), None, "counters missing");
+        let r = stats_results([10, 2, 3, 4, 3], [20, 3, 5, 9, 6]);
+        assert_eq!(
+            r,
+            vec![
+                ("stats.sgrant", 10),
+                ("stats.sexpir", 1),
+                ("stats.srevok", 2),
+                ("stats.syield", 5),
+                ("stats.sabort", 3),
+                (UNBALANCED_KEY, 0),
+            ]
+        );
+        let r = stats_results([0; 5], [5, 0, 0, 1, 1]);
+        assert_eq!(
+            r.last(),
+            Some(&(UNBALANCED_KEY, 3)),
+            "three grants never ended"
+        );
+    }
+
+    #[test]
+    fn results_are_discrete_unless_timing_decides_them() {
+        let alone = find("registration").unwrap();
+        assert_eq!(alone.class("unknown_flag"), Class::Discrete);
+        assert_eq!(
+            alone.class("stats.sgrant"),
+            Class::Discrete,
+            "no noise, no grants"
+        );
+        let noisy = find("selftest_n2_2_50").unwrap();
+        assert_eq!(noisy.class("yielded"), Class::Rate);
+        assert_eq!(noisy.class("invariants_hold"), Class::Discrete);
+        assert_eq!(noisy.class(EXIT_KEY), Class::Discrete);
+        assert_eq!(noisy.class("stats.syield"), Class::Rate);
+        assert_eq!(noisy.class(UNBALANCED_KEY), Class::Discrete);
+        let names: Vec<&str> = PROBES.iter().map(|p| p.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "probe names are unique");
+    }
+}

@@ -1,0 +1,406 @@
+//! Fidelity against a real kernel: the probes of [`rseq_abi::programs::probes`] run in the
+//! simulator, side by side with what a kernel in a VM answered (`slicesim kernel-diff`,
+//! `docs/fidelity.md`).
+//!
+//! The VM's answers arrive as a [`Frame`] (serial console text). Its `meta cmdline` tells
+//! the boot options; [`KernelSetup::from_frame`] turns them into the matching
+//! [`SimConfig`]. [`run_in_sim`] runs each probe the way the VM's runner does (a fresh
+//! process per probe; a noise thread pinned beside it where the probe asks for one) and
+//! produces the same keys. [`compare`] holds the two to each other: discrete results must be
+//! equal, rates must have the same shape within a tolerance.
+
+use rseq_abi::programs::probes::{
+    self, stats_results, Class, Frame, Probe, ProbeRecord, Threads, EXIT_KEY, RUN_WORD,
+};
+use rseq_abi::programs::selftest::selftest_noise;
+use rseq_abi::Revision;
+use rseq_sim::{Preempt, SimConfig, Simulation, TaskExit, TaskSpec};
+
+/// Simulated time after which a probe that has not finished is cut off (its longest loop
+/// runs 300 ms).
+const PROBE_DEADLINE_NS: u64 = 5_000_000_000;
+/// Start of the noise thread after the probe's thread, as `spawn_selftest` does: after the
+/// probe pinned itself, like `pthread_create` after the fixture's setup.
+const NOISE_START_NS: u64 = 10_000;
+/// What the VM's runner reports for a child that panicked: Rust's exit code 101.
+pub const EXIT_PANIC: i64 = 101;
+
+/// The boot options of the kernel the probes ran on, as far as the simulator models them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelSetup {
+    /// `preempt=` (default `full`, the kernel's with `CONFIG_PREEMPT`).
+    pub preempt: Preempt,
+    /// `rseq_slice_ext=` (default on).
+    pub slice_ext_boot: bool,
+    /// `rseq_debug=` (default off).
+    pub rseq_debug: bool,
+    /// vCPUs.
+    pub cpus: usize,
+    /// Protocol revision the kernel speaks (7.1+: post-merge).
+    pub revision: Revision,
+    /// debugfs `rseq/slice_ext_nsec` while the probes ran (`None`: the default).
+    pub slice_ext_nsec: Option<u32>,
+}
+
+impl Default for KernelSetup {
+    fn default() -> Self {
+        Self {
+            preempt: Preempt::Full,
+            slice_ext_boot: true,
+            rseq_debug: false,
+            cpus: 4,
+            revision: Revision::PostMerge,
+            slice_ext_nsec: None,
+        }
+    }
+}
+
+/// A boot option the simulator cannot mirror.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SetupError {
+    /// `preempt=` with a model the simulator does not know.
+    #[error("preempt={0}: the simulator knows none, voluntary, full, lazy")]
+    Preempt(String),
+    /// A `meta` value that does not parse.
+    #[error("meta {key} = {value}: not understood")]
+    Meta {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// `kstrtobool()`'s reading of a boot option's value (first character decides; `on`/`off`).
+fn kstrtobool(v: &str) -> Option<bool> {
+    match v.as_bytes() {
+        [b'1' | b'y' | b'Y', ..] => Some(true),
+        [b'0' | b'n' | b'N', ..] => Some(false),
+        [b'o' | b'O', b'n' | b'N', ..] => Some(true),
+        [b'o' | b'O', b'f' | b'F', ..] => Some(false),
+        _ => None,
+    }
+}
+
+impl KernelSetup {
+    /// Read the setup from a kernel command line. Options the simulator does not model are
+    /// ignored; an unparsable boolean is ignored as the kernel does (its handler returns 0).
+    pub fn from_cmdline(cmdline: &str) -> Result<Self, SetupError> {
+        let mut s = Self::default();
+        for opt in cmdline.split_whitespace() {
+            let Some((k, v)) = opt.split_once('=') else {
+                continue;
+            };
+            match k {
+                "preempt" => {
+                    // The models `preempt=` accepts; `rt` is a build option, not a boot one.
+                    let models = [
+                        Preempt::None,
+                        Preempt::Voluntary,
+                        Preempt::Full,
+                        Preempt::Lazy,
+                    ];
+                    s.preempt = models
+                        .into_iter()
+                        .find(|p| p.name() == v)
+                        .ok_or_else(|| SetupError::Preempt(v.to_string()))?;
+                }
+                "rseq_slice_ext" => s.slice_ext_boot = kstrtobool(v).unwrap_or(s.slice_ext_boot),
+                "rseq_debug" => s.rseq_debug = kstrtobool(v).unwrap_or(s.rseq_debug),
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+
+    /// The setup a frame's `meta` describes: `cmdline`, `cpus`, `revision`,
+    /// `slice_ext_nsec`.
+    pub fn from_frame(frame: &Frame) -> Result<Self, SetupError> {
+        let mut s = Self::from_cmdline(frame.meta("cmdline").unwrap_or(""))?;
+        if let Some(c) = frame.meta("cpus") {
+            s.cpus = c.parse().map_err(|_| SetupError::Meta {
+                key: "cpus",
+                value: c.to_string(),
+            })?;
+        }
+        if let Some(ns) = frame.meta("slice_ext_nsec") {
+            s.slice_ext_nsec = Some(ns.parse().map_err(|_| SetupError::Meta {
+                key: "slice_ext_nsec",
+                value: ns.to_string(),
+            })?);
+        }
+        if let Some(r) = frame.meta("revision") {
+            s.revision = Revision::from_name(r).ok_or_else(|| SetupError::Meta {
+                key: "revision",
+                value: r.to_string(),
+            })?;
+        }
+        Ok(s)
+    }
+
+    /// The simulator's configuration for this kernel: HZ=1000 and the default costs, no
+    /// event log (nothing reads it).
+    pub fn sim_config(&self, seed: u64) -> SimConfig {
+        SimConfig {
+            cpus: self.cpus,
+            hz: 1000,
+            preempt: self.preempt,
+            revision: self.revision,
+            slice_ext_boot: self.slice_ext_boot,
+            rseq_debug: self.rseq_debug,
+            slice_ext_nsec: self.slice_ext_nsec,
+            seed,
+            log: false,
+            log_user_accesses: false,
+            ..SimConfig::default()
+        }
+    }
+}
+
+/// What the VM's runner reports as [`EXIT_KEY`] for a task that ended this way.
+fn exit_code(exit: Option<&TaskExit>) -> i64 {
+    match exit {
+        Some(TaskExit::Exited) => 0,
+        Some(TaskExit::Signaled { signo, .. }) => i64::from(*signo),
+        Some(TaskExit::Panicked(_)) => EXIT_PANIC,
+        Some(TaskExit::StepBudget(_) | TaskExit::SpawnFailed(_)) | None => -1,
+    }
+}
+
+/// Run one probe in a fresh simulation, with the keys the VM's runner reports.
+pub fn run_probe(
+    probe: &'static Probe,
+    cfg: &SimConfig,
+) -> Result<ProbeRecord, rseq_sim::SimError> {
+    let mut sim = Simulation::new(cfg.clone())?;
+    let mut spec = TaskSpec::new(probe.name);
+    spec.affinity = probes::affinity(probe);
+    let main_fn = probe.main;
+    let main = sim.spawn(spec, Box::new(move |p| main_fn(p)));
+    if let Threads::WithNoise(params) = probe.threads {
+        sim.set_shared_word(RUN_WORD, 1);
+        let mut noise = TaskSpec::new("noise");
+        noise.affinity = probes::affinity(probe);
+        noise.thread_of = Some(main);
+        noise.start_ns = NOISE_START_NS;
+        sim.spawn(
+            noise,
+            Box::new(move |p| vec![("bursts", selftest_noise(p, &params, RUN_WORD) as i64)]),
+        );
+    }
+    sim.run_until_cond(PROBE_DEADLINE_NS, |s| {
+        s.tasks()[main as usize].exit.is_some()
+    });
+    // A killed probe takes its whole process down on a real kernel: stop the noise thread.
+    sim.set_shared_word(RUN_WORD, 0);
+    sim.run_until_cond(PROBE_DEADLINE_NS * 2, Simulation::all_exited);
+    let task = &sim.tasks()[main as usize];
+    let mut results: Vec<(String, i64)> = match task.exit {
+        Some(TaskExit::Exited) => task
+            .counters
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        _ => Vec::new(),
+    };
+    results.push((EXIT_KEY.to_string(), exit_code(task.exit.as_ref())));
+    let st = sim.stats();
+    let after = [st.granted, st.expired, st.revoked, st.yielded, st.aborted];
+    results.extend(
+        stats_results([0; 5], after)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    Ok(ProbeRecord {
+        probe: probe.name.to_string(),
+        results,
+    })
+}
+
+/// Run the probes `names` (every probe when empty) in the simulator.
+pub fn run_in_sim(names: &[&str], cfg: &SimConfig) -> Result<Frame, rseq_sim::SimError> {
+    let mut frame = Frame::default();
+    for probe in probes::PROBES {
+        if names.is_empty() || names.contains(&probe.name) {
+            frame.probes.push(run_probe(probe, cfg)?);
+        }
+    }
+    Ok(frame)
+}
+
+/// How one result compares.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Verdict {
+    /// Discrete and equal, or a rate that is zero on both sides.
+    Equal,
+    /// A rate whose share differs by at most the tolerance.
+    Within {
+        /// Kernel share minus simulator share.
+        delta: f64,
+    },
+    /// A rate with a different shape: zero on one side only, or shares further apart than
+    /// the tolerance.
+    RateDiffers {
+        /// Kernel share minus simulator share (0 when only the zero-ness differs).
+        delta: f64,
+    },
+    /// A discrete result that differs, or a result only one side has.
+    Differs,
+}
+
+impl Verdict {
+    /// Does this fail `kernel-diff` (a discrete disagreement)?
+    pub fn fails(self) -> bool {
+        self == Verdict::Differs
+    }
+
+    fn label(self) -> String {
+        match self {
+            Verdict::Equal => "equal".into(),
+            Verdict::Within { delta } => format!("within ({delta:+.2})"),
+            Verdict::RateDiffers { delta } => format!("RATE DIFFERS ({delta:+.2})"),
+            Verdict::Differs => "DIFFERS".into(),
+        }
+    }
+}
+
+/// One row of the side-by-side table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Probe name.
+    pub probe: String,
+    /// Result key.
+    pub key: String,
+    /// How it is compared.
+    pub class: Class,
+    /// The kernel's value (`None`: the kernel did not report it).
+    pub kernel: Option<i64>,
+    /// The simulator's value.
+    pub sim: Option<i64>,
+    /// The comparison.
+    pub verdict: Verdict,
+}
+
+/// The key a rate is a share of: a probe's `total` for its own counters, `stats.sgrant`
+/// for the other `stats.*` deltas and `total` for `stats.sgrant` itself. `None` for the
+/// bases at the root (`total`), which are compared by zero-ness only: how many loop
+/// iterations fit in 300 ms depends on the CPU, and under TCG on the emulator.
+fn base_of(key: &str) -> Option<&'static str> {
+    match key {
+        "total" => None,
+        "stats.sgrant" => Some("total"),
+        k if k.starts_with(probes::STATS_PREFIX) => Some("stats.sgrant"),
+        _ => Some("total"),
+    }
+}
+
+fn share(rec: &[(String, i64)], key: &str, value: i64) -> Option<f64> {
+    let base = base_of(key)?;
+    let b = rec.iter().find(|(k, _)| k == base)?.1;
+    (b > 0).then(|| value as f64 / b as f64)
+}
+
+/// Compare a rate: same zero-ness, then shares of its base within `tolerance`.
+fn compare_rate(
+    key: &str,
+    k: (&[(String, i64)], i64),
+    s: (&[(String, i64)], i64),
+    tolerance: f64,
+) -> Verdict {
+    match (k.1 == 0, s.1 == 0) {
+        (true, true) => return Verdict::Equal,
+        (true, false) | (false, true) => return Verdict::RateDiffers { delta: 0.0 },
+        _ => {}
+    }
+    match (share(k.0, key, k.1), share(s.0, key, s.1)) {
+        (Some(a), Some(b)) if (a - b).abs() <= tolerance => Verdict::Within { delta: a - b },
+        (Some(a), Some(b)) => Verdict::RateDiffers { delta: a - b },
+        // No base to divide by (the base key itself): both non-zero is the shape.
+        _ => Verdict::Within { delta: 0.0 },
+    }
+}
+
+/// Compare every probe's results, in the kernel frame's order, then results only the
+/// simulator has. `tolerance` is the largest accepted difference between two shares.
+pub fn compare(kernel: &Frame, sim: &Frame, tolerance: f64) -> Vec<Row> {
+    let empty = ProbeRecord::default();
+    let mut rows = Vec::new();
+    let mut names: Vec<&str> = kernel.probes.iter().map(|p| p.probe.as_str()).collect();
+    for p in &sim.probes {
+        if !names.contains(&p.probe.as_str()) {
+            names.push(&p.probe);
+        }
+    }
+    for name in names {
+        let k = kernel.probe(name).unwrap_or(&empty);
+        let s = sim.probe(name).unwrap_or(&empty);
+        let mut keys: Vec<&str> = k.results.iter().map(|(k, _)| k.as_str()).collect();
+        for (key, _) in &s.results {
+            if !keys.contains(&key.as_str()) {
+                keys.push(key);
+            }
+        }
+        let class_of = |key: &str| probes::find(name).map_or(Class::Discrete, |p| p.class(key));
+        // When whether the probe dies is itself timing, so is which results it lived to report.
+        let death_is_timing = class_of(EXIT_KEY) == Class::Rate;
+        for key in keys {
+            let kv = k.results.iter().find(|(x, _)| x == key).map(|(_, v)| *v);
+            let sv = s.results.iter().find(|(x, _)| x == key).map(|(_, v)| *v);
+            let class = class_of(key);
+            let verdict = match (kv, sv, class) {
+                (Some(a), Some(b), Class::Discrete) if a == b => Verdict::Equal,
+                (Some(a), Some(b), Class::Rate) => {
+                    compare_rate(key, (&k.results, a), (&s.results, b), tolerance)
+                }
+                (None, Some(_), _) | (Some(_), None, _) if death_is_timing => {
+                    Verdict::RateDiffers { delta: 0.0 }
+                }
+                _ => Verdict::Differs,
+            };
+            rows.push(Row {
+                probe: name.to_string(),
+                key: key.to_string(),
+                class,
+                kernel: kv,
+                sim: sv,
+                verdict,
+            });
+        }
+    }
+    rows
+}
+
+/// The rows as a fixed-width table (also valid Markdown), then a one-line summary.
+pub fn render(rows: &[Row]) -> String {
+    let cell = |v: Option<i64>| v.map_or("—".to_string(), |v| v.to_string());
+    let mut s = String::from(
+        "| probe | result | class | kernel | simulator | verdict |\n|---|---|---|---:|---:|---|\n",
+    );
+    for r in rows {
+        let class = match r.class {
+            Class::Discrete => "discrete",
+            Class::Rate => "rate",
+        };
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.probe,
+            r.key,
+            class,
+            cell(r.kernel),
+            cell(r.sim),
+            r.verdict.label()
+        );
+    }
+    let fails = rows.iter().filter(|r| r.verdict.fails()).count();
+    let rate = rows
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::RateDiffers { .. }))
+        .count();
+    s += &format!(
+        "\n{} results: {} discrete disagreements, {} rates outside the tolerance\n",
+        rows.len(),
+        fails,
+        rate
+    );
+    s
+}

@@ -1,0 +1,191 @@
+//! `slicesim kernel-diff` and the comparison behind it, without a VM: the "kernel" side is
+//! a frame the simulator itself produced, then edited the way a disagreeing kernel would.
+
+use std::process::Command;
+
+use rseq_abi::programs::probes::Frame;
+use slicesim::fidelity::{self, KernelSetup, Verdict};
+
+fn slicesim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_slicesim"))
+        .args(args)
+        .output()
+        .expect("run slicesim")
+}
+
+const CMDLINE: &str = "console=ttyS0 quiet panic=-1 preempt=full";
+
+/// What the VM would print if the kernel behaved exactly like the simulator.
+fn sim_frame(names: &[&str], cmdline: &str) -> Frame {
+    let setup = KernelSetup::from_cmdline(cmdline).unwrap();
+    let mut f = fidelity::run_in_sim(names, &setup.sim_config(0)).unwrap();
+    f.meta = vec![
+        ("kernel".into(), "7.2.13".into()),
+        ("cmdline".into(), cmdline.into()),
+        ("cpus".into(), "4".into()),
+        ("revision".into(), "post-merge".into()),
+    ];
+    f
+}
+
+fn set(frame: &mut Frame, probe: &str, key: &str, value: i64) {
+    let rec = frame.probes.iter_mut().find(|p| p.probe == probe).unwrap();
+    rec.results.iter_mut().find(|(k, _)| k == key).unwrap().1 = value;
+}
+
+fn write_console(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("slicesim-kernel-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_boot_options_choose_the_simulated_kernel() {
+    let s = KernelSetup::from_cmdline("console=ttyS0 preempt=lazy rseq_slice_ext=0 rseq_debug=1")
+        .unwrap();
+    assert_eq!(s.preempt, rseq_sim::Preempt::Lazy);
+    assert!(!s.slice_ext_boot);
+    assert!(s.rseq_debug);
+    let d = KernelSetup::from_cmdline("console=ttyS0 rseq_debug=bogus").unwrap();
+    assert_eq!(
+        d,
+        KernelSetup::default(),
+        "an unparsable bool is ignored, as the kernel does"
+    );
+    assert!(KernelSetup::from_cmdline("preempt=rt").is_err());
+}
+
+#[test]
+fn the_probes_give_the_kernel_errnos_in_the_simulator() {
+    let f = sim_frame(&["registration", "prctl_flags"], CMDLINE);
+    let reg = f.probe("registration").unwrap();
+    let get = |k: &str| reg.results.iter().find(|(x, _)| x == k).unwrap().1;
+    assert_eq!(get("unknown_flag"), -22);
+    assert_eq!(get("kernel_address"), -14);
+    assert_eq!(get("again_same"), -16);
+    assert_eq!(get("again_other_sig"), -1);
+    assert_eq!(get("unregister"), 0);
+    let pr = f.probe("prctl_flags").unwrap();
+    let get = |k: &str| pr.results.iter().find(|(x, _)| x == k).unwrap().1;
+    assert_eq!(get("unreg_set_enable"), -6, "ENXIO before registration");
+    assert_eq!(get("flags_enabled"), 0x30, "AVAILABLE | ENABLED");
+    assert_eq!(get("exit"), 0);
+}
+
+#[test]
+fn an_identical_kernel_agrees_and_a_changed_errno_is_a_disagreement() {
+    let sim = sim_frame(&["registration", "tampers_flags"], CMDLINE);
+    let rows = fidelity::compare(&sim, &sim, 0.1);
+    assert!(rows.iter().all(|r| r.verdict == Verdict::Equal), "{rows:?}");
+
+    let mut kernel = sim.clone();
+    set(&mut kernel, "registration", "again_same", -22);
+    let rows = fidelity::compare(&kernel, &sim, 0.1);
+    let bad: Vec<_> = rows.iter().filter(|r| r.verdict.fails()).collect();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(
+        (bad[0].key.as_str(), bad[0].kernel, bad[0].sim),
+        ("again_same", Some(-22), Some(-16))
+    );
+    let table = fidelity::render(&rows);
+    assert!(
+        table.contains("| registration | again_same | discrete | -22 | -16 | DIFFERS |"),
+        "{table}"
+    );
+    assert!(table.contains("1 discrete disagreements"));
+}
+
+#[test]
+fn rates_are_compared_as_shares_within_the_tolerance() {
+    let sim = sim_frame(&["selftest_n2_2_50"], CMDLINE);
+    let total = sim.probe("selftest_n2_2_50").unwrap().results[0].1;
+    let mut kernel = sim.clone();
+    // A slower machine: a tenth of the sections, the same shape.
+    set(&mut kernel, "selftest_n2_2_50", "total", total / 10);
+    set(&mut kernel, "selftest_n2_2_50", "success", total / 10);
+    let rows = fidelity::compare(&kernel, &sim, 0.1);
+    let row = |k: &str| rows.iter().find(|r| r.key == k).unwrap().verdict;
+    assert!(matches!(row("total"), Verdict::Within { .. }));
+    assert!(matches!(row("success"), Verdict::Within { .. }));
+    // Half the sections scheduled out on the kernel, none in the simulator: a shape change.
+    set(&mut kernel, "selftest_n2_2_50", "scheduled", total / 20);
+    let rows = fidelity::compare(&kernel, &sim, 0.1);
+    let v = rows.iter().find(|r| r.key == "scheduled").unwrap().verdict;
+    assert_eq!(v, Verdict::RateDiffers { delta: 0.0 });
+    assert!(!v.fails(), "a rate never fails the exit code");
+}
+
+#[test]
+fn kernel_diff_exits_0_on_agreement_1_on_a_discrete_disagreement_4_on_a_cut_frame() {
+    let names = [
+        "registration",
+        "prctl_flags",
+        "default_on_legacy",
+        "tampers_flags",
+    ];
+    let sim = sim_frame(&names, CMDLINE);
+    let ok = write_console(
+        "ok.console",
+        &format!("Booting from ROM...\n{}SLICESIM-VM DONE\n", sim.render()),
+    );
+    let out = slicesim(&["kernel-diff", ok.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("| tampers_flags | exit | discrete | 11 | 11 | equal |"),
+        "{stdout}"
+    );
+
+    let mut kernel = sim.clone();
+    set(&mut kernel, "tampers_flags", "exit", 0);
+    let bad = write_console("bad.console", &kernel.render());
+    let out = slicesim(&["kernel-diff", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("| tampers_flags | exit | discrete | 0 | 11 | DIFFERS |"));
+
+    // The VM died half-way through the frame: whole lines up to there.
+    let text = sim.render();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines[..lines.len() / 2].join("\n") + "\n";
+    let cut = write_console("cut.console", &half);
+    let out = slicesim(&["kernel-diff", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no END line"));
+}
+
+/// The console output of real runs on Linux 7.2.13 (Debian's linux-source-7.2, built by
+/// `slicesim-vm`, TCG, 4 vCPUs; terminal escapes stripped), one per boot configuration.
+/// The simulator must keep agreeing with every discrete answer that kernel gave.
+#[test]
+fn the_simulator_agrees_with_every_discrete_answer_of_linux_7_2() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vm-7.2.13");
+    for config in [
+        "full",
+        "lazy",
+        "full-debug",
+        "lazy-debug",
+        "full-noext",
+        "full-ext50000",
+    ] {
+        let text = std::fs::read_to_string(dir.join(format!("{config}.console"))).unwrap();
+        let kernel = Frame::parse(&text).unwrap();
+        assert_eq!(kernel.meta("kernel"), Some("7.2.13"));
+        let setup = KernelSetup::from_frame(&kernel).unwrap();
+        let names: Vec<&str> = kernel.probes.iter().map(|p| p.probe.as_str()).collect();
+        let sim = fidelity::run_in_sim(&names, &setup.sim_config(0)).unwrap();
+        let rows = fidelity::compare(&kernel, &sim, 0.25);
+        let bad: Vec<_> = rows.iter().filter(|r| r.verdict.fails()).collect();
+        assert!(bad.is_empty(), "{config}: {bad:#?}");
+        assert!(rows.len() > 150, "{config}: every probe reported");
+    }
+    // The boot options reached the kernel and the simulator alike.
+    let text = std::fs::read_to_string(dir.join("lazy-debug.console")).unwrap();
+    let setup = KernelSetup::from_frame(&Frame::parse(&text).unwrap()).unwrap();
+    assert_eq!(
+        (setup.preempt, setup.rseq_debug),
+        (rseq_sim::Preempt::Lazy, true)
+    );
+}

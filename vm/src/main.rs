@@ -1,0 +1,469 @@
+//! `slicesim-vm`: build the fidelity kernel and run the probes on it in qemu.
+//!
+//! ```text
+//! cargo run -p slicesim-vm -- kernel                      fetch and build (cached)
+//! cargo run -p slicesim-vm -- run [--preempt full|lazy] [--no-slice-ext] [--debug]
+//!                                 [--accel auto|kvm|tcg] [--only PROBE] [--out FILE]
+//! ```
+//!
+//! Downloads come from the machine's Debian package registry only: `linux-source-7.*`
+//! from the sid suite through a private sources file and lists under the cache (the
+//! system's apt configuration is left alone), `busybox-static` from the system's suites;
+//! both are unpacked with `dpkg -x`, never installed. The cache is `$SLICESIM_VM_CACHE`,
+//! else `~/.cache/slicesim-vm`. See docs/fidelity.md.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use slicesim_vm::boot::{self, Accel, Boot, Preempt};
+use slicesim_vm::{cache_key, config, initramfs};
+
+#[derive(Parser)]
+#[command(
+    name = "slicesim-vm",
+    about = "Build a kernel with the rseq time slice extension and run the fidelity probes on it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fetch linux-source-7.* and build the kernel (cached by source version and options).
+    Kernel,
+    /// Boot the kernel with the probes and write the console output.
+    Run(RunArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PreemptArg {
+    Full,
+    Lazy,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AccelArg {
+    /// KVM if a boot under it reaches the probes within 30 s, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// `preempt=`.
+    #[arg(long, value_enum, default_value_t = PreemptArg::Full)]
+    preempt: PreemptArg,
+    /// Boot with `rseq_slice_ext=0`.
+    #[arg(long)]
+    no_slice_ext: bool,
+    /// Boot with `rseq_debug=1`.
+    #[arg(long)]
+    debug: bool,
+    /// Set debugfs `rseq/slice_ext_nsec` (5000..=50000) before the probes.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(5000..=50000))]
+    slice_ext_nsec: Option<u32>,
+    /// Accelerator.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    accel: AccelArg,
+    /// Run only this probe.
+    #[arg(long)]
+    only: Option<String>,
+    /// Console output file [target/vm/LABEL.console].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Give up on a boot after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Kernel => {
+            let k = kernel()?;
+            println!("{}", k.display());
+            Ok(())
+        }
+        Cmd::Run(a) => run(a),
+    }
+}
+
+fn cache_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("SLICESIM_VM_CACHE") {
+        return Ok(d.into());
+    }
+    let home = std::env::var_os("HOME").context("neither SLICESIM_VM_CACHE nor HOME is set")?;
+    Ok(Path::new(&home).join(".cache/slicesim-vm"))
+}
+
+fn workspace_dir() -> PathBuf {
+    let vm = Path::new(env!("CARGO_MANIFEST_DIR"));
+    vm.parent().unwrap_or(vm).to_path_buf()
+}
+
+/// Run a command, failing with its name and status.
+fn sh(cmd: &mut Command) -> Result<()> {
+    let what = format!("{cmd:?}");
+    let st = cmd.status().with_context(|| format!("starting {what}"))?;
+    ensure!(st.success(), "{what} failed: {st}");
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let what = format!("{cmd:?}");
+    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// apt options that point at a private sid sources file and lists under the cache.
+fn sid_apt_opts(cache: &Path) -> Result<Vec<String>> {
+    let apt = cache.join("apt");
+    std::fs::create_dir_all(apt.join("lists/partial"))?;
+    let sources = apt.join("sid.sources");
+    std::fs::write(
+        &sources,
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+    )?;
+    Ok(vec![
+        "-o".into(),
+        format!("Dir::Etc::SourceList={}", sources.display()),
+        "-o".into(),
+        "Dir::Etc::SourceParts=/dev/null".into(),
+        "-o".into(),
+        format!("Dir::State::Lists={}", apt.join("lists").display()),
+    ])
+}
+
+/// `apt-get download PKG` into `dir` (once), returning the .deb.
+fn download(opts: &[String], pkg: &str, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let find = |dir: &Path| -> Result<Option<PathBuf>> {
+        Ok(std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_")))
+            }))
+    };
+    if let Some(p) = find(dir)? {
+        return Ok(p);
+    }
+    sh(Command::new("apt-get")
+        .args(opts)
+        .args(["download", pkg])
+        .current_dir(dir))?;
+    find(dir)?.with_context(|| format!("apt-get download {pkg} left no .deb"))
+}
+
+/// Fetch, unpack, configure, check and build; returns the bzImage.
+fn kernel() -> Result<PathBuf> {
+    let cache = cache_dir()?;
+    let opts = sid_apt_opts(&cache)?;
+    let t0 = Instant::now();
+    sh(Command::new("apt-get")
+        .args(&opts)
+        .arg("update")
+        .stdout(Stdio::null()))?;
+    let names = output(Command::new("apt-cache").args(&opts).args([
+        "search",
+        "--names-only",
+        r"^linux-source-7\.[0-9]+$",
+    ]))?;
+    let mut pkgs: Vec<(u32, String)> = names
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|n| {
+            Some((
+                n.strip_prefix("linux-source-7.")?.parse().ok()?,
+                n.to_string(),
+            ))
+        })
+        .collect();
+    pkgs.sort();
+    let Some((_, pkg)) = pkgs.pop() else {
+        bail!("no linux-source-7.* package in sid: the fidelity kernel needs one");
+    };
+    let show = output(Command::new("apt-cache").args(&opts).args(["show", &pkg]))?;
+    let version = show
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .context("apt-cache show gave no Version")?
+        .to_string();
+    let build = cache
+        .join("build")
+        .join(cache_key(&version, config::FRAGMENT));
+    let image = build.join("arch/x86/boot/bzImage");
+    let dotconfig = build.join(".config");
+    if image.exists()
+        && config::check(&std::fs::read_to_string(&dotconfig)?, config::FRAGMENT).is_empty()
+    {
+        eprintln!("kernel: cached {} ({pkg} {version})", image.display());
+        return Ok(image);
+    }
+    let deb = download(&opts, &pkg, &cache.join("dl"))?;
+    let src_root = cache.join("src").join(&version);
+    let series = pkg.trim_start_matches("linux-source-");
+    let tree = src_root.join(format!("linux-source-{series}"));
+    if !tree.join("Makefile").exists() {
+        std::fs::create_dir_all(&src_root)?;
+        sh(Command::new("dpkg").arg("-x").arg(&deb).arg(&src_root))?;
+        let tarball = src_root.join(format!("usr/src/linux-source-{series}.tar.xz"));
+        sh(Command::new("tar")
+            .arg("-xJf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&src_root))?;
+    }
+    eprintln!(
+        "kernel: fetched and unpacked {pkg} {version} in {:.0?}",
+        t0.elapsed()
+    );
+    std::fs::create_dir_all(&build)?;
+    let fragment = build.join("slicesim.config");
+    std::fs::write(&fragment, config::FRAGMENT)?;
+    let make = |args: &[&str]| -> Result<()> {
+        sh(Command::new("make")
+            .arg(format!("O={}", build.display()))
+            .args(args)
+            .current_dir(&tree))
+    };
+    let t1 = Instant::now();
+    make(&["tinyconfig"])?;
+    sh(Command::new(tree.join("scripts/kconfig/merge_config.sh"))
+        .arg("-m")
+        .arg("-O")
+        .arg(&build)
+        .arg(&dotconfig)
+        .arg(&fragment)
+        .current_dir(&tree)
+        .stdout(Stdio::null()))?;
+    make(&["olddefconfig"])?;
+    let missing = config::check(&std::fs::read_to_string(&dotconfig)?, config::FRAGMENT);
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        bail!(
+            "the kernel configuration lacks options the VM needs:\n  {}",
+            list.join("\n  ")
+        );
+    }
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    make(&["-j", &jobs.to_string(), "bzImage"])?;
+    eprintln!("kernel: built {} in {:.0?}", image.display(), t1.elapsed());
+    Ok(image)
+}
+
+/// busybox from Debian's `busybox-static`, unpacked (once).
+fn busybox(cache: &Path) -> Result<Vec<u8>> {
+    let bin = cache.join("busybox/bin/busybox");
+    if !bin.exists() {
+        let deb = download(&[], "busybox-static", &cache.join("dl"))?;
+        sh(Command::new("dpkg")
+            .arg("-x")
+            .arg(&deb)
+            .arg(cache.join("busybox")))?;
+    }
+    std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))
+}
+
+/// The static musl probe binary, built with cargo.
+fn probes_binary() -> Result<Vec<u8>> {
+    const TARGET: &str = "x86_64-unknown-linux-musl";
+    let ws = workspace_dir();
+    sh(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "rseq-abi",
+                "--example",
+                "vm_probes",
+                "--target",
+                TARGET,
+            ])
+            .current_dir(&ws),
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| ws.join("target"), PathBuf::from);
+    let bin = target.join(TARGET).join("release/examples/vm_probes");
+    std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))
+}
+
+/// A finished boot: its console text and when the probes started and ended.
+struct Booted {
+    text: String,
+    /// qemu start to the start marker (the system is up).
+    boot: Option<Duration>,
+    /// Start marker to done marker: the probes.
+    probes: Option<Duration>,
+}
+
+/// How long qemu may go on after the done marker before it is stopped (it exits by itself
+/// on `reboot -f`; this only guards against a guest that halts instead).
+const AFTER_DONE: Duration = Duration::from_secs(10);
+
+/// Boot once; `None` if `first_deadline` passed without the probes starting (used to give
+/// up on a KVM that does not run guests).
+fn boot_once(
+    args: &[String],
+    console: &Path,
+    deadline: Duration,
+    first_deadline: Option<Duration>,
+) -> Result<Option<Booted>> {
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+    let stdout = child.stdout.take().context("qemu stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut file = std::fs::File::create(console)
+        .with_context(|| format!("creating {}", console.display()))?;
+    let start = Instant::now();
+    let mut b = Booted {
+        text: String::new(),
+        boot: None,
+        probes: None,
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if b.boot.is_none() && line.contains(initramfs::START_MARKER) {
+                    b.boot = Some(start.elapsed());
+                }
+                if b.probes.is_none() && line.contains(initramfs::DONE_MARKER) {
+                    b.probes = Some(start.elapsed() - b.boot.unwrap_or_default());
+                }
+                writeln!(file, "{line}")?;
+                b.text += &line;
+                b.text.push('\n');
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let late = first_deadline.is_some_and(|d| b.boot.is_none() && start.elapsed() > d);
+        let done_long_ago = b
+            .probes
+            .is_some_and(|p| start.elapsed() > b.boot.unwrap_or_default() + p + AFTER_DONE);
+        if late || done_long_ago || start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            if late {
+                return Ok(None);
+            }
+            if done_long_ago {
+                return Ok(Some(b));
+            }
+            bail!(
+                "the VM did not finish within {deadline:?}; console so far in {}",
+                console.display()
+            );
+        }
+    }
+    let _ = reader.join();
+    child.wait()?;
+    Ok(Some(b))
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let cache = cache_dir()?;
+    let boot = Boot {
+        preempt: match a.preempt {
+            PreemptArg::Full => Preempt::Full,
+            PreemptArg::Lazy => Preempt::Lazy,
+        },
+        slice_ext: !a.no_slice_ext,
+        debug: a.debug,
+        slice_ext_nsec: a.slice_ext_nsec,
+    };
+    let image = kernel()?;
+    let probe_args = a
+        .only
+        .as_ref()
+        .map(|p| format!("--only {p}"))
+        .unwrap_or_default();
+    let entries = initramfs::layout(
+        busybox(&cache)?,
+        probes_binary()?,
+        &probe_args,
+        boot.slice_ext_nsec,
+    );
+    let initrd = cache.join(format!("initramfs-{}.cpio", boot.label()));
+    std::fs::write(&initrd, initramfs::newc(&entries))?;
+    let console = a.out.unwrap_or_else(|| {
+        workspace_dir()
+            .join("target/vm")
+            .join(format!("{}.console", boot.label()))
+    });
+    if let Some(dir) = console.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let deadline = Duration::from_secs(a.timeout);
+    let kvm_usable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let mut accel = match a.accel {
+        AccelArg::Tcg => Accel::Tcg,
+        AccelArg::Kvm => Accel::Kvm,
+        AccelArg::Auto if kvm_usable => Accel::Kvm,
+        AccelArg::Auto => Accel::Tcg,
+    };
+    let t = Instant::now();
+    let first =
+        (a.accel == AccelArg::Auto && accel == Accel::Kvm).then_some(Duration::from_secs(30));
+    let mut text = boot_once(
+        &boot::qemu_args(&image, &initrd, &boot, accel),
+        &console,
+        deadline,
+        first,
+    )?;
+    if text.is_none() {
+        eprintln!("run: KVM did not start the probes within 30 s; falling back to TCG");
+        accel = Accel::Tcg;
+        text = boot_once(
+            &boot::qemu_args(&image, &initrd, &boot, accel),
+            &console,
+            deadline,
+            None,
+        )?;
+    }
+    let booted = text.context("the VM produced no console output")?;
+    let (Some(to_begin), Some(probes)) = (booted.boot, booted.probes) else {
+        bail!(
+            "the VM stopped before the probes finished; see {}",
+            console.display()
+        );
+    };
+    eprintln!(
+        "run: {} ({}) under {}: boot {:.1?}, probes {:.1?}, {:.1?} in all; console in {}",
+        boot.label(),
+        boot.cmdline(),
+        accel.name(),
+        to_begin,
+        probes,
+        t.elapsed(),
+        console.display()
+    );
+    Ok(())
+}
