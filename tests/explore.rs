@@ -223,10 +223,27 @@ fn cli_explore_saves_a_schedule_that_run_replays() {
     );
     let saved = std::fs::read_to_string(&file).unwrap();
     assert!(saved.contains("inject=3:irq+resched"), "{saved}");
-    let out = slicesim(&["run", scenario, "--schedule", file.to_str().unwrap()]);
+    let svg = dir.join("v1.svg");
+    let out = slicesim(&[
+        "run",
+        scenario,
+        "--schedule",
+        file.to_str().unwrap(),
+        "--timeline-svg",
+        svg.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("VIOLATION views-agree at 4903 ns"), "{text}");
+    // The figure of the replay marks the injected event, with its kind and in the legend.
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains("inject irq+resched at point 3"),
+        "no injected marker"
+    );
+    assert!(
+        svg.contains("explorer&apos;s injected event") || svg.contains("explorer's injected event")
+    );
     // Output is the same with one and two workers (timings go to stderr).
     let one = slicesim(&[
         "explore",

@@ -172,13 +172,15 @@ pub enum Mark {
     YieldResult,
     /// SIGSEGV was queued.
     Sigsegv,
+    /// An explorer's injected event (`explore`, `run --schedule`; label: its kind).
+    Injected,
 }
 
 const ROW_A: u32 = 10;
 const ROW_B: u32 = 23;
 
 /// The look of every [`Mark`], indexed by it.
-pub const MARK_KINDS: [MarkKind; 10] = [
+pub const MARK_KINDS: [MarkKind; 11] = [
     MarkKind {
         name: "irq",
         color: "#7f7f7f",
@@ -258,6 +260,14 @@ pub const MARK_KINDS: [MarkKind; 10] = [
         y: ROW_A,
         legend: "SIGSEGV",
         rank: 0,
+    },
+    MarkKind {
+        name: "injected",
+        color: "#e64980",
+        shape: "x",
+        y: ROW_B,
+        legend: "explorer's injected event",
+        rank: 10,
     },
 ];
 
@@ -376,6 +386,7 @@ pub fn mark_of(r: &LogRecord) -> Option<Mark> {
         LogKind::SyscallEnter { .. } => Mark::Syscall,
         LogKind::SyscallExit { name, .. } if *name == "rseq_slice_yield" => Mark::YieldResult,
         LogKind::Signal { signo: 11, .. } => Mark::Sigsegv,
+        LogKind::Injected { .. } => Mark::Injected,
         _ => return None,
     })
 }
@@ -390,6 +401,7 @@ fn mark_label(r: &LogRecord) -> String {
             Err(e) => format!("={}", e.name()),
         },
         LogKind::Signal { .. } => "SIGSEGV".into(),
+        LogKind::Injected { what, .. } => what.name().into(),
         _ => String::new(),
     }
 }
