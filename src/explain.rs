@@ -150,6 +150,7 @@ fn sentence(r: &LogRecord, slice_ext_nsec: u32) -> Option<String> {
         }
         LogKind::UserStore { after, .. } => format!("writes the word: now {}", word(after)),
         LogKind::ExitToUser | LogKind::IdsUpdate { .. } | LogKind::UserLoad { .. } => return None,
+        LogKind::Mark(m) => format!("marks {m} (a measurement point of the program; no time passes)"),
     })
 }
 

@@ -147,6 +147,10 @@ enum Kind<'a> {
         off: u8,
         val: u32,
     },
+    Mark {
+        marker: &'static str,
+        lock: Option<u32>,
+    },
 }
 
 pub(crate) fn render(input: &TraceInput<'_>) -> Result<Vec<u8>, ExportError> {
@@ -282,6 +286,10 @@ fn line(r: &LogRecord) -> Line<'_> {
         LogKind::UserLoad { off, val } => Kind::UserLoad {
             off: *off,
             val: *val,
+        },
+        LogKind::Mark(m) => Kind::Mark {
+            marker: m.name(),
+            lock: m.lock().map(|w| w.0),
         },
     };
     Line {
