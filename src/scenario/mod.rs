@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use build::{build, build_with, run, run_lean, run_with_progress, Built, RunResult, SLICES};
+pub use build::{build, build_with, run, run_with_progress, Built, RunResult, SLICES};
 pub use error::ScenarioError;
 pub use expect::{Check, CheckOutcome, Range};
 pub use units::Nanos;
