@@ -30,8 +30,10 @@
 //! # Markers
 //!
 //! Each acquisition reports [`Marker`]s for the lock metrics: `LockAttempt` before the
-//! first load, `LockAcquired` and `CsEnter` right after the winning compare-and-exchange,
-//! `CsExit` and `LockReleased` right after the unlocking store. The critical section is
+//! first load, `LockAcquired` and `CsEnter` right after the winning compare-and-exchange
+//! returns, `CsExit` and `LockReleased` right before the unlocking store, i.e. at the time
+//! it takes effect (a marker after it would carry the store's completion time, which an
+//! interrupt can push past the next holder's acquisition). The critical section is
 //! exactly the hold: the time during which a preemption strands the lock.
 //!
 //! The spec sections shown: §8.1 (flow), §8.3 (the race counted as `raced`), §3.2 and §4
@@ -306,7 +308,9 @@ fn hold<P: Platform + ?Sized>(p: &mut P, params: &SpinlockParams) {
 
 /// Drop the lock; returns whether sleepers may need a `FUTEX_WAKE`.
 fn unlock<P: Platform + ?Sized>(p: &mut P, params: &SpinlockParams) -> bool {
-    let wake = match params.wait {
+    p.mark(Marker::CsExit);
+    p.mark(Marker::LockReleased(params.lock));
+    match params.wait {
         WaitMode::Spin => {
             p.shared_store(params.lock, 0);
             false
@@ -319,8 +323,5 @@ fn unlock<P: Platform + ?Sized>(p: &mut P, params: &SpinlockParams) -> bool {
                 true
             }
         }
-    };
-    p.mark(Marker::CsExit);
-    p.mark(Marker::LockReleased(params.lock));
-    wake
+    }
 }
