@@ -8,7 +8,7 @@
 //! of the burn to when the thread runs again, exactly as the burn itself does
 //! (`Task::pending_remaining`). Markers never influence the simulation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rseq_abi::Marker;
 
@@ -18,18 +18,14 @@ use crate::trace::{LogKind, LogRecord};
 /// Markers the engine's clock has not reached yet, and those of threads an interrupt cut.
 #[derive(Default)]
 pub(crate) struct PendingMarks {
-    /// Ordered by time, then by arrival (a thread's own markers keep their order).
-    ahead: Vec<LogRecord>,
+    /// Ordered by time, then by arrival (a thread's own markers keep their order). A few
+    /// at a time: they are taken from the front as soon as the clock reaches them.
+    ahead: VecDeque<LogRecord>,
     /// Task → its cut markers as (ns after the point it resumes, marker).
     cut: BTreeMap<u32, Vec<(u64, Marker)>>,
 }
 
 impl PendingMarks {
-    /// Nothing waits for the clock (the check the engine makes before every log record).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ahead.is_empty()
-    }
-
     /// `task`, running on `cpu`, reported `marks` (each at or after the engine's clock).
     pub(crate) fn add(&mut self, cpu: u32, task: u32, marks: Marks) {
         for (time, m) in marks {
@@ -46,10 +42,13 @@ impl PendingMarks {
         }
     }
 
-    /// Remove and return the markers at or before `now`, in time order.
-    pub(crate) fn take_due(&mut self, now: u64) -> Vec<LogRecord> {
-        let n = self.ahead.partition_point(|r| r.time <= now);
-        self.ahead.drain(..n).collect()
+    /// Remove and return the earliest marker if it is at or before `now`.
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<LogRecord> {
+        if self.ahead.front()?.time <= now {
+            self.ahead.pop_front()
+        } else {
+            None
+        }
     }
 
     /// An interrupt at `now` cut `task`'s user code: its markers after `now` wait for it to
@@ -88,7 +87,9 @@ mod tests {
     use super::*;
 
     fn times(p: &mut PendingMarks, now: u64) -> Vec<(u64, Option<u32>)> {
-        p.take_due(now).iter().map(|r| (r.time, r.task)).collect()
+        std::iter::from_fn(|| p.pop_due(now))
+            .map(|r| (r.time, r.task))
+            .collect()
     }
 
     #[test]
@@ -107,6 +108,6 @@ mod tests {
         assert_eq!(times(&mut p, 1050), vec![(1050, Some(1))]);
         p.add(0, 3, vec![(2000, Marker::CsEnter)]);
         p.forget(3);
-        assert!(p.is_empty());
+        assert_eq!(times(&mut p, u64::MAX), vec![]);
     }
 }

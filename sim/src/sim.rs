@@ -387,10 +387,7 @@ impl Simulation {
     /// Log the user markers the clock has reached (at or before now), before any record of
     /// a later decision.
     pub(crate) fn flush_marks(&mut self) {
-        if self.marks.is_empty() {
-            return;
-        }
-        for r in self.marks.take_due(self.now) {
+        while let Some(r) = self.marks.pop_due(self.now) {
             tracing::trace!(time = r.time, cpu = r.cpu, task = r.task, "{}", r.kind);
             self.log.push(r);
         }
