@@ -263,8 +263,18 @@ fn lock_markers_by_hand() {
 fn the_extension_keeps_lock_holders_from_being_preempted() {
     // The same spin lock workload, same seed, with and without the extension.
     for seed in [7, 8] {
-        let on =
-            Metrics::compute(&run("scenarios/workloads/spinlock-ext.toml", Some(seed))).unwrap();
+        let sim = run("scenarios/workloads/spinlock-ext.toml", Some(seed));
+        let on = Metrics::compute(&sim).unwrap();
+        // One wait and one hold per acquisition the threads counted themselves.
+        let acquisitions: i64 = sim
+            .tasks()
+            .iter()
+            .flat_map(|t| &t.counters)
+            .filter(|(name, _)| *name == "acquisitions")
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(on.lock_hold.count as i64, acquisitions, "seed {seed}");
+        assert_eq!(on.lock_wait.count, on.lock_hold.count, "seed {seed}");
         let off =
             Metrics::compute(&run("scenarios/workloads/spinlock-noext.toml", Some(seed))).unwrap();
         let (a, b) = (&on.critical_sections, &off.critical_sections);
