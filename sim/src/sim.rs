@@ -321,8 +321,9 @@ impl Simulation {
             self.now = time;
             self.events += 1;
             self.dispatch(ev);
+            // `stop` may read the log: the markers the clock has reached are in it.
+            self.flush_marks();
             if stop(self) {
-                self.flush_marks();
                 return true;
             }
         }
