@@ -35,6 +35,22 @@ fn run_plot_draws_the_slice_histogram_and_percentiles() {
 }
 
 #[test]
+fn run_plot_draws_lock_wait_and_hold_where_the_program_marks_them() {
+    let f = std::env::temp_dir().join(format!("slicesim-plot-lock-{}.svg", std::process::id()));
+    let o = slicesim(&[
+        "run",
+        "scenarios/workloads/lock-markers-by-hand.toml",
+        "--plot",
+        f.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(&f).unwrap();
+    assert!(svg.contains("lock wait (n = 2)"), "two acquisitions");
+    assert!(svg.contains("lock hold (n = 2)"), "two holds");
+    std::fs::remove_file(&f).unwrap();
+}
+
+#[test]
 fn sweep_plot_draws_a_panel_per_counter_against_the_varied_key() {
     let f = std::env::temp_dir().join(format!("slicesim-plot-sweep-{}.svg", std::process::id()));
     let o = slicesim(&[
