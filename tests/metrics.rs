@@ -231,6 +231,8 @@ fn lock_markers_by_hand() {
     //   section 2: cs_enter 11054, cs_exit 13054, nothing in between
     //   section 3: attempt = acquired 18054; switch T0 -> T1 at 20300 (runnable);
     //              back at 26900 with 1054 ns of burn left: released 27954
+    //   section 4: cs_enter 29954, sleeps (switch T0 -> idle, wakeup 34954), exit 35754
+    //   section 5: cs_enter 35754, then the program ends: open
     let w = &m.lock_wait;
     assert_eq!((w.count, w.min, w.p50, w.max), (2, 0, 0, 1001));
     let h = &m.lock_hold;
@@ -246,15 +248,16 @@ fn lock_markers_by_hand() {
             cs.no_grant_needed,
             cs.open
         ),
-        (3, 1, 0, 1, 1, 0)
+        (4, 1, 1, 1, 1, 1)
     );
-    assert_eq!(cs.preempted_pct, 100.0 / 3.0);
-    assert_eq!(cs.grant_covered_pct, 100.0 / 3.0);
+    assert_eq!(cs.preempted_pct, 25.0);
+    assert_eq!(cs.blocked_pct, 25.0);
+    assert_eq!(cs.grant_covered_pct, 25.0);
     let csv = metrics::render(MetricsFormat::Csv, &m);
     assert!(csv.contains("\nlock_hold_ns,max,9900\n"), "{csv}");
     assert!(csv.contains("\ncritical_sections,preempted,1\n"), "{csv}");
     assert!(
-        csv.contains("\ncritical_sections,preempted_pct,33.33\n"),
+        csv.contains("\ncritical_sections,preempted_pct,25.00\n"),
         "{csv}"
     );
 }
