@@ -209,6 +209,7 @@ fn run_metrics_on_the_command_line() {
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("13 of 13 expectations held"), "{s}");
     assert!(s.contains("grant ends: revoke R2=2 yield=1"), "{s}");
+    assert!(s.contains("critical sections: none marked"), "{s}");
     assert_eq!(cli("xml").status.code(), Some(2));
     let stats = std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
         .args([

@@ -152,18 +152,22 @@ fn table(m: &Metrics) -> String {
     );
     let _ = writeln!(o, "  grants wasted (expired): {}", m.grants_wasted);
     let cs = &m.critical_sections;
-    let kinds: Vec<String> = cs
-        .named()
-        .iter()
-        .map(|(name, n, pct)| format!("{name} {n} ({pct:.1}%)"))
-        .collect();
-    let _ = writeln!(
-        o,
-        "  critical sections: {} closed: {}; {} open",
-        cs.total,
-        kinds.join(", "),
-        cs.open
-    );
+    if cs.total + cs.open == 0 {
+        let _ = writeln!(o, "  critical sections: none marked");
+    } else {
+        let kinds: Vec<String> = cs
+            .named()
+            .iter()
+            .map(|(name, n, pct)| format!("{name} {n} ({pct:.1}%)"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  critical sections: {} closed: {}; {} open",
+            cs.total,
+            kinds.join(", "),
+            cs.open
+        );
+    }
     for c in &m.cpus {
         let _ = writeln!(
             o,
