@@ -184,6 +184,7 @@ fn sentence(r: &LogRecord, cx: &Ctx) -> Option<String> {
             what.name()
         ),
         LogKind::ExitToUser | LogKind::IdsUpdate { .. } | LogKind::UserLoad { .. } => return None,
+        LogKind::Mark(m) => format!("marks {m} (a measurement point of the program; no time passes)"),
     })
 }
 

@@ -19,7 +19,8 @@ const COLORS: [RGBColor; 6] = [
 ];
 
 /// A run's metrics as one SVG: slice durations (whole µs, plus the EXPIRED bucket, summed
-/// over tasks) above the percentiles of grant length, request-to-grant and wakeup-to-run.
+/// over tasks) above the percentiles of grant length, request-to-grant, wakeup-to-run and
+/// (where the program marks its lock) lock wait and hold.
 pub fn metrics_svg(m: &Metrics, title: &str) -> DrawResult<String> {
     let mut svg = String::new();
     {
@@ -81,10 +82,12 @@ pub fn metrics_svg(m: &Metrics, title: &str) -> DrawResult<String> {
         )))?;
 
         // Percentiles.
-        let series: [(&str, &Summary); 3] = [
+        let series: [(&str, &Summary); 5] = [
             ("grant length", &m.grant_length),
             ("request to grant", &m.request_to_grant),
             ("wakeup to run", &m.wakeup_to_run),
+            ("lock wait", &m.lock_wait),
+            ("lock hold", &m.lock_hold),
         ];
         let labels = ["p50", "p90", "p99", "p99.9", "max"];
         let at = |s: &Summary| [s.p50, s.p90, s.p99, s.p99_9, s.max];
@@ -111,7 +114,7 @@ pub fn metrics_svg(m: &Metrics, title: &str) -> DrawResult<String> {
             if s.count == 0 {
                 continue;
             }
-            let color = COLORS[i + 2];
+            let color = COLORS[(i + 2) % COLORS.len()];
             chart
                 .draw_series(LineSeries::new(
                     at(s).into_iter().map(|v| v.max(1)).enumerate(),

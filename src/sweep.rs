@@ -12,7 +12,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{self, CheckOutcome, ScenarioError};
+use crate::metrics::Metrics;
+use crate::scenario::{self, CheckOutcome, RunResult, ScenarioError};
 
 /// One `--vary key=v1,v2,...`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +45,10 @@ impl Vary {
     }
 }
 
-/// The numbers one run reports.
-pub const METRICS: [&str; 7] = [
+/// The numbers one run reports: the `rseq/stats` counters, failed expectations, engine
+/// events, then the log metrics of `docs/metrics.md` (distributions as percentiles in ns,
+/// critical sections as counts).
+pub const METRICS: [&str; 20] = [
     "granted",
     "expired",
     "revoked",
@@ -53,7 +56,53 @@ pub const METRICS: [&str; 7] = [
     "aborted",
     "checks_failed",
     "events",
+    "grant_length_ns_p50",
+    "grant_length_ns_p99",
+    "request_to_grant_ns_p99",
+    "wakeup_to_run_ns_p99",
+    "lock_wait_ns_p50",
+    "lock_wait_ns_p99",
+    "lock_hold_ns_p50",
+    "lock_hold_ns_p99",
+    "cs_total",
+    "cs_preempted",
+    "cs_grant_covered",
+    "cs_no_grant_needed",
+    "grants_wasted",
 ];
+
+/// One run's row values, in [`METRICS`] order.
+fn row_metrics(r: &RunResult, m: &Metrics) -> Vec<u64> {
+    let st = r.sim.stats();
+    let failed = r
+        .checks
+        .iter()
+        .filter(|c| c.outcome != CheckOutcome::Pass)
+        .count() as u64;
+    let cs = &m.critical_sections;
+    vec![
+        st.granted,
+        st.expired,
+        st.revoked,
+        st.yielded,
+        st.aborted,
+        failed,
+        r.sim.events_processed(),
+        m.grant_length.p50,
+        m.grant_length.p99,
+        m.request_to_grant.p99,
+        m.wakeup_to_run.p99,
+        m.lock_wait.p50,
+        m.lock_wait.p99,
+        m.lock_hold.p50,
+        m.lock_hold.p99,
+        cs.total,
+        cs.preempted,
+        cs.grant_covered,
+        cs.no_grant_needed,
+        m.grants_wasted,
+    ]
+}
 
 /// One finished run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,19 +203,18 @@ pub fn run(
                 let w = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&i) = mine.get(w) else { break };
                 let (vals, seed) = &all[i];
-                let r = match scenario::run_lean(&loaded[w], Some(*seed)) {
+                // The log metrics need the event log; the run is the same without it.
+                let r = match scenario::run(&loaded[w], Some(*seed), None) {
                     Ok(r) => r,
                     Err(e) => {
                         first_err.lock().expect("lock").get_or_insert(e);
                         break;
                     }
                 };
-                let st = r.sim.stats();
-                let failed = r
-                    .checks
-                    .iter()
-                    .filter(|c| c.outcome != CheckOutcome::Pass)
-                    .count() as u64;
+                let m = Metrics::compute(&r.sim).expect("scenario runs keep the log");
+                let metrics = row_metrics(&r, &m);
+                // Free the log before the next run: a 5 s run's log is hundreds of MB.
+                drop(r);
                 let row = Row {
                     run: i,
                     values: vary
@@ -175,15 +223,7 @@ pub fn run(
                         .map(|(v, &j)| v.values[j].clone())
                         .collect(),
                     seed: *seed,
-                    metrics: vec![
-                        st.granted,
-                        st.expired,
-                        st.revoked,
-                        st.yielded,
-                        st.aborted,
-                        failed,
-                        r.sim.events_processed(),
-                    ],
+                    metrics,
                 };
                 rows.lock().expect("lock").push(row);
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, mine.len());
@@ -216,6 +256,14 @@ pub fn merge(parts: Vec<Sweep>) -> Result<Sweep, String> {
             ));
         }
         all.rows.extend(p.rows);
+    }
+    if let Some(r) = all.rows.iter().find(|r| r.metrics.len() != METRICS.len()) {
+        return Err(format!(
+            "run {} has {} metrics, this slicesim writes {}: shards of another version",
+            r.run,
+            r.metrics.len(),
+            METRICS.len()
+        ));
     }
     all.rows.sort_by_key(|r| r.run);
     all.rows.dedup_by_key(|r| r.run);
@@ -342,12 +390,32 @@ mod tests {
     }
 
     #[test]
+    fn merge_refuses_rows_of_another_version() {
+        let sweep = |metrics: usize| Sweep {
+            scenario: "s.toml".into(),
+            vary: vec![],
+            seeds: 1,
+            total_runs: 1,
+            rows: vec![Row {
+                run: 0,
+                values: vec![],
+                seed: 0,
+                metrics: vec![0; metrics],
+            }],
+        };
+        assert!(merge(vec![sweep(METRICS.len())]).is_ok());
+        // A shard written before the log metrics existed had 7 columns.
+        let e = merge(vec![sweep(7)]).unwrap_err();
+        assert!(e.contains("shards of another version"), "{e}");
+    }
+
+    #[test]
     fn welch_t_matches_a_hand_computation() {
         let row = |g: u64| Row {
             run: 0,
             values: vec![],
             seed: 0,
-            metrics: vec![g, 0, 0, 0, 0, 0, 0],
+            metrics: [vec![g], vec![0; METRICS.len() - 1]].concat(),
         };
         let a: Vec<Row> = [10, 12, 14].into_iter().map(row).collect(); // mean 12, var 4
         let b: Vec<Row> = [20, 22, 24].into_iter().map(row).collect(); // mean 22, var 4
@@ -434,7 +502,7 @@ pub fn compare(a: &[Row], b: &[Row]) -> Vec<Comparison> {
 /// The comparison as an aligned table.
 pub fn compare_table(a: &str, b: &str, rows: &[Comparison]) -> String {
     let mut out = format!(
-        "A = {a}\nB = {b}\n{:<14} {:>14} {:>14} {:>10} {:>9}  significant (95%)\n",
+        "A = {a}\nB = {b}\n{:<24} {:>14} {:>14} {:>10} {:>9}  significant (95%)\n",
         "metric", "mean A", "mean B", "B-A %", "t"
     );
     for c in rows {
@@ -449,7 +517,7 @@ pub fn compare_table(a: &str, b: &str, rows: &[Comparison]) -> String {
             format!("{:.2}", c.t)
         };
         out.push_str(&format!(
-            "{:<14} {:>14.3} {:>14.3} {:>10} {:>9}  {}\n",
+            "{:<24} {:>14.3} {:>14.3} {:>10} {:>9}  {}\n",
             c.metric,
             c.mean_a,
             c.mean_b,

@@ -209,6 +209,7 @@ fn run_metrics_on_the_command_line() {
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("13 of 13 expectations held"), "{s}");
     assert!(s.contains("grant ends: revoke R2=2 yield=1"), "{s}");
+    assert!(s.contains("critical sections: none marked"), "{s}");
     assert_eq!(cli("xml").status.code(), Some(2));
     let stats = std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
         .args([
@@ -221,4 +222,175 @@ fn run_metrics_on_the_command_line() {
         .output()
         .unwrap();
     assert_eq!(stats.status.code(), Some(2));
+}
+
+#[test]
+fn lock_markers_by_hand() {
+    let m = Metrics::compute(&run("scenarios/workloads/lock-markers-by-hand.toml", None)).unwrap();
+    // From the log (ns), as the scenario's comment explains:
+    //   section 1: lock_attempt 1600, lock_acquired 2601, grant 3300, lock_released 5901
+    //   section 2: cs_enter 11054, cs_exit 13054, nothing in between
+    //   section 3: attempt = acquired 18054; switch T0 -> T1 at 20300 (runnable);
+    //              back at 26900 with 1054 ns of burn left: released 27954
+    //   section 4: cs_enter 29954, sleeps (switch T0 -> idle, wakeup 34954), exit 35754
+    //   section 5: cs_enter 35754, then the program ends: open
+    let w = &m.lock_wait;
+    assert_eq!((w.count, w.min, w.p50, w.max), (2, 0, 0, 1001));
+    let h = &m.lock_hold;
+    assert_eq!((h.count, h.min, h.p50, h.max), (2, 3300, 3300, 9900));
+    assert_eq!(h.mean, (3300.0 + 9900.0) / 2.0);
+    let cs = &m.critical_sections;
+    assert_eq!(
+        (
+            cs.total,
+            cs.preempted,
+            cs.blocked,
+            cs.grant_covered,
+            cs.no_grant_needed,
+            cs.open
+        ),
+        (4, 1, 1, 1, 1, 1)
+    );
+    assert_eq!(cs.preempted_pct, 25.0);
+    assert_eq!(cs.blocked_pct, 25.0);
+    assert_eq!(cs.grant_covered_pct, 25.0);
+    let csv = metrics::render(MetricsFormat::Csv, &m);
+    assert!(csv.contains("\nlock_hold_ns,max,9900\n"), "{csv}");
+    assert!(csv.contains("\ncritical_sections,preempted,1\n"), "{csv}");
+    assert!(
+        csv.contains("\ncritical_sections,preempted_pct,25.00\n"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn the_extension_keeps_lock_holders_from_being_preempted() {
+    // The same spin lock workload, same seed, with and without the extension.
+    for seed in [7, 8] {
+        let sim = run("scenarios/workloads/spinlock-ext.toml", Some(seed));
+        let on = Metrics::compute(&sim).unwrap();
+        // One wait and one hold per acquisition the threads counted themselves.
+        let acquisitions: i64 = sim
+            .tasks()
+            .iter()
+            .flat_map(|t| &t.counters)
+            .filter(|(name, _)| *name == "acquisitions")
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(on.lock_hold.count as i64, acquisitions, "seed {seed}");
+        assert_eq!(on.lock_wait.count, on.lock_hold.count, "seed {seed}");
+        let off =
+            Metrics::compute(&run("scenarios/workloads/spinlock-noext.toml", Some(seed))).unwrap();
+        let (a, b) = (&on.critical_sections, &off.critical_sections);
+        assert!(
+            b.preempted > a.preempted,
+            "seed {seed}: preempted inside the lock: ext {a:?} vs no ext {b:?}"
+        );
+        assert!(a.grant_covered > 0 && b.grant_covered == 0, "seed {seed}");
+        // Every acquisition is one hold and one critical section.
+        assert_eq!(on.lock_hold.count, a.total + a.open);
+        assert_eq!(off.lock_hold.count, b.total + b.open);
+        // A preempted holder keeps the lock for a whole time slice or more.
+        assert!(off.lock_hold.max > 100 * on.lock_hold.p50, "seed {seed}");
+    }
+}
+
+#[test]
+fn markers_change_neither_the_run_nor_the_metrics() {
+    // Markers only reach the log: with the log off the spin lock run is the same run.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let l = scenario::load(&root.join("scenarios/workloads/spinlock-noext.toml"), &[]).unwrap();
+    let on = scenario::build_with(&l, None, None, true).unwrap();
+    let off = scenario::build_with(&l, None, None, false).unwrap();
+    let (mut on, mut off) = (on.sim, off.sim);
+    on.run_until(5_000_000);
+    off.run_until(5_000_000);
+    assert!(on
+        .log()
+        .iter()
+        .any(|r| matches!(r.kind, rseq_sim::LogKind::Mark(_))));
+    assert_eq!(on.stats(), off.stats());
+    assert_eq!(on.events_processed(), off.events_processed());
+    for (a, b) in on.tasks().iter().zip(off.tasks()) {
+        assert_eq!(a.counters, b.counters, "task {}", a.name);
+    }
+    for (a, b) in on.cpus().iter().zip(off.cpus()) {
+        assert_eq!(a.busy_ns, b.busy_ns);
+    }
+    // The log is in time order, markers included.
+    assert!(on.log().windows(2).all(|w| w[0].time <= w[1].time));
+    // Writing a trace does not change the metrics either.
+    let cli = |trace: bool| {
+        let mut args = vec![
+            "run",
+            "scenarios/workloads/spinlock-ext.toml",
+            "--metrics",
+            "json",
+        ];
+        let path =
+            std::env::temp_dir().join(format!("slicesim-marks-{}.jsonl", std::process::id()));
+        let path = path.to_str().unwrap().to_string();
+        if trace {
+            args.extend(["--trace", &path]);
+        }
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        // `--trace` adds its own "trace: N events in FILE" line after the JSON.
+        let out = String::from_utf8(o.stdout).unwrap();
+        out.lines()
+            .filter(|l| !l.starts_with("trace: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (with, without) = (cli(true), cli(false));
+    let json: serde_json::Value = serde_json::from_str(&with).unwrap();
+    assert!(json["lock_hold"]["count"].as_u64().unwrap() > 250);
+    assert_eq!(with, without);
+}
+
+#[test]
+fn lock_markers_show_mutual_exclusion_across_cpus() {
+    // Two CPUs run ahead of the engine's clock independently; in the log (time order) the
+    // holds of the four threads never overlap, and every thread's markers come in
+    // protocol order.
+    let sim = run("scenarios/workloads/spinlock-ext.toml", Some(3));
+    let mut holder: Option<u32> = None;
+    let mut last: BTreeMap<u32, rseq_abi::Marker> = BTreeMap::new();
+    let mut holds = 0;
+    for r in sim.log() {
+        let (rseq_sim::LogKind::Mark(m), Some(t)) = (&r.kind, r.task) else {
+            continue;
+        };
+        use rseq_abi::Marker::*;
+        let prev = last.insert(t, *m);
+        let expected_prev = match m {
+            LockAttempt(_) => vec![None, Some(LockReleased(SharedWord(0)))],
+            LockAcquired(_) => vec![Some(LockAttempt(SharedWord(0)))],
+            CsEnter => vec![Some(LockAcquired(SharedWord(0)))],
+            CsExit => vec![Some(CsEnter)],
+            LockReleased(_) => vec![Some(CsExit)],
+        };
+        assert!(
+            expected_prev.contains(&prev),
+            "T{t} {m} after {prev:?} at {}",
+            r.time
+        );
+        match m {
+            LockAcquired(_) => {
+                assert_eq!(holder, None, "T{t} acquires at {} while held", r.time);
+                holder = Some(t);
+            }
+            LockReleased(_) => {
+                assert_eq!(holder, Some(t), "T{t} releases at {}", r.time);
+                holder = None;
+                holds += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(holds > 250, "{holds}");
 }

@@ -10,17 +10,19 @@ fn slicesim(args: &[&str]) -> std::process::Output {
         .expect("run slicesim")
 }
 
-#[test]
-fn run_plot_draws_the_slice_histogram_and_percentiles() {
-    let f = std::env::temp_dir().join(format!("slicesim-plot-run-{}.svg", std::process::id()));
-    let o = slicesim(&[
-        "run",
-        "scenarios/grant-revoke-race.toml",
-        "--plot",
-        f.to_str().unwrap(),
-    ]);
+/// `slicesim run SCENARIO --plot FILE`: the SVG it wrote.
+fn run_plot(scenario: &str, tag: &str) -> String {
+    let f = std::env::temp_dir().join(format!("slicesim-plot-{tag}-{}.svg", std::process::id()));
+    let o = slicesim(&["run", scenario, "--plot", f.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let svg = std::fs::read_to_string(&f).unwrap();
+    std::fs::remove_file(&f).unwrap();
+    svg
+}
+
+#[test]
+fn run_plot_draws_the_slice_histogram_and_percentiles() {
+    let svg = run_plot("scenarios/grant-revoke-race.toml", "run");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("scenario grant-revoke-race"));
     assert!(
@@ -31,7 +33,13 @@ fn run_plot_draws_the_slice_histogram_and_percentiles() {
         svg.lines().any(|l| l.trim() == "EXP"),
         "the EXPIRED bucket is labelled"
     );
-    std::fs::remove_file(&f).unwrap();
+}
+
+#[test]
+fn run_plot_draws_lock_wait_and_hold_where_the_program_marks_them() {
+    let svg = run_plot("scenarios/workloads/lock-markers-by-hand.toml", "lock");
+    assert!(svg.contains("lock wait (n = 2)"), "two acquisitions");
+    assert!(svg.contains("lock hold (n = 2)"), "two holds");
 }
 
 #[test]

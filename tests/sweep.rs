@@ -136,4 +136,72 @@ fn compare_shows_the_extension_cutting_grants_to_zero() {
         granted.contains("-100.0") && granted.ends_with("yes"),
         "{s}"
     );
+    // The log metrics are compared too: without the extension more lock holders are
+    // preempted inside their critical section.
+    let preempted: Vec<f64> = s
+        .lines()
+        .find(|l| l.starts_with("cs_preempted "))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .take(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(preempted[1] > preempted[0], "{s}");
+}
+
+#[test]
+fn sweep_rows_carry_the_run_metrics() {
+    let d = tmp("metrics");
+    let p = d.join("one");
+    let o = slicesim(&[
+        "sweep",
+        SCEN,
+        "--vary",
+        "machine.slice_ext_nsec=20000",
+        "--seeds",
+        "2",
+        "--out",
+        p.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let runs = String::from_utf8(files(&p)[0].clone()).unwrap();
+    let mut lines = runs.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.nth(1).unwrap().split(',').collect(); // run 1 = seed 1
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    // The same run on its own, with `run --metrics json`.
+    let o = slicesim(&[
+        "run",
+        SCEN,
+        "--set",
+        "machine.slice_ext_nsec=20000",
+        "--set",
+        "scenario.seed=1",
+        "--metrics",
+        "json",
+    ]);
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (column, json) in [
+        ("grant_length_ns_p50", &m["grant_length"]["p50"]),
+        ("grant_length_ns_p99", &m["grant_length"]["p99"]),
+        ("request_to_grant_ns_p99", &m["request_to_grant"]["p99"]),
+        ("wakeup_to_run_ns_p99", &m["wakeup_to_run"]["p99"]),
+        ("lock_wait_ns_p50", &m["lock_wait"]["p50"]),
+        ("lock_wait_ns_p99", &m["lock_wait"]["p99"]),
+        ("lock_hold_ns_p50", &m["lock_hold"]["p50"]),
+        ("lock_hold_ns_p99", &m["lock_hold"]["p99"]),
+        ("cs_total", &m["critical_sections"]["total"]),
+        ("cs_preempted", &m["critical_sections"]["preempted"]),
+        ("cs_grant_covered", &m["critical_sections"]["grant_covered"]),
+        (
+            "cs_no_grant_needed",
+            &m["critical_sections"]["no_grant_needed"],
+        ),
+        ("grants_wasted", &m["grants_wasted"]),
+    ] {
+        assert_eq!(col(column), json.to_string(), "{column}\n{runs}");
+    }
+    assert!(col("lock_hold_ns_p50").parse::<u64>().unwrap() >= 2000);
+    std::fs::remove_dir_all(&d).unwrap();
 }

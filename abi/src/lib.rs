@@ -25,5 +25,5 @@ pub mod programs;
 pub mod protocol;
 
 pub use ctrl::{CtrlWord, Endian, Revision};
-pub use platform::{CpuSet, Errno, Platform, SharedWord, SysResult, Syscall};
+pub use platform::{CpuSet, Errno, Marker, Platform, SharedWord, SysResult, Syscall};
 pub use protocol::{EnableMode, SliceExt, SliceOutcome};

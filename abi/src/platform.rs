@@ -64,6 +64,59 @@ pub type SysResult = Result<i64, Errno>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SharedWord(pub u32);
 
+/// A point in a user program that a measurement cares about and the kernel never sees:
+/// where a thread starts waiting for a lock, takes it, drops it, and where a critical
+/// section (code it does not want to be preempted in) starts and ends.
+///
+/// Programs report them with [`Platform::mark`]. They cost nothing: the real kernel
+/// backend ignores them, and the simulator only writes them to its event log, at the
+/// thread's current time, without any simulated time passing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Marker {
+    /// The thread starts trying to take `lock` (its wait starts).
+    LockAttempt(SharedWord),
+    /// The thread now holds `lock` (its wait ends, its hold starts).
+    LockAcquired(SharedWord),
+    /// The thread dropped `lock` (its hold ends).
+    LockReleased(SharedWord),
+    /// A critical section starts.
+    CsEnter,
+    /// The critical section ends.
+    CsExit,
+}
+
+impl Marker {
+    /// The marker's name: `lock_attempt`, `lock_acquired`, `lock_released`, `cs_enter`,
+    /// `cs_exit` (what the event log and the script step `mark` use).
+    pub fn name(self) -> &'static str {
+        match self {
+            Marker::LockAttempt(_) => "lock_attempt",
+            Marker::LockAcquired(_) => "lock_acquired",
+            Marker::LockReleased(_) => "lock_released",
+            Marker::CsEnter => "cs_enter",
+            Marker::CsExit => "cs_exit",
+        }
+    }
+
+    /// The lock word a lock marker names (`None` for the critical-section markers).
+    pub fn lock(self) -> Option<SharedWord> {
+        match self {
+            Marker::LockAttempt(w) | Marker::LockAcquired(w) | Marker::LockReleased(w) => Some(w),
+            Marker::CsEnter | Marker::CsExit => None,
+        }
+    }
+}
+
+impl core::fmt::Display for Marker {
+    /// `lock_acquired w0`, `cs_enter`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.lock() {
+            Some(w) => write!(f, "{} w{}", self.name(), w.0),
+            None => f.write_str(self.name()),
+        }
+    }
+}
+
 /// A CPU affinity mask of up to 1024 CPUs (the kernel's `CPU_SETSIZE`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CpuSet {
@@ -310,4 +363,9 @@ pub trait Platform {
     fn shared_cas(&mut self, word: SharedWord, old: u32, new: u32) -> Result<u32, u32>;
     /// Atomically add to a shared word, returning the previous value.
     fn shared_fetch_add(&mut self, word: SharedWord, val: u32) -> u32;
+
+    /// Report a [`Marker`] for measurements (lock hold and wait times, preempted critical
+    /// sections). It must not change what the program does or how long it takes: the
+    /// default, and the real kernel backend, do nothing.
+    fn mark(&mut self, _marker: Marker) {}
 }

@@ -10,13 +10,17 @@
 //! nothing can interleave before then, so the result is identical and a busy-wait loop
 //! costs no engine round trips. Panics in user code are caught here and reported as the
 //! task's fault.
+//!
+//! Markers (`Platform::mark`) are kept here with the thread's local time and handed to
+//! the engine with the next request (or the program's end), never with a round trip of
+//! their own: reporting them changes neither the schedule nor the event count.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use rseq_abi::programs::Counters;
-use rseq_abi::{CpuSet, Errno, Platform, Revision, SharedWord, SysResult, Syscall};
+use rseq_abi::{CpuSet, Errno, Marker, Platform, Revision, SharedWord, SysResult, Syscall};
 
 /// A program a simulated thread runs: generic user code instantiated for [`SimPlatform`].
 pub type SimProgram = Box<dyn for<'y> FnOnce(&mut SimPlatform<'y>) -> Counters>;
@@ -59,10 +63,15 @@ pub(crate) enum SharedOp {
     FetchAdd(SharedWord, u32),
 }
 
-/// A request from a user thread: "at local time `at`, perform `op`".
+/// Markers a thread reported since its last request, with their local times.
+pub(crate) type Marks = Vec<(u64, Marker)>;
+
+/// A request from a user thread: "at local time `at`, perform `op`", and the markers it
+/// reported on the way (all at or before `at`).
 pub(crate) struct Request {
     pub at: u64,
     pub op: Op,
+    pub marks: Marks,
 }
 
 /// The result the engine hands back.
@@ -105,6 +114,8 @@ pub(crate) struct ThreadInfo {
     pub rseq_addr: u64,
     pub rseq_len: u32,
     pub costs: Costs,
+    /// Keep markers (only when the engine keeps its log: otherwise they are dropped at once).
+    pub log_marks: bool,
 }
 
 /// The simulator's [`Platform`]: what a user program sees inside a simulation.
@@ -115,11 +126,16 @@ pub struct SimPlatform<'y> {
     synced: u64,
     horizon: u64,
     info: ThreadInfo,
+    marks: Marks,
 }
 
 impl<'y> SimPlatform<'y> {
     fn call(&mut self, op: Op) -> Value {
-        let r = self.yielder.suspend(Request { at: self.now, op });
+        let r = self.yielder.suspend(Request {
+            at: self.now,
+            op,
+            marks: std::mem::take(&mut self.marks),
+        });
         self.now = r.now;
         self.synced = r.now;
         self.horizon = r.horizon;
@@ -310,9 +326,15 @@ impl Platform for SimPlatform<'_> {
             v => unreachable!("fetch_add answered {v:?}"),
         }
     }
+
+    fn mark(&mut self, marker: Marker) {
+        if self.info.log_marks {
+            self.marks.push((self.now, marker));
+        }
+    }
 }
 
-type Co = Coroutine<Resume, Request, Finished, DefaultStack>;
+type Co = Coroutine<Resume, Request, (Finished, Marks), DefaultStack>;
 
 /// A user thread: its coroutine, or nothing once it finished.
 pub(crate) struct UserThread {
@@ -322,7 +344,8 @@ pub(crate) struct UserThread {
 /// What resuming a thread produced.
 pub(crate) enum Step {
     Request(Request),
-    Finished(Finished),
+    /// The program ended, with the markers it reported after its last request.
+    Finished(Finished, Marks),
 }
 
 impl UserThread {
@@ -346,8 +369,9 @@ impl UserThread {
                     synced: first.now,
                     horizon: first.horizon,
                     info,
+                    marks: Marks::new(),
                 };
-                match catch_unwind(AssertUnwindSafe(|| program(&mut p))) {
+                let how = match catch_unwind(AssertUnwindSafe(|| program(&mut p))) {
                     Ok(counters) => {
                         // Time burnt locally after the last round trip is real CPU time:
                         // the exit happens when it ends, and an interrupt may still cut it.
@@ -357,7 +381,8 @@ impl UserThread {
                         Finished::Returned(counters)
                     }
                     Err(payload) => Finished::Panicked(panic_message(payload.as_ref())),
-                }
+                };
+                (how, p.marks)
             },
         );
         Ok(Self { co })
@@ -367,7 +392,7 @@ impl UserThread {
     pub fn resume(&mut self, r: Resume) -> Step {
         match self.co.resume(r) {
             CoroutineResult::Yield(req) => Step::Request(req),
-            CoroutineResult::Return(f) => Step::Finished(f),
+            CoroutineResult::Return((f, marks)) => Step::Finished(f, marks),
         }
     }
 

@@ -77,6 +77,7 @@ impl Simulation {
         let t = &mut self.tasks[tid as usize];
         t.rseq.user_irq = true;
         t.pending_remaining = t.pending_at.saturating_sub(now);
+        self.marks.cut(tid, now);
     }
 
     fn irq_handler(&mut self, cpu: u32, kind: IrqKind, task: u32) {

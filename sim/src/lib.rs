@@ -17,6 +17,7 @@ pub mod cpu;
 mod entry;
 pub mod event;
 pub mod irq;
+mod marks;
 mod queue;
 mod rseq;
 mod sched;

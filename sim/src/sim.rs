@@ -21,6 +21,7 @@ use crate::coro::{
 use crate::cpu::{Cpu, CpuMode, SliceStats};
 use crate::event::{Event, IrqKind};
 use crate::irq::IrqSource;
+use crate::marks::PendingMarks;
 use crate::queue::EventQueue;
 use crate::task::*;
 use crate::trace::{LogKind, LogRecord};
@@ -106,6 +107,8 @@ pub struct Simulation {
     pub(crate) futex: BTreeMap<u32, VecDeque<u32>>,
     pub(crate) membarrier_registered: BTreeMap<u32, bool>,
     pub(crate) log: Vec<LogRecord>,
+    /// User markers waiting for the clock to reach them (log on only).
+    pub(crate) marks: PendingMarks,
     pub(crate) stack_pool: Vec<DefaultStack>,
     pub(crate) sources: Vec<IrqSource>,
     pub(crate) slice_ext_nsec: u32,
@@ -142,6 +145,7 @@ impl Simulation {
             futex: BTreeMap::new(),
             membarrier_registered: BTreeMap::new(),
             log,
+            marks: PendingMarks::default(),
             stack_pool: Vec::new(),
             sources: Vec::new(),
             slice_ext_nsec,
@@ -384,11 +388,14 @@ impl Simulation {
             self.now = time;
             self.events += 1;
             self.dispatch(ev);
+            // `stop` may read the log: the markers the clock has reached are in it.
+            self.flush_marks();
             if stop(self) {
                 return true;
             }
         }
         self.now = self.now.max(end);
+        self.flush_marks();
         false
     }
 
@@ -400,6 +407,7 @@ impl Simulation {
                 self.now = time;
                 self.events += 1;
                 self.dispatch(ev);
+                self.flush_marks();
                 true
             }
             None => false,
@@ -433,6 +441,7 @@ impl Simulation {
 
     pub(crate) fn emit(&mut self, cpu: u32, task: Option<u32>, kind: LogKind) {
         if self.cfg.log {
+            self.flush_marks();
             tracing::trace!(time = self.now, cpu, task, "{kind}");
             self.log.push(LogRecord {
                 time: self.now,
@@ -440,6 +449,15 @@ impl Simulation {
                 task,
                 kind,
             });
+        }
+    }
+
+    /// Log the user markers the clock has reached (at or before now), before any record of
+    /// a later decision.
+    pub(crate) fn flush_marks(&mut self) {
+        while let Some(r) = self.marks.pop_due(self.now) {
+            tracing::trace!(time = r.time, cpu = r.cpu, task = r.task, "{}", r.kind);
+            self.log.push(r);
         }
     }
 
@@ -526,7 +544,7 @@ impl Simulation {
                 horizon: self.local_horizon(cpu, horizon),
                 val,
             };
-            let step = {
+            let mut step = {
                 if first && self.threads[tid as usize].is_none() && !self.create_thread(tid) {
                     return;
                 }
@@ -535,13 +553,20 @@ impl Simulation {
                     .expect("task without thread");
                 th.resume(resume)
             };
+            let marks = match &mut step {
+                Step::Request(req) => std::mem::take(&mut req.marks),
+                Step::Finished(_, marks) => std::mem::take(marks),
+            };
+            if !marks.is_empty() {
+                self.marks.add(cpu, tid, marks);
+            }
             match step {
-                Step::Finished(Finished::Returned(counters)) => {
+                Step::Finished(Finished::Returned(counters), _) => {
                     self.tasks[tid as usize].counters = counters;
                     self.user_exit(cpu, tid, TaskExit::Exited);
                     return;
                 }
-                Step::Finished(Finished::Panicked(msg)) => {
+                Step::Finished(Finished::Panicked(msg), _) => {
                     self.user_exit(cpu, tid, TaskExit::Panicked(msg));
                     return;
                 }
@@ -731,6 +756,7 @@ impl Simulation {
                 mem_access_ns: self.cfg.mem_access_ns,
                 shared_access_ns: self.cfg.shared_access_ns,
             },
+            log_marks: self.cfg.log,
         };
         let program = t.program.take().expect("thread already created");
         if self.live_threads >= self.cfg.max_threads {
@@ -874,6 +900,7 @@ impl Simulation {
             Ret::Start => self.run_user(cpu, tid, true, Value::None),
             Ret::Value(v) => self.run_user(cpu, tid, false, v),
             Ret::Continue => {
+                self.marks.resume(cpu, tid, self.now);
                 let t = &mut self.tasks[tid as usize];
                 let at = self.now + t.pending_remaining;
                 t.pending_at = at;
@@ -920,6 +947,7 @@ impl Simulation {
             q.retain(|&w| w != tid);
         }
         self.emit(cpu, Some(tid), LogKind::TaskExit { status });
+        self.marks.forget(tid);
     }
 
     /// Tear down `tid`'s coroutine (if any) and keep its stack for reuse.

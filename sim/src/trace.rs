@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use rseq_abi::{CtrlWord, SysResult};
+use rseq_abi::{CtrlWord, Marker, SysResult};
 
 use crate::event::IrqKind;
 
@@ -252,6 +252,9 @@ pub enum LogKind {
         /// Index of the injection point.
         point: u32,
     },
+    /// The program reported a [`Marker`] (`Platform::mark`) at this time (only with the
+    /// log on; it takes no simulated time).
+    Mark(Marker),
 }
 
 /// One entry of the event log.
@@ -342,6 +345,7 @@ impl fmt::Display for LogKind {
             },
             UserStore { off, after } => write!(f, "user_store @{off} [{after}]"),
             UserLoad { off, val } => write!(f, "user_load @{off} = {val:#x}"),
+            Mark(m) => write!(f, "mark {m}"),
         }
     }
 }

@@ -151,6 +151,10 @@ enum Kind<'a> {
         what: &'static str,
         point: u32,
     },
+    Mark {
+        marker: &'static str,
+        lock: Option<u32>,
+    },
 }
 
 pub(crate) fn render(input: &TraceInput<'_>) -> Result<Vec<u8>, ExportError> {
@@ -290,6 +294,10 @@ fn line(r: &LogRecord) -> Line<'_> {
         LogKind::Injected { what, point } => Kind::Injected {
             what: what.name(),
             point: *point,
+        },
+        LogKind::Mark(m) => Kind::Mark {
+            marker: m.name(),
+            lock: m.lock().map(|w| w.0),
         },
     };
     Line {

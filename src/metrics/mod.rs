@@ -1,6 +1,8 @@
 //! Metrics of one finished run, computed from its event log: how long grants last, how they
 //! end, how long a request waits for its grant, what wakeup-to-run latency every task pays,
-//! how busy each CPU was, and the kernel's `rseq-slice-hist.py` view of slice durations.
+//! how busy each CPU was, the kernel's `rseq-slice-hist.py` view of slice durations, and,
+//! from the markers programs report, lock hold and wait times and how many critical
+//! sections were preempted (`locks`).
 //!
 //! Everything here is a pure function of a finished [`Simulation`] (its log, tasks and
 //! CPUs) and reuses the log views the trace exporters share (grant windows, timer spans,
@@ -8,6 +10,7 @@
 //! kept with `SimConfig::log` on (scenario runs always keep it); logging never changes the
 //! simulation itself. `docs/metrics.md` defines every metric exactly.
 
+mod locks;
 mod render;
 
 use std::collections::BTreeMap;
@@ -18,7 +21,9 @@ use serde::Serialize;
 
 use crate::export::timeline::{self, Current, GrantEnd, TimerEnd};
 use crate::export::TraceInput;
+use locks::LockTracker;
 
+pub use locks::CriticalSections;
 pub use render::{render, MetricsFormat, UnknownMetricsFormat};
 
 /// Significant figures of every histogram: values below 2^18 ns (262 µs) are exact, larger
@@ -130,6 +135,12 @@ pub struct Metrics {
     pub grant_ends: BTreeMap<String, u64>,
     /// Grants ended by their timer's expiry (without a yield).
     pub grants_wasted: u64,
+    /// `lock_attempt` → `lock_acquired` of the same task and lock, ns.
+    pub lock_wait: Summary,
+    /// `lock_acquired` → `lock_released` of the same task and lock, ns.
+    pub lock_hold: Summary,
+    /// Critical sections (`cs_enter` → `cs_exit`) by whether the task was preempted inside.
+    pub critical_sections: CriticalSections,
     /// Per CPU, in CPU order.
     pub cpus: Vec<CpuUtil>,
     /// Task name of the timer's starter → its `rseq-slice-hist.py` histogram.
@@ -172,7 +183,8 @@ impl Metrics {
         let mut grant_length = hist();
         let mut grant_ends: BTreeMap<String, u64> = BTreeMap::new();
         let mut grants_wasted = 0;
-        for w in timeline::grant_windows(&input) {
+        let windows = timeline::grant_windows(&input);
+        for w in &windows {
             *grant_ends.entry(end_key(w.end)).or_default() += 1;
             if w.end == GrantEnd::EndOfTrace {
                 continue;
@@ -191,7 +203,9 @@ impl Metrics {
         let mut requested: BTreeMap<u32, u64> = BTreeMap::new();
         let mut woken: BTreeMap<u32, u64> = BTreeMap::new();
         let mut current = Current::new(input.cpus);
-        for r in input.log {
+        let mut locks = LockTracker::new();
+        for (i, r) in input.log.iter().enumerate() {
+            locks.observe(i, r);
             match r.kind {
                 LogKind::UserStore { after, .. } => {
                     if let Some(t) = r.task {
@@ -235,6 +249,8 @@ impl Metrics {
             }
             current.observe(r);
         }
+
+        let (lock_wait, lock_hold, critical_sections) = locks.finish(&input, &windows);
 
         // Utilisation.
         let mut running = vec![0u64; input.cpus as usize];
@@ -284,6 +300,9 @@ impl Metrics {
             wakeup_to_run: Summary::of(&wakeup_to_run),
             grant_ends,
             grants_wasted,
+            lock_wait,
+            lock_hold,
+            critical_sections,
             cpus,
             slice_hist,
         })

@@ -50,12 +50,14 @@ impl FromStr for MetricsFormat {
     }
 }
 
-/// The three distributions with their names.
-fn summaries(m: &Metrics) -> [(&'static str, &Summary); 3] {
+/// The five distributions with their names.
+fn summaries(m: &Metrics) -> [(&'static str, &Summary); 5] {
     [
         ("grant_length_ns", &m.grant_length),
         ("request_to_grant_ns", &m.request_to_grant),
         ("wakeup_to_run_ns", &m.wakeup_to_run),
+        ("lock_wait_ns", &m.lock_wait),
+        ("lock_hold_ns", &m.lock_hold),
     ]
 }
 
@@ -74,6 +76,17 @@ pub fn rows(m: &Metrics) -> Vec<(String, String, String)> {
         push("grant_end", end, n.to_string());
     }
     push("grants_wasted", "value", m.grants_wasted.to_string());
+    let cs = &m.critical_sections;
+    push("critical_sections", "total", cs.total.to_string());
+    for (name, n, pct) in cs.named() {
+        push("critical_sections", name, n.to_string());
+        push(
+            "critical_sections",
+            &format!("{name}_pct"),
+            format!("{pct:.2}"),
+        );
+    }
+    push("critical_sections", "open", cs.open.to_string());
     for c in &m.cpus {
         let metric = format!("cpu{}", c.cpu);
         push(&metric, "busy_ns", c.busy_ns.to_string());
@@ -138,6 +151,23 @@ fn table(m: &Metrics) -> String {
         }
     );
     let _ = writeln!(o, "  grants wasted (expired): {}", m.grants_wasted);
+    let cs = &m.critical_sections;
+    if cs.total + cs.open == 0 {
+        let _ = writeln!(o, "  critical sections: none marked");
+    } else {
+        let kinds: Vec<String> = cs
+            .named()
+            .iter()
+            .map(|(name, n, pct)| format!("{name} {n} ({pct:.1}%)"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  critical sections: {} closed: {}; {} open",
+            cs.total,
+            kinds.join(", "),
+            cs.open
+        );
+    }
     for c in &m.cpus {
         let _ = writeln!(
             o,

@@ -612,20 +612,6 @@ pub fn build(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<Built,
     build_with(l, seed, until, true)
 }
 
-/// Run without keeping the event log unless the scenario's own expectations read it
-/// (`[[expect.log]]`): statistics and counters are the same, memory and time much lower.
-/// For sweeps of long runs.
-pub fn run_lean(l: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioError> {
-    let Built {
-        mut sim,
-        names,
-        duration,
-    } = build_with(l, seed, None, !l.scenario.expect.log.is_empty())?;
-    sim.run_until(duration);
-    let checks = expect::evaluate(&l.scenario.expect, &sim, &names);
-    Ok(RunResult { sim, names, checks })
-}
-
 /// [`build`], choosing whether the event log is kept.
 pub fn build_with(
     l: &Loaded,

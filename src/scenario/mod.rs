@@ -18,8 +18,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use build::{
-    build, build_tuned, build_with, key_pos, run, run_lean, run_with_progress, Built, RunResult,
-    SLICES,
+    build, build_tuned, build_with, key_pos, run, run_with_progress, Built, RunResult, SLICES,
 };
 pub use error::ScenarioError;
 pub use expect::{evaluate, Check, CheckOutcome, Range};

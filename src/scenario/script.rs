@@ -10,7 +10,7 @@ use rseq_abi::platform::{
     MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ,
 };
 use rseq_abi::protocol::{self, SliceExt};
-use rseq_abi::{consts, CpuSet, Platform, SliceOutcome, SysResult, Syscall};
+use rseq_abi::{consts, CpuSet, Marker, Platform, SharedWord, SliceOutcome, SysResult, Syscall};
 use rseq_sim::SimPlatform;
 
 use super::Nanos;
@@ -108,6 +108,8 @@ pub enum Step {
     Affinity(usize),
     /// `panic`: the program fails (to show fault reporting).
     Panic,
+    /// `mark cs_enter`, `mark lock_acquired 0`, ...: report a marker for the metrics.
+    Mark(Marker),
     /// `loop N` … `end`.
     Loop(u64, Vec<Step>),
 }
@@ -119,7 +121,7 @@ fn unknown(what: &str, s: &str, names: &[&str]) -> String {
     }
 }
 
-const VERBS: [&str; 18] = [
+const VERBS: [&str; 19] = [
     "register",
     "unregister",
     "enable",
@@ -138,6 +140,15 @@ const VERBS: [&str; 18] = [
     "membarrier",
     "affinity",
     "panic",
+    "mark",
+];
+
+const MARKERS: [&str; 5] = [
+    "lock_attempt",
+    "lock_acquired",
+    "lock_released",
+    "cs_enter",
+    "cs_exit",
 ];
 
 /// Parse one step line (not `loop`/`end`).
@@ -193,6 +204,17 @@ fn parse_step(line: &str) -> Result<Step, String> {
         },
         "affinity" => Step::Affinity(num(1)? as usize),
         "panic" => Step::Panic,
+        "mark" => {
+            let lock = || num(2).map(|w| SharedWord(w as u32));
+            Step::Mark(match arg(1)? {
+                "lock_attempt" => Marker::LockAttempt(lock()?),
+                "lock_acquired" => Marker::LockAcquired(lock()?),
+                "lock_released" => Marker::LockReleased(lock()?),
+                "cs_enter" => Marker::CsEnter,
+                "cs_exit" => Marker::CsExit,
+                m => return Err(unknown("marker", m, &MARKERS)),
+            })
+        }
         w => return Err(unknown("step", w, &VERBS)),
     };
     Ok(step)
@@ -318,6 +340,7 @@ fn exec(p: &mut SimPlatform<'_>, st: &mut State, steps: &[Step]) {
                 p.syscall(Syscall::SchedSetaffinity(CpuSet::single(*cpu))),
             ),
             Step::Panic => panic!("script step `panic`"),
+            Step::Mark(m) => p.mark(*m),
             Step::Loop(n, body) => {
                 for _ in 0..*n {
                     exec(p, st, body);
@@ -373,5 +396,20 @@ mod tests {
             "`loop` without `end`"
         );
         assert!(parse(&["burn 5"]).unwrap_err().1.contains("needs a unit"));
+        assert_eq!(
+            parse(&["mark lock_acquired 3", "mark cs_exit"]).unwrap(),
+            vec![
+                Step::Mark(Marker::LockAcquired(SharedWord(3))),
+                Step::Mark(Marker::CsExit)
+            ]
+        );
+        assert_eq!(
+            parse(&["mark lock_released"]).unwrap_err().1,
+            "`mark lock_released` needs an argument"
+        );
+        assert_eq!(
+            parse(&["mark cs_entr"]).unwrap_err().1,
+            "unknown marker `cs_entr` (did you mean `cs_enter`?)"
+        );
     }
 }

@@ -27,10 +27,19 @@
 //!    merged protocol and is fatal in V1 (spec §11); waiting (`FUTEX_WAIT`) only ever
 //!    happens in step 1, where no request is outstanding.
 //!
+//! # Markers
+//!
+//! Each acquisition reports [`Marker`]s for the lock metrics: `LockAttempt` before the
+//! first load, `LockAcquired` and `CsEnter` right after the winning compare-and-exchange
+//! returns, `CsExit` and `LockReleased` right before the unlocking store, i.e. at the time
+//! it takes effect (a marker after it would carry the store's completion time, which an
+//! interrupt can push past the next holder's acquisition). The critical section is
+//! exactly the hold: the time during which a preemption strands the lock.
+//!
 //! The spec sections shown: §8.1 (flow), §8.3 (the race counted as `raced`), §3.2 and §4
 //! (what the kernel grants and how long), §6.1 (yield at syscall entry).
 
-use crate::platform::{Platform, SharedWord, Syscall};
+use crate::platform::{Marker, Platform, SharedWord, Syscall};
 use crate::protocol::{EnableMode, SetupError, SliceExt};
 
 use super::{Counters, OutcomeCounts};
@@ -235,12 +244,15 @@ fn acquire<P: Platform + ?Sized>(
     // Value to lock with: 2 once this thread has slept, as other sleepers may remain.
     let mut locked_value = 1;
     let mut spins = 0u32;
+    p.mark(Marker::LockAttempt(lock));
     loop {
         let v = p.shared_load(lock);
         if v == 0 {
             ext.request(p);
             match p.shared_cas(lock, 0, locked_value) {
                 Ok(_) => {
+                    p.mark(Marker::LockAcquired(lock));
+                    p.mark(Marker::CsEnter);
                     c.acquisitions += 1;
                     if contended {
                         c.contended += 1;
@@ -296,6 +308,8 @@ fn hold<P: Platform + ?Sized>(p: &mut P, params: &SpinlockParams) {
 
 /// Drop the lock; returns whether sleepers may need a `FUTEX_WAKE`.
 fn unlock<P: Platform + ?Sized>(p: &mut P, params: &SpinlockParams) -> bool {
+    p.mark(Marker::CsExit);
+    p.mark(Marker::LockReleased(params.lock));
     match params.wait {
         WaitMode::Spin => {
             p.shared_store(params.lock, 0);
