@@ -22,7 +22,9 @@ mod shrink;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crossbeam::sync::WaitGroup;
 
 use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
@@ -468,8 +470,92 @@ pub fn exhaustive(
     seed: u64,
     jobs: usize,
 ) -> Result<Report, ScenarioError> {
-    let mut report = Report::default();
+    let run =
+        |s: &Schedule, expand: bool, pool: &mut StackPool| run_fixed(l, setup, s, expand, pool);
     let mut pools = pools(jobs);
+    let mut mine = pools.pop().expect("at least one pool");
+    // One team of workers for the whole search: a level is handed to every worker at once
+    // and the next level is built when all are done, so no thread is started per level.
+    std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam::channel::unbounded::<(Arc<Level<'_>>, WaitGroup)>();
+        for mut pool in pools {
+            let rx = rx.clone();
+            scope.spawn(move || {
+                for (level, done) in rx.iter() {
+                    level.work(&mut pool);
+                    // The level first: the coordinator takes it back once all are done.
+                    drop(level);
+                    drop(done);
+                }
+            });
+        }
+        let helpers = jobs.max(1) - 1;
+        levels(setup, seed, |items, expand| {
+            let level = Arc::new(Level {
+                items,
+                expand,
+                next: AtomicUsize::new(0),
+                out: Mutex::new(Vec::new()),
+                run: &run,
+            });
+            // Waking a parked worker costs tens of microseconds, ten tiny runs' worth: a
+            // small level is run here alone.
+            let share = if level.items.len() >= SMALL_LEVEL * (helpers + 1) {
+                helpers
+            } else {
+                0
+            };
+            let done = WaitGroup::new();
+            for _ in 0..share {
+                tx.send((Arc::clone(&level), done.clone()))
+                    .expect("workers live as long as the search");
+            }
+            level.work(&mut mine);
+            done.wait();
+            let mut out = std::mem::take(&mut *level.out.lock().expect("lock"));
+            out.sort_by_key(|(i, _)| *i);
+            let items = Arc::try_unwrap(level).ok().expect("workers are done").items;
+            (items, out.into_iter().map(|(_, r)| r).collect())
+        })
+        // Dropping `tx` here ends the workers.
+    })
+}
+
+/// Levels with fewer schedules than this per worker run on the calling thread alone.
+const SMALL_LEVEL: usize = 16;
+
+/// One level of an exhaustive search, shared by its workers: items are claimed by index.
+struct Level<'e> {
+    items: Vec<Schedule>,
+    expand: bool,
+    next: AtomicUsize,
+    out: Mutex<Vec<(usize, Result<Outcome, ScenarioError>)>>,
+    run: &'e (dyn Fn(&Schedule, bool, &mut StackPool) -> Result<Outcome, ScenarioError> + Sync),
+}
+
+impl Level<'_> {
+    fn work(&self, pool: &mut StackPool) {
+        let mut mine = Vec::new();
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(s) = self.items.get(i) else { break };
+            mine.push((i, (self.run)(s, self.expand, pool)));
+        }
+        self.out.lock().expect("lock").extend(mine);
+    }
+}
+
+/// The breadth-first exhaustive search over levels, given a way to run a level's
+/// schedules (`run_level(items, expand)` returns them with their outcomes, in order).
+fn levels(
+    setup: &Setup,
+    seed: u64,
+    mut run_level: impl FnMut(
+        Vec<Schedule>,
+        bool,
+    ) -> (Vec<Schedule>, Vec<Result<Outcome, ScenarioError>>),
+) -> Result<Report, ScenarioError> {
+    let mut report = Report::default();
     let mut level: Vec<Schedule> = vec![Schedule::plain(seed)];
     for depth in 0..=setup.max_k {
         let left = setup.max_schedules.saturating_sub(report.runs);
@@ -479,12 +565,10 @@ pub fn exhaustive(
             report.truncated = true;
         }
         let expand = depth < setup.max_k && !report.truncated;
-        let results = par_map(&level, &mut pools, &|s: &Schedule, pool: &mut StackPool| {
-            run_fixed(l, setup, s, expand, pool)
-        });
-        let mut next = Vec::new();
         report.by_depth.push(level.len() as u64);
-        for (s, r) in level.iter().zip(results) {
+        let (level_done, results) = run_level(level, expand);
+        let mut next = Vec::new();
+        for (s, r) in level_done.iter().zip(results) {
             let o = r?;
             if depth == 0 {
                 report.baseline_points = o.point_count;

@@ -2,7 +2,6 @@
 //! machine configuration, the tasks and their programs, interrupt sources and signals.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use rseq_abi::programs::misbehave::{self, MisbehaveParams, Misbehavior};
 use rseq_abi::programs::selftest::{selftest_main, selftest_noise, SelftestParams};
@@ -106,7 +105,7 @@ fn validate_expect(
 }
 
 /// Parse every `script` task's steps (the scenario is validated).
-pub(super) fn parse_scripts(s: &Scenario) -> Vec<Option<Arc<Vec<script::Step>>>> {
+pub(super) fn parse_scripts(s: &Scenario) -> Vec<Option<Vec<script::Step>>> {
     s.tasks
         .iter()
         .map(|t| {
@@ -118,7 +117,7 @@ pub(super) fn parse_scripts(s: &Scenario) -> Vec<Option<Arc<Vec<script::Step>>>>
                 .map(|s| s.get_ref().as_str())
                 .collect();
             (t.get_ref().program == ProgramName::Script)
-                .then(|| Arc::new(script::parse(&lines).expect("validated")))
+                .then(|| script::parse(&lines).expect("validated"))
         })
         .collect()
 }
@@ -488,7 +487,7 @@ fn enable_mode(e: Option<EnableName>) -> EnableMode {
 }
 
 /// The program of a task definition.
-fn program(d: &TaskDef, duration: u64, script: Option<Arc<Vec<script::Step>>>) -> SimProgram {
+fn program(d: &TaskDef, duration: u64, script: Option<Vec<script::Step>>) -> SimProgram {
     match d.program {
         ProgramName::Selftest => {
             let mut params = SelftestParams::variant(d.variant.as_deref().unwrap_or("n2_2_50"))

@@ -449,8 +449,9 @@ pub struct Loaded {
     /// The parsed scenario.
     pub scenario: Scenario,
     /// Each task's parsed `script` steps (by task index), parsed once: explorers build the
-    /// same scenario thousands of times.
-    pub(crate) scripts: Vec<Option<std::sync::Arc<Vec<script::Step>>>>,
+    /// same scenario thousands of times. Each build gets its own copy: a shared `Arc`'s
+    /// count bounced between the explorer's threads on every run.
+    pub(crate) scripts: Vec<Option<Vec<script::Step>>>,
 }
 
 /// Read, override and parse a scenario file.
