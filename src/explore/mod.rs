@@ -470,8 +470,22 @@ pub fn exhaustive(
     seed: u64,
     jobs: usize,
 ) -> Result<Report, ScenarioError> {
-    let run =
-        |s: &Schedule, expand: bool, pool: &mut StackPool| run_fixed(l, setup, s, expand, pool);
+    // Workers also build each run's children and drop its recorded points, so the
+    // coordinator's serial part between levels is only adding up.
+    let run = |s: &Schedule, expand: bool, pool: &mut StackPool| {
+        let mut o = run_fixed(l, setup, s, expand, pool)?;
+        let (children, pruned) = if expand {
+            children(setup, s, &o)
+        } else {
+            (Vec::new(), 0)
+        };
+        o.points = Vec::new();
+        Ok(Done {
+            outcome: o,
+            children,
+            pruned,
+        })
+    };
     let mut pools = pools(jobs);
     let mut mine = pools.pop().expect("at least one pool");
     // One team of workers for the whole search: a level is handed to every worker at once
@@ -529,8 +543,8 @@ struct Level<'e> {
     items: Vec<Schedule>,
     expand: bool,
     next: AtomicUsize,
-    out: Mutex<Vec<(usize, Result<Outcome, ScenarioError>)>>,
-    run: &'e (dyn Fn(&Schedule, bool, &mut StackPool) -> Result<Outcome, ScenarioError> + Sync),
+    out: Mutex<Vec<(usize, Result<Done, ScenarioError>)>>,
+    run: &'e (dyn Fn(&Schedule, bool, &mut StackPool) -> Result<Done, ScenarioError> + Sync),
 }
 
 impl Level<'_> {
@@ -545,15 +559,36 @@ impl Level<'_> {
     }
 }
 
+/// One run of an exhaustive search: its outcome (points dropped) and its children.
+struct Done {
+    outcome: Outcome,
+    children: Vec<Schedule>,
+    pruned: u64,
+}
+
+/// The schedules one more injection after `s`'s last one gives, at each point its run
+/// offered after that one and with each kind on the point's menu; and how many choices the
+/// menus left off as equivalent.
+fn children(setup: &Setup, s: &Schedule, o: &Outcome) -> (Vec<Schedule>, u64) {
+    let (mut out, mut pruned) = (Vec::new(), 0);
+    let last = s.inject.last().map(|&(p, _)| p);
+    for p in o.points.iter().filter(|p| last.is_none_or(|q| p.index > q)) {
+        pruned += p.pruned.and(setup.kinds).len() as u64;
+        for k in p.menu.and(setup.kinds).iter() {
+            let mut child = s.clone();
+            child.inject.push((p.index, k));
+            out.push(child);
+        }
+    }
+    (out, pruned)
+}
+
 /// The breadth-first exhaustive search over levels, given a way to run a level's
 /// schedules (`run_level(items, expand)` returns them with their outcomes, in order).
 fn levels(
     setup: &Setup,
     seed: u64,
-    mut run_level: impl FnMut(
-        Vec<Schedule>,
-        bool,
-    ) -> (Vec<Schedule>, Vec<Result<Outcome, ScenarioError>>),
+    mut run_level: impl FnMut(Vec<Schedule>, bool) -> (Vec<Schedule>, Vec<Result<Done, ScenarioError>>),
 ) -> Result<Report, ScenarioError> {
     let mut report = Report::default();
     let mut level: Vec<Schedule> = vec![Schedule::plain(seed)];
@@ -569,23 +604,13 @@ fn levels(
         let (level_done, results) = run_level(level, expand);
         let mut next = Vec::new();
         for (s, r) in level_done.iter().zip(results) {
-            let o = r?;
+            let done = r?;
             if depth == 0 {
-                report.baseline_points = o.point_count;
+                report.baseline_points = done.outcome.point_count;
             }
-            report.add(s, &o);
-            if !expand {
-                continue;
-            }
-            let last = s.inject.last().map(|&(p, _)| p);
-            for p in o.points.iter().filter(|p| last.is_none_or(|q| p.index > q)) {
-                report.pruned += p.pruned.and(setup.kinds).len() as u64;
-                for k in p.menu.and(setup.kinds).iter() {
-                    let mut child = s.clone();
-                    child.inject.push((p.index, k));
-                    next.push(child);
-                }
-            }
+            report.add(s, &done.outcome);
+            report.pruned += done.pruned;
+            next.extend(done.children);
         }
         if next.is_empty() || report.truncated {
             break;
