@@ -1,13 +1,7 @@
 //! The command line, driven as a user would.
 
-use std::process::Command;
-
-fn slicesim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_slicesim"))
-        .args(args)
-        .output()
-        .expect("run slicesim")
-}
+mod support;
+use support::slicesim;
 
 #[test]
 fn selftest_prints_the_selftest_counters_and_stats() {

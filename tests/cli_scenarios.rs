@@ -1,16 +1,11 @@
 //! `slicesim run`, `check`, `list` and `schema`, driven as a user or CI would, with the
 //! documented exit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error.
 
+mod support;
+use support::slicesim;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn slicesim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slicesim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run slicesim")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

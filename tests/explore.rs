@@ -3,8 +3,10 @@
 //! known minimal schedule and replay to the same failure; results never depend on the
 //! number of workers.
 
+mod support;
+use support::slicesim;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use rseq_sim::Injection;
 use slicesim::explore::{self, Report, Schedule, Setup, Stamped};
@@ -191,13 +193,6 @@ fn random_and_pct_search_reach_the_yield_race() {
     assert!(s.seeded_ties);
     let (o, _) = explore::run_schedule(&l, &setup, &s).unwrap();
     assert_eq!(o.violations, v);
-}
-
-fn slicesim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slicesim"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

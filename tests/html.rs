@@ -5,19 +5,14 @@
 //! The browser tests print a clear SKIPPED line when no `chromium` is on PATH (`.ci/run`
 //! installs it); everything else runs everywhere.
 
+mod support;
+use support::slicesim;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-fn slicesim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_slicesim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run slicesim")
-}
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("slicesim-html-{}-{name}", std::process::id()))

@@ -1,17 +1,11 @@
 //! `slicesim kernel-diff` and the comparison behind it, without a VM: the "kernel" side is
 //! a frame the simulator itself produced, then edited the way a disagreeing kernel would.
 
-use std::process::Command;
+mod support;
+use support::slicesim;
 
 use rseq_abi::programs::probes::Frame;
 use slicesim::fidelity::{self, KernelSetup, Verdict};
-
-fn slicesim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_slicesim"))
-        .args(args)
-        .output()
-        .expect("run slicesim")
-}
 
 const CMDLINE: &str = "console=ttyS0 quiet panic=-1 preempt=full";
 

@@ -1,14 +1,7 @@
 //! `--plot`: SVG figures of a run's metrics and of a sweep, written whole.
 
-use std::process::Command;
-
-fn slicesim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_slicesim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run slicesim")
-}
+mod support;
+use support::slicesim;
 
 /// `slicesim run SCENARIO --plot FILE`: the SVG it wrote.
 fn run_plot(scenario: &str, tag: &str) -> String {

@@ -1,16 +1,10 @@
 //! `slicesim sweep` and `merge`: a sweep split into 3 shards and merged equals the
 //! unsharded sweep byte for byte, and rows do not depend on the number of workers.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
+use support::slicesim;
 
-fn slicesim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_slicesim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run slicesim")
-}
+use std::path::PathBuf;
 
 fn tmp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("slicesim-sweep-{tag}-{}", std::process::id()));

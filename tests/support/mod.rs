@@ -1,6 +1,17 @@
-//! Helpers shared by the root package's integration tests.
+//! Helpers shared by the root package's integration tests (each test file uses some).
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
+
+/// Run the `slicesim` binary with `args`, from the package's root (where `scenarios/`
+/// and `docs/` are).
+pub fn slicesim(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run slicesim")
+}
 
 /// `rseq-slice-hist.py`'s logic on `trace-cmd report` text: per comm, durations of
 /// start→cancel in whole µs (or -1 for EXPIRED), keyed by the hrtimer pointer.
