@@ -182,7 +182,12 @@ pub fn run(a: RunArgs) -> Result<i32> {
     write_timelines(&r.sim, &s.name, &a.timeline)?;
     if let Some((f @ (MetricsFormat::Json | MetricsFormat::Csv), m)) = &metrics {
         print!("{}", metrics::render(*f, m));
-        crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
+        // stdout is the metrics alone: the trace's note goes to stderr.
+        if let Some(note) =
+            crate::write_trace_quietly(&r.sim, format!("scenario {}", s.name), &a.trace)?
+        {
+            eprintln!("{note}");
+        }
         return Ok(if r.passed() { 0 } else { EXIT_EXPECTATION });
     }
     println!("scenario {} ({})", s.name, a.scenario.display());

@@ -140,20 +140,35 @@ pub struct TraceArgs {
     pub format: Format,
 }
 
-/// Render a finished simulation's trace per `t` and write it whole; prints where it went.
+/// Render a finished simulation's trace per `t` and write it whole; prints where it went
+/// (on stdout, after `prefix`).
 pub fn write_trace(sim: &Simulation, workload: String, t: &TraceArgs, prefix: &str) -> Result<()> {
-    let Some(path) = &t.trace else { return Ok(()) };
+    if let Some(note) = write_trace_quietly(sim, workload, t)? {
+        println!("{prefix}{note}");
+    }
+    Ok(())
+}
+
+/// [`write_trace`], returning the note instead of printing it (for commands whose stdout
+/// is machine-readable).
+pub fn write_trace_quietly(
+    sim: &Simulation,
+    workload: String,
+    t: &TraceArgs,
+) -> Result<Option<String>> {
+    let Some(path) = &t.trace else {
+        return Ok(None);
+    };
     let input = TraceInput::from_simulation(sim).with_workload(workload);
     let bytes = export::render(t.format, &input)
         .with_context(|| format!("rendering the {} trace", t.format))?;
     write_whole(path, &bytes).with_context(|| format!("writing trace {}", path.display()))?;
-    println!(
-        "{prefix}trace: {} events in {} ({})",
+    Ok(Some(format!(
+        "trace: {} events in {} ({})",
         sim.log().len(),
         path.display(),
         t.format
-    );
-    Ok(())
+    )))
 }
 
 #[derive(Clone, Copy, ValueEnum)]

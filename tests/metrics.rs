@@ -339,12 +339,14 @@ fn markers_change_neither_the_run_nor_the_metrics() {
             .output()
             .unwrap();
         let _ = std::fs::remove_file(&path);
-        // `--trace` adds its own "trace: N events in FILE" line after the JSON.
-        let out = String::from_utf8(o.stdout).unwrap();
-        out.lines()
-            .filter(|l| !l.starts_with("trace: "))
-            .collect::<Vec<_>>()
-            .join("\n")
+        // stdout is the JSON alone; `--trace`'s "trace: N events in FILE" goes to stderr.
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr).contains("trace: "),
+            trace,
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
     };
     let (with, without) = (cli(true), cli(false));
     let json: serde_json::Value = serde_json::from_str(&with).unwrap();
