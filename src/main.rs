@@ -191,7 +191,18 @@ fn main() {
     // A program that panics inside a simulation is reported as that task's fault; one line
     // on stderr is enough (SLICESIM_BACKTRACE=1 restores Rust's default hook).
     if std::env::var_os("SLICESIM_BACKTRACE").is_none() {
-        std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
+        std::panic::set_hook(Box::new(|info| {
+            // `slicesim run ... | head`: the reader left; like a tool killed by SIGPIPE,
+            // stop quietly (every command prints with println!, which panics on EPIPE).
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map_or("", String::as_str);
+            if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+                std::process::exit(0);
+            }
+            eprintln!("panic: {info}");
+        }));
     }
     // Engine debugging through `tracing`, off unless RUST_LOG asks (e.g. RUST_LOG=rseq_sim=trace).
     tracing_subscriber::fmt()

@@ -225,10 +225,19 @@ counters = { aborted = 0, yielded = ">=1" }
 }
 
 #[test]
-fn list_survives_a_closed_pipe() {
+fn list_and_run_survive_a_closed_pipe() {
+    for args in [
+        &["list"][..],
+        &["run", "scenarios/workloads/spinlock-ext.toml"][..],
+    ] {
+        closed_pipe(args);
+    }
+}
+
+fn closed_pipe(args: &[&str]) {
     use std::io::Read;
     let mut child = Command::new(env!("CARGO_BIN_EXE_slicesim"))
-        .arg("list")
+        .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
