@@ -21,7 +21,7 @@ pub const EXIT_ERROR: i32 = 4;
 /// `slicesim run`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  slicesim run scenarios/edge/grant-then-yield.toml\n  slicesim run scenarios/selftest/n2_2_50.toml --set machine.preempt=lazy --seed 3\n  slicesim run my.toml --until 50us --trace run.json --format chrome\n  slicesim run scenarios/grant-revoke-race.toml --html race.html\n  slicesim run scenarios/grant-revoke-race.toml --timeline-svg race.svg --window 29us..36us\n\nExit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error."
+    after_help = "Examples:\n  slicesim run scenarios/edge/grant-then-yield.toml\n  slicesim run scenarios/selftest/n2_2_50.toml --set machine.preempt=lazy --seed 3\n  slicesim run my.toml --until 50us --trace run.json --format chrome\n  slicesim run scenarios/grant-revoke-race.toml --html race.html\n  slicesim run scenarios/grant-revoke-race.toml --timeline-svg race.svg --window 29us..36us\n  slicesim run scenarios/races/v1-nonatomic-clear.toml --schedule v1-nonatomic-clear.schedule\n\nExit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error."
 )]
 pub struct RunArgs {
     /// The scenario file.
