@@ -452,6 +452,28 @@ impl Report {
         }
     }
 
+    /// Add up another report's counts (not its depths, first failure or baseline).
+    fn absorb(&mut self, o: Report) {
+        self.runs += o.runs;
+        self.pruned += o.pruned;
+        self.failing_runs += o.failing_runs;
+        if self.held.len() < o.held.len() {
+            self.held.resize(o.held.len(), 0);
+        }
+        for (i, h) in o.held.into_iter().enumerate() {
+            self.held[i] += h;
+        }
+        for (k, n) in o.broken {
+            *self.broken.entry(k).or_default() += n;
+        }
+        for (k, n) in o.kinds_used {
+            *self.kinds_used.entry(k).or_default() += n;
+        }
+        for (k, n) in o.reached {
+            *self.reached.entry(k).or_default() += n;
+        }
+    }
+
     /// The verdict of condition `i` (litmus style).
     pub fn verdict(&self, i: usize) -> VerdictName {
         match self.held.get(i).copied().unwrap_or(0) {
@@ -526,10 +548,8 @@ pub fn exhaustive(
             }
             level.work(&mut mine);
             done.wait();
-            let mut out = std::mem::take(&mut *level.out.lock().expect("lock"));
-            out.sort_by_key(|(i, _)| *i);
-            let items = Arc::try_unwrap(level).ok().expect("workers are done").items;
-            (items, out.into_iter().map(|(_, r)| r).collect())
+            let parts = std::mem::take(&mut *level.out.lock().expect("lock"));
+            parts
         })
         // Dropping `tx` here ends the workers.
     })
@@ -538,24 +558,60 @@ pub fn exhaustive(
 /// Levels with fewer schedules than this per worker run on the calling thread alone.
 const SMALL_LEVEL: usize = 16;
 
-/// One level of an exhaustive search, shared by its workers: items are claimed by index.
+/// One level of an exhaustive search, shared by its workers: items are claimed by index,
+/// and each worker folds its own results ([`Part`]), on the thread that made them.
 struct Level<'e> {
     items: Vec<Schedule>,
     expand: bool,
     next: AtomicUsize,
-    out: Mutex<Vec<(usize, Result<Done, ScenarioError>)>>,
+    out: Mutex<Vec<Part>>,
     run: &'e (dyn Fn(&Schedule, bool, &mut StackPool) -> Result<Done, ScenarioError> + Sync),
+}
+
+/// What one worker made of its share of a level.
+#[derive(Default)]
+struct Part {
+    /// Its runs added up (first failure: its lowest index, since indices rise).
+    report: Report,
+    /// Index of `report.first_failure`.
+    first_failure_at: Option<usize>,
+    /// Points of item 0 (the unperturbed run, at depth 0).
+    points_of_first: Option<u32>,
+    /// Each expanded item's children, by item index.
+    children: Vec<(usize, Vec<Schedule>)>,
+    /// The first error, by item index.
+    error: Option<(usize, ScenarioError)>,
 }
 
 impl Level<'_> {
     fn work(&self, pool: &mut StackPool) {
-        let mut mine = Vec::new();
+        let mut part = Part::default();
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(s) = self.items.get(i) else { break };
-            mine.push((i, (self.run)(s, self.expand, pool)));
+            match (self.run)(s, self.expand, pool) {
+                Ok(done) => {
+                    if i == 0 {
+                        part.points_of_first = Some(done.outcome.point_count);
+                    }
+                    let had = part.report.first_failure.is_some();
+                    part.report.add(s, &done.outcome);
+                    if !had && part.report.first_failure.is_some() {
+                        part.first_failure_at = Some(i);
+                    }
+                    part.report.pruned += done.pruned;
+                    if self.expand {
+                        part.children.push((i, done.children));
+                    }
+                }
+                Err(e) => {
+                    if part.error.is_none() {
+                        part.error = Some((i, e));
+                    }
+                }
+            }
         }
-        self.out.lock().expect("lock").extend(mine);
+        self.out.lock().expect("lock").push(part);
     }
 }
 
@@ -584,11 +640,11 @@ fn children(setup: &Setup, s: &Schedule, o: &Outcome) -> (Vec<Schedule>, u64) {
 }
 
 /// The breadth-first exhaustive search over levels, given a way to run a level's
-/// schedules (`run_level(items, expand)` returns them with their outcomes, in order).
+/// schedules (`run_level(items, expand)` returns the workers' [`Part`]s).
 fn levels(
     setup: &Setup,
     seed: u64,
-    mut run_level: impl FnMut(Vec<Schedule>, bool) -> (Vec<Schedule>, Vec<Result<Done, ScenarioError>>),
+    mut run_level: impl FnMut(Vec<Schedule>, bool) -> Vec<Part>,
 ) -> Result<Report, ScenarioError> {
     let mut report = Report::default();
     let mut level: Vec<Schedule> = vec![Schedule::plain(seed)];
@@ -601,17 +657,33 @@ fn levels(
         }
         let expand = depth < setup.max_k && !report.truncated;
         report.by_depth.push(level.len() as u64);
-        let (level_done, results) = run_level(level, expand);
-        let mut next = Vec::new();
-        for (s, r) in level_done.iter().zip(results) {
-            let done = r?;
-            if depth == 0 {
-                report.baseline_points = done.outcome.point_count;
-            }
-            report.add(s, &done.outcome);
-            report.pruned += done.pruned;
-            next.extend(done.children);
+        let mut parts = run_level(level, expand);
+        if let Some((_, e)) = parts
+            .iter_mut()
+            .filter_map(|p| p.error.take())
+            .min_by_key(|(i, _)| *i)
+        {
+            return Err(e);
         }
+        // The level's first failure is the lowest index of any worker's first failure;
+        // an earlier level's comes first.
+        let first = parts
+            .iter_mut()
+            .filter_map(|p| Some((p.first_failure_at?, p.report.first_failure.take()?)))
+            .min_by_key(|(i, _)| *i);
+        if report.first_failure.is_none() {
+            report.first_failure = first.map(|(_, f)| f);
+        }
+        let mut children = Vec::new();
+        for p in parts {
+            if let (0, Some(n)) = (depth, p.points_of_first) {
+                report.baseline_points = n;
+            }
+            report.absorb(p.report);
+            children.extend(p.children);
+        }
+        children.sort_unstable_by_key(|(i, _)| *i);
+        let next: Vec<Schedule> = children.into_iter().flat_map(|(_, c)| c).collect();
         if next.is_empty() || report.truncated {
             break;
         }
