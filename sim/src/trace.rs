@@ -364,18 +364,43 @@ impl fmt::Display for LogRecord {
     }
 }
 
+/// FNV-1a 64-bit offset basis.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64: continue hash `h` over `bytes` (start from [`fnv1a`]`(&[])`).
+fn fnv1a_more(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// FNV-1a 64-bit hash of `bytes`: stable across Rust versions and hosts (scenario and
+/// trace fingerprints).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    fnv1a_more(FNV_OFFSET, bytes)
+}
+
 /// FNV-1a 64-bit hash of the log's text form: a stable fingerprint of a run.
 pub fn log_hash(log: &[LogRecord]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = FNV_OFFSET;
     let mut line = String::new();
     for r in log {
         line.clear();
         use std::fmt::Write;
         let _ = writeln!(line, "{r}");
-        for b in line.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        h = fnv1a_more(h, line.as_bytes());
     }
     h
+}
+
+#[cfg(test)]
+mod fnv_tests {
+    use super::fnv1a;
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
 }

@@ -8,13 +8,15 @@
 //!
 //! - exhaustive: every set of at most K injections at distinct points, each kind on the
 //!   point's menu, breadth first ([`exhaustive`]);
-//! - random: swarm-style: each run draws its own kind mix, injection rate and seed;
-//! - PCT: each run draws `depth` points uniformly from the points of the unperturbed run
-//!   and injects a random kind at each.
+//! - random, swarm-style: each run draws its own seed, kind subset and 1 to K points spread
+//!   over twice the unperturbed run's points ([`random`]);
+//! - random, PCT: each run injects a random kind at `depth` such points.
 //!
 //! Runs are independent, so they are spread over worker threads; every result is stored
 //! under its run's index, so reports and the first counterexample (the smallest index that
-//! fails) never depend on the number of workers.
+//! fails) never depend on the number of workers. [`shrink`] makes a failing schedule
+//! small; [`props`] holds the built-in invariants; [`catalog`] writes `docs/races.md`'s
+//! table.
 
 pub mod props;
 pub mod schedule;
@@ -115,16 +117,10 @@ pub fn stamp(l: &Loaded) -> Stamp {
     let rev = l.scenario.machine.revision.map_or("merged", |r| r.name());
     Stamp {
         scenario: l.scenario.scenario.name.clone(),
-        hash: fnv64(l.source.as_bytes()),
+        hash: rseq_sim::trace::fnv1a(l.source.as_bytes()),
         revision: rev.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
-}
-
-fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// One explored run's result.
