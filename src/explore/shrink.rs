@@ -5,9 +5,9 @@
 //! it is minimal in the sense that no single step below makes it smaller (a local minimum,
 //! as in every delta-debugging shrinker).
 
-use rseq_sim::Injection;
+use rseq_sim::{Injection, StackPool};
 
-use super::{run_schedule, Schedule, Setup, Violation};
+use super::{run_fixed, Schedule, Setup, Violation};
 use crate::scenario::{Loaded, ScenarioError};
 
 /// Most candidate runs one shrink may make.
@@ -29,6 +29,7 @@ struct Shrinker<'a> {
     setup: &'a Setup,
     property: &'static str,
     tries: u32,
+    pool: StackPool,
 }
 
 impl Shrinker<'_> {
@@ -38,7 +39,7 @@ impl Shrinker<'_> {
             return Ok(None);
         }
         self.tries += 1;
-        let (o, _) = run_schedule(self.l, self.setup, s)?;
+        let o = run_fixed(self.l, self.setup, s, false, &mut self.pool)?;
         Ok(o.violations
             .iter()
             .any(|v| v.property == self.property)
@@ -58,6 +59,7 @@ pub fn shrink(
         setup,
         property: first.property,
         tries: 0,
+        pool: StackPool::default(),
     };
     let mut best = s.clone();
     let Some(mut viol) = sh.fails(&best)? else {
