@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
+use slicesim::explore::{Setup, Stamped, Violation};
 use slicesim::export::xml_text;
 use slicesim::metrics::{self, Metrics, MetricsFormat};
 use slicesim::scenario::{self, CheckOutcome, Loaded, Nanos, ScenarioError};
@@ -44,7 +45,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Replay a schedule written by `slicesim explore` (its seed, equal-time order, end and
-    /// injected events) and check the explorer's invariants.
+    /// injected events) and check the explorer's invariants (`run`; `explain`, `step` and
+    /// `stats` replay it too).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "until"])]
     pub schedule: Option<PathBuf>,
     #[command(flatten)]
@@ -148,24 +150,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let mut violations = None;
-    let r = match &a.schedule {
-        None => run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?,
-        Some(path) => {
-            let st = match crate::explore_cli::read_schedule(&loaded, path)? {
-                Ok(st) => st,
-                Err(why) => {
-                    eprintln!("error: {why}");
-                    return Ok(EXIT_INVALID);
-                }
-            };
-            let setup = slicesim::explore::Setup::new(&loaded, &[], None)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (o, r) = slicesim::explore::run_schedule(&loaded, &setup, &st.schedule)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            violations = Some((st, o.violations));
-            r
-        }
+    let (r, violations) = match simulate(&a, &loaded)? {
+        Ok(rv) => rv,
+        Err(code) => return Ok(code),
     };
     let s = &loaded.scenario.scenario;
     let metrics = match a.metrics.as_deref().map(str::parse::<MetricsFormat>) {
@@ -253,6 +240,47 @@ pub fn run(a: RunArgs) -> Result<i32> {
     Ok(if failed > 0 { EXIT_EXPECTATION } else { 0 })
 }
 
+/// The schedule `--schedule` names, read and checked against `loaded` (`Err`: the exit
+/// code, after saying why).
+fn read_schedule_arg(
+    a: &RunArgs,
+    loaded: &Loaded,
+) -> Result<Option<std::result::Result<(Stamped, Setup), i32>>> {
+    let Some(path) = &a.schedule else {
+        return Ok(None);
+    };
+    let st = match crate::explore_cli::read_schedule(loaded, path)? {
+        Ok(st) => st,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return Ok(Some(Err(EXIT_INVALID)));
+        }
+    };
+    let setup = Setup::new(loaded, &[], None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(Ok((st, setup))))
+}
+
+/// Run `loaded` as `run`, `explain` and `stats` do: as written (with `--seed`/`--until`),
+/// or replaying `--schedule`, then also with the explorer's invariant violations.
+#[allow(clippy::type_complexity)]
+fn simulate(
+    a: &RunArgs,
+    loaded: &Loaded,
+) -> Result<std::result::Result<(scenario::RunResult, Option<(Stamped, Vec<Violation>)>), i32>> {
+    match read_schedule_arg(a, loaded)? {
+        None => Ok(Ok((
+            run_with_bar(loaded, a.seed, a.until.map(|n| n.0))?,
+            None,
+        ))),
+        Some(Err(code)) => Ok(Err(code)),
+        Some(Ok((st, setup))) => {
+            let (o, r) = slicesim::explore::run_schedule(loaded, &setup, &st.schedule)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Ok((r, Some((st, o.violations)))))
+        }
+    }
+}
+
 /// Run with a progress bar on stderr, shown only on a terminal and only once the run has
 /// taken more than a second (wall time touches the display, never the simulation).
 fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<scenario::RunResult> {
@@ -297,7 +325,10 @@ pub fn explain(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
+    let (r, _) = match simulate(&a, &loaded)? {
+        Ok(rv) => rv,
+        Err(code) => return Ok(code),
+    };
     println!(
         "{}: {}",
         loaded.scenario.scenario.name,
@@ -316,8 +347,12 @@ pub fn step(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let b = scenario::build(&loaded, a.seed, a.until.map(|n| n.0))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let b = match read_schedule_arg(&a, &loaded)? {
+        None => scenario::build(&loaded, a.seed, a.until.map(|n| n.0)),
+        Some(Err(code)) => return Ok(code),
+        Some(Ok((st, setup))) => slicesim::explore::build_replay(&loaded, &setup, &st.schedule),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut sim = b.sim;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
@@ -338,7 +373,10 @@ pub fn stats(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let r = run_with_bar(&loaded, a.seed, a.until.map(|n| n.0))?;
+    let (r, _) = match simulate(&a, &loaded)? {
+        Ok(rv) => rv,
+        Err(code) => return Ok(code),
+    };
     print!("{}", r.sim.stats_debugfs());
     Ok(0)
 }

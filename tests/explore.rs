@@ -230,6 +230,16 @@ fn cli_explore_saves_a_schedule_that_run_replays() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("VIOLATION views-agree at 4903 ns"), "{text}");
+    // explain and stats replay it too.
+    let out = slicesim(&["explain", scenario, "--schedule", file.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("the explorer injects `irq+resched`"),
+        "{text}"
+    );
+    let out = slicesim(&["stats", scenario, "--schedule", file.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("sgrant:                1\n"), "{text}");
     // The figure of the replay marks the injected event, with its kind and in the legend.
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(

@@ -276,26 +276,51 @@ fn run_with(
     chooser: Box<dyn Chooser>,
     pool: &mut StackPool,
 ) -> Result<(scenario::RunResult, u64), ScenarioError> {
+    let scenario::Built {
+        mut sim,
+        names,
+        duration,
+    } = build_with(l, setup, s, chooser)?;
+    sim.give_stacks(std::mem::take(pool));
+    sim.run_until(duration);
+    let checks = scenario::evaluate(&l.scenario.expect, &sim, &names);
+    Ok((scenario::RunResult { sim, names, checks }, duration))
+}
+
+/// Build `l`'s simulation for schedule `s` with `chooser`, watching `setup`'s tasks.
+fn build_with(
+    l: &Loaded,
+    setup: &Setup,
+    s: &Schedule,
+    chooser: Box<dyn Chooser>,
+) -> Result<scenario::Built, ScenarioError> {
     let seeded = s.seeded_ties;
     let tune = move |c: &mut rseq_sim::SimConfig| {
         if seeded {
             c.tie_break = rseq_sim::TieBreak::Seeded;
         }
     };
-    let scenario::Built {
-        mut sim,
-        names,
-        duration,
-    } = scenario::build_tuned(l, Some(s.seed), s.until, true, &tune, Some(chooser))?;
-    sim.give_stacks(std::mem::take(pool));
-    for (name, &id) in &names {
+    let mut b = scenario::build_tuned(l, Some(s.seed), s.until, true, &tune, Some(chooser))?;
+    for (name, &id) in &b.names {
         if setup.watched.iter().any(|w| is_instance(name, w)) {
-            sim.watch(id);
+            b.sim.watch(id);
         }
     }
-    sim.run_until(duration);
-    let checks = scenario::evaluate(&l.scenario.expect, &sim, &names);
-    Ok((scenario::RunResult { sim, names, checks }, duration))
+    Ok(b)
+}
+
+/// `l`'s simulation for replaying schedule `s`, built but not run (to step through it).
+pub fn build_replay(
+    l: &Loaded,
+    setup: &Setup,
+    s: &Schedule,
+) -> Result<scenario::Built, ScenarioError> {
+    build_with(
+        l,
+        setup,
+        s,
+        Box::new(Replay::new(s.seed, s.inject.clone(), false)),
+    )
 }
 
 /// Is task `name` the scenario task `def` (or one of its `count` copies)?
