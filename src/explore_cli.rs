@@ -14,6 +14,7 @@ use crate::commands::{load_error_code, EXIT_EXPECTATION};
 /// `slicesim explore`.
 #[derive(clap::Args)]
 #[command(
+    group(clap::ArgGroup::new("mode").required(true).args(["exhaustive", "random", "catalog"])),
     after_help = "Examples:\n  slicesim explore scenarios/races/yield-after-revoke.toml --exhaustive\n  slicesim explore scenarios/races/never-yields.toml --exhaustive --max-interrupts 1\n  slicesim explore scenarios/workloads/spinlock-ext.toml --random --runs 2000 --seed 7\n  slicesim explore S.toml --random --runs 500 --pct 3 --jobs 2\n\nA counterexample is shrunk and saved as a schedule file that `slicesim run S.toml --schedule FILE` replays.\nOutput does not depend on --jobs. Exit codes: 0 no violation and every expected verdict met, 1 otherwise, 3 invalid scenario, 4 I/O error."
 )]
 pub struct ExploreArgs {
@@ -21,11 +22,11 @@ pub struct ExploreArgs {
     #[arg(required = true)]
     pub scenario: Vec<PathBuf>,
     /// Every placement of at most --max-interrupts injected events.
-    #[arg(long, conflicts_with = "random", required_unless_present_any = ["random", "catalog"])]
+    #[arg(long)]
     pub exhaustive: bool,
     /// Print the race catalogue (docs/races.md's table) of the given scenarios: each
     /// explored exhaustively, its conditions' verdicts and shrunk counterexamples.
-    #[arg(long, conflicts_with_all = ["random", "exhaustive"])]
+    #[arg(long)]
     pub catalog: bool,
     /// Randomized runs (swarm-style, or PCT with --pct).
     #[arg(long)]
@@ -103,6 +104,22 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
             return Ok(load_error_code(&e));
         }
     };
+    let names: Vec<&str> = l
+        .scenario
+        .tasks
+        .iter()
+        .map(|t| t.get_ref().name.as_str())
+        .collect();
+    if let Some(t) = a.tasks.iter().find(|t| !names.contains(&t.as_str())) {
+        let hint = scenario::closest(t, &names)
+            .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+        eprintln!(
+            "error: --task {t}: {} has no task `{t}`{hint}; its tasks: {}",
+            scenario_path.display(),
+            names.join(", ")
+        );
+        return Ok(2);
+    }
     let setup = match Setup::new(&l, &a.tasks, a.max_interrupts) {
         Ok(s) => Setup {
             max_schedules: a.max_schedules,

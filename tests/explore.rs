@@ -298,6 +298,19 @@ fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
             .any(|l| l.contains("yield returns 0") && l.contains("Sometimes")),
         "{text}"
     );
+    // A misspelt --task is a usage error naming the closest task; no mode is one too.
+    let out = slicesim(&[
+        "explore",
+        "scenarios/races/late-grant.toml",
+        "--exhaustive",
+        "--task",
+        "holdr",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `holder`?"));
+    let out = slicesim(&["explore", "scenarios/races/late-grant.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<--exhaustive|--random|--catalog>"));
     // A misspelt kind in [explore] names the key and the closest kind.
     let bad = std::env::temp_dir().join(format!("slicesim-bad-{}.toml", std::process::id()));
     let src = std::fs::read_to_string("scenarios/races/late-grant.toml")

@@ -20,7 +20,7 @@ use toml::Spanned;
 pub use build::{
     build, build_tuned, build_with, key_pos, run, run_with_progress, Built, RunResult, SLICES,
 };
-pub use error::ScenarioError;
+pub use error::{closest, ScenarioError};
 pub use expect::{evaluate, Check, CheckOutcome, Range};
 pub use units::Nanos;
 
