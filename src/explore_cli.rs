@@ -4,6 +4,7 @@
 //! `--jobs` or the machine); timings go to stderr.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use slicesim::explore::{self, Report, Setup, Stamped};
@@ -61,6 +62,27 @@ pub struct ExploreArgs {
     /// Report the first counterexample as found, without shrinking or saving it.
     #[arg(long)]
     pub no_shrink: bool,
+}
+
+/// A progress bar on stderr, only on a terminal: runs of a known total, or a counter of
+/// schedules for an exhaustive search (whose size shows only as it goes).
+fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let (bar, template) = match total {
+        Some(n) => (
+            indicatif::ProgressBar::new(n),
+            "{bar:40} {pos}/{len} runs, ETA {eta}",
+        ),
+        None => (
+            indicatif::ProgressBar::no_length(),
+            "{spinner} {pos} schedules, {per_sec}",
+        ),
+    };
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+    bar
 }
 
 fn group(n: u64) -> String {
@@ -153,12 +175,22 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
         kinds.join(","),
         setup.watched.join(",")
     );
+    // Ctrl-C stops handing out runs; what finished is reported, marked as interrupted.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
+    let bar = progress_bar(if a.exhaustive { None } else { Some(a.runs) });
+    let tick = || bar.inc(1);
+    let ctl = explore::Control {
+        stop: &STOP,
+        progress: &tick,
+    };
     let report = if a.exhaustive {
-        explore::exhaustive(&l, &setup, seed, jobs)
+        explore::exhaustive_with(&l, &setup, seed, jobs, ctl)
     } else {
-        explore::random(&l, &setup, seed, a.runs, a.pct, jobs)
+        explore::random_with(&l, &setup, seed, a.runs, a.pct, jobs, ctl)
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "explored {} schedules in {secs:.2} s ({:.0} schedules/s, {jobs} workers)",
@@ -166,6 +198,12 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
         report.runs as f64 / secs.max(1e-9)
     );
     print_space(&report, a.exhaustive);
+    if report.interrupted {
+        println!(
+            "  INTERRUPTED after {} runs: the verdicts are not proofs",
+            group(report.runs)
+        );
+    }
     if report.truncated {
         println!(
             "  TRUNCATED at --max-schedules {}: the space is larger; narrow it (--task, fewer kinds, a shorter run, a lower K) for verdicts that are proofs",
@@ -246,7 +284,7 @@ fn print_conditions(r: &Report, setup: &Setup, exhaustive: bool) -> i32 {
         return 0;
     }
     let mut code = 0;
-    let proof = exhaustive && !r.truncated;
+    let proof = exhaustive && !r.truncated && !r.interrupted;
     println!(
         "conditions{}:",
         if proof {

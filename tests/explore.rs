@@ -409,3 +409,36 @@ fn an_exhaustive_search_too_large_for_its_bound_says_so() {
     assert!(text.contains("TRUNCATED at --max-schedules 100"), "{text}");
     assert!(text.contains("not an exhaustive search"), "{text}");
 }
+
+#[test]
+fn a_stopped_campaign_reports_what_finished_as_interrupted() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let l = load("yield-after-revoke");
+    let setup = Setup::new(&l, &[], None).unwrap();
+    let (stop, done) = (AtomicBool::new(false), AtomicU64::new(0));
+    // Stop after the 50th run, as Ctrl-C would.
+    let progress = || {
+        if done.fetch_add(1, Ordering::Relaxed) + 1 == 50 {
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    let ctl = explore::Control {
+        stop: &stop,
+        progress: &progress,
+    };
+    let r = explore::exhaustive_with(&l, &setup, 0, 1, ctl).unwrap();
+    assert!(r.interrupted);
+    assert_eq!(
+        r.runs, 50,
+        "one worker stops right after the run that set the flag"
+    );
+    assert_eq!(r.by_depth.iter().sum::<u64>(), 50);
+    stop.store(false, Ordering::Relaxed);
+    done.store(0, Ordering::Relaxed);
+    let r = explore::random_with(&l, &setup, 1, 400, None, 1, ctl).unwrap();
+    assert!(r.interrupted);
+    assert_eq!(r.runs, 50);
+    // Without a stop nothing is marked.
+    let r = explore::exhaustive(&l, &setup, 0, 2).unwrap();
+    assert!(!r.interrupted && r.runs == 257);
+}

@@ -23,7 +23,7 @@ pub mod schedule;
 mod shrink;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam::sync::WaitGroup;
@@ -53,6 +53,34 @@ pub struct Setup {
     /// Exhaustive search: most schedules to run before giving up on completeness
     /// ([`DEFAULT_MAX_SCHEDULES`] unless changed).
     pub max_schedules: u64,
+}
+
+/// How a caller follows and stops a campaign: `progress` is called after every run (from
+/// any worker); once `stop` is set (say by Ctrl-C) no new run starts, and the report says
+/// it was interrupted. Neither can change what a finished run computes.
+#[derive(Clone, Copy)]
+pub struct Control<'a> {
+    /// Set to stop handing out runs.
+    pub stop: &'a AtomicBool,
+    /// Called after every run.
+    pub progress: &'a (dyn Fn() + Sync),
+}
+
+/// Never set: the stop flag of [`Control::NONE`].
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+impl Control<'static> {
+    /// No progress, no stop.
+    pub const NONE: Control<'static> = Control {
+        stop: &NEVER,
+        progress: &|| {},
+    };
+}
+
+impl Control<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
 }
 
 /// Default bound on an exhaustive search's schedules.
@@ -437,6 +465,8 @@ pub struct Report {
     pub reached: BTreeMap<&'static str, u64>,
     /// Exhaustive: the space was larger than `Setup::max_schedules` and was cut.
     pub truncated: bool,
+    /// The campaign was stopped ([`Control::stop`]) before all its runs.
+    pub interrupted: bool,
 }
 
 impl Report {
@@ -513,6 +543,17 @@ pub fn exhaustive(
     seed: u64,
     jobs: usize,
 ) -> Result<Report, ScenarioError> {
+    exhaustive_with(l, setup, seed, jobs, Control::NONE)
+}
+
+/// [`exhaustive`], followed and stoppable through `ctl`.
+pub fn exhaustive_with(
+    l: &Loaded,
+    setup: &Setup,
+    seed: u64,
+    jobs: usize,
+    ctl: Control<'_>,
+) -> Result<Report, ScenarioError> {
     // Workers also build each run's children and drop its recorded points, so the
     // coordinator's serial part between levels is only adding up.
     let run = |s: &Schedule, expand: bool, pool: &mut StackPool| {
@@ -547,13 +588,14 @@ pub fn exhaustive(
             });
         }
         let helpers = jobs.max(1) - 1;
-        levels(setup, seed, |items, expand| {
+        levels(setup, seed, ctl, |items, expand| {
             let level = Arc::new(Level {
                 items,
                 expand,
                 next: AtomicUsize::new(0),
                 out: Mutex::new(Vec::new()),
                 run: &run,
+                ctl,
             });
             // Waking a parked worker costs tens of microseconds, ten tiny runs' worth: a
             // small level is run here alone.
@@ -587,6 +629,7 @@ struct Level<'e> {
     next: AtomicUsize,
     out: Mutex<Vec<Part>>,
     run: &'e (dyn Fn(&Schedule, bool, &mut StackPool) -> Result<Done, ScenarioError> + Sync),
+    ctl: Control<'e>,
 }
 
 /// What one worker made of its share of a level.
@@ -607,10 +650,12 @@ struct Part {
 impl Level<'_> {
     fn work(&self, pool: &mut StackPool) {
         let mut part = Part::default();
-        loop {
+        while !self.ctl.stopped() {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(s) = self.items.get(i) else { break };
-            match (self.run)(s, self.expand, pool) {
+            let result = (self.run)(s, self.expand, pool);
+            (self.ctl.progress)();
+            match result {
                 Ok(done) => {
                     if i == 0 {
                         part.points_of_first = Some(done.outcome.point_count);
@@ -665,6 +710,7 @@ fn children(setup: &Setup, s: &Schedule, o: &Outcome) -> (Vec<Schedule>, u64) {
 fn levels(
     setup: &Setup,
     seed: u64,
+    ctl: Control<'_>,
     mut run_level: impl FnMut(Vec<Schedule>, bool) -> Vec<Part>,
 ) -> Result<Report, ScenarioError> {
     let mut report = Report::default();
@@ -677,8 +723,11 @@ fn levels(
             report.truncated = true;
         }
         let expand = depth < setup.max_k && !report.truncated;
-        report.by_depth.push(level.len() as u64);
         let mut parts = run_level(level, expand);
+        report
+            .by_depth
+            .push(parts.iter().map(|p| p.report.runs).sum());
+        report.interrupted = ctl.stopped();
         if let Some((_, e)) = parts
             .iter_mut()
             .filter_map(|p| p.error.take())
@@ -705,7 +754,7 @@ fn levels(
         }
         children.sort_unstable_by_key(|(i, _)| *i);
         let next: Vec<Schedule> = children.into_iter().flat_map(|(_, c)| c).collect();
-        if next.is_empty() || report.truncated {
+        if next.is_empty() || report.truncated || report.interrupted {
             break;
         }
         level = next;
@@ -726,10 +775,26 @@ pub fn random(
     pct: Option<u32>,
     jobs: usize,
 ) -> Result<Report, ScenarioError> {
+    random_with(l, setup, seed, runs, pct, jobs, Control::NONE)
+}
+
+/// [`random`], followed and stoppable through `ctl`.
+pub fn random_with(
+    l: &Loaded,
+    setup: &Setup,
+    seed: u64,
+    runs: u64,
+    pct: Option<u32>,
+    jobs: usize,
+    ctl: Control<'_>,
+) -> Result<Report, ScenarioError> {
     let (base, _) = run_schedule(l, setup, &Schedule::plain(seed))?;
     let n = (2 * u64::from(base.point_count)).max(1);
     let idx: Vec<u64> = (0..runs).collect();
     let results = par_map(&idx, &mut pools(jobs), &|&i: &u64, pool: &mut StackPool| {
+        if ctl.stopped() {
+            return None;
+        }
         let mut meta = Pcg64Mcg::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let s = Schedule {
             seed: meta.next_u64(),
@@ -756,13 +821,19 @@ pub fn random(
             kinds,
             applied: Vec::new(),
         };
-        run_random(l, setup, &s, plan, pool).map(|o| (s, o))
+        let r = run_random(l, setup, &s, plan, pool).map(|o| (s, o));
+        (ctl.progress)();
+        Some(r)
     });
     let mut report = Report {
         baseline_points: base.point_count,
         ..Report::default()
     };
     for r in results {
+        let Some(r) = r else {
+            report.interrupted = true;
+            continue;
+        };
         let (s, o) = r?;
         report.add(&s, &o);
     }
