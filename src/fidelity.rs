@@ -93,17 +93,15 @@ impl KernelSetup {
             };
             match k {
                 "preempt" => {
-                    // The models `preempt=` accepts; `rt` is a build option, not a boot one.
-                    let models = [
-                        Preempt::None,
-                        Preempt::Voluntary,
-                        Preempt::Full,
-                        Preempt::Lazy,
-                    ];
-                    s.preempt = models
-                        .into_iter()
-                        .find(|p| p.name() == v)
-                        .ok_or_else(|| SetupError::Preempt(v.to_string()))?;
+                    // sched_dynamic_mode() on an architecture with lazy preemption accepts
+                    // only `full` and `lazy`; `none` and `voluntary` are "unsupported" and
+                    // ignored (the build's default stays); `rt` is a build option.
+                    match v {
+                        "full" => s.preempt = Preempt::Full,
+                        "lazy" => s.preempt = Preempt::Lazy,
+                        "none" | "voluntary" => {}
+                        _ => return Err(SetupError::Preempt(v.to_string())),
+                    }
                 }
                 "rseq_slice_ext" => s.slice_ext_boot = kstrtobool(v).unwrap_or(s.slice_ext_boot),
                 "rseq_debug" => s.rseq_debug = kstrtobool(v).unwrap_or(s.rseq_debug),

@@ -31,6 +31,11 @@ impl Preempt {
         matches!(self, Preempt::Lazy | Preempt::Rt)
     }
 
+    /// `CONFIG_PREEMPTION`: kernel code is preempted on return from interrupt.
+    pub fn is_preemptible(self) -> bool {
+        matches!(self, Preempt::Full | Preempt::Lazy | Preempt::Rt)
+    }
+
     /// Name as in scenario files and `preempt=`.
     pub fn name(self) -> &'static str {
         match self {
@@ -212,6 +217,14 @@ pub enum ConfigError {
     /// `hz` above 10000.
     #[error("hz = {0}: must be at most 10000")]
     Hz(u32),
+    /// NONE or VOLUNTARY preemption with the feature compiled in: no such kernel exists.
+    #[error(
+        "preempt = {0}: no kernel with CONFIG_RSEQ_SLICE_EXTENSION has it (every architecture \
+         with the feature has lazy preemption, so kernel/Kconfig.preempt offers only full, \
+         lazy and rt, and `preempt={0}` on the command line is ignored); use full, lazy or rt, \
+         or set config_slice_ext = false"
+    )]
+    PreemptModel(&'static str),
     /// Stack too small to run user code.
     #[error("stack_size = {0}: must be at least 16384 bytes")]
     StackSize(usize),
@@ -262,6 +275,9 @@ impl SimConfig {
         if self.stack_size < 16 * 1024 {
             return Err(ConfigError::StackSize(self.stack_size));
         }
+        if self.config_slice_ext && !self.preempt.is_preemptible() {
+            return Err(ConfigError::PreemptModel(self.preempt.name()));
+        }
         Ok(())
     }
 }
@@ -288,11 +304,23 @@ fn check_slice_ext_nsec(rev: Revision, value: u32) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The debugfs write handler of `rseq/slice_ext_nsec` (spec §4.1): parse a base-10
-/// unsigned int (surrounding whitespace and a trailing newline allowed), `EINVAL` if it does
-/// not parse, `ERANGE` outside the range.
+/// The debugfs write handler of `rseq/slice_ext_nsec` (spec §4.1, `rseq_slice_ext_write()`):
+/// `kstrtouint(buf, 10)` must accept the text, else `EINVAL`; then `ERANGE` outside the
+/// range.
 pub fn parse_slice_ext_nsec(rev: Revision, text: &str) -> Result<u32, Errno> {
-    let value: u32 = text.trim().parse().map_err(|_| Errno::EINVAL)?;
+    let value = kstrtouint(text).ok_or(Errno::EINVAL)?;
     check_slice_ext_nsec(rev, value).map_err(|_| Errno::ERANGE)?;
     Ok(value)
+}
+
+/// `kstrtouint(s, 10, &v)` (`lib/kstrtox.c`): an optional `+`, at least one decimal
+/// digit, at most one trailing newline and nothing else (no spaces, no sign, no `0x`);
+/// a value above `u32::MAX` is an error too. The caller maps every error to `EINVAL`.
+pub fn kstrtouint(s: &str) -> Option<u32> {
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let digits = s.strip_suffix('\n').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }

@@ -43,6 +43,9 @@ impl Simulation {
                     Event::KernelStep { cpu, gen },
                 );
             }
+            (false, Some(tid)) if self.irqentry_exit_cond_resched(tid) => {
+                self.schedule(cpu, Prev::Preempt);
+            }
             _ => {
                 if self.cpus[cpu as usize].mode == CpuMode::Idle
                     && !self.cpus[cpu as usize].rq.is_empty()
@@ -51,6 +54,19 @@ impl Simulation {
                 }
             }
         }
+    }
+
+    /// `irqentry_exit_to_kernel_mode()` → `irqentry_exit_cond_resched()`: on a preemptible
+    /// kernel an interrupt that returns into a syscall preempts it when `TIF_NEED_RESCHED`
+    /// (not the lazy bit) is set. Only syscall bodies are preemptible here: the exit work
+    /// after an interrupt from user mode runs with interrupts disabled until its loop,
+    /// whose reschedule point is the grant decision.
+    fn irqentry_exit_cond_resched(&self, tid: u32) -> bool {
+        let t = &self.tasks[tid as usize];
+        self.cfg.preempt.is_preemptible()
+            && t.in_syscall
+            && t.alive()
+            && t.tif & TIF_NEED_RESCHED != 0
     }
 
     /// Timers carry generations: a cancelled or re-armed one pops stale.
@@ -87,9 +103,13 @@ impl Simulation {
             IrqKind::Device(ReschedReq::Lazy) => self.resched_curr(cpu, true, "device_irq"),
             IrqKind::Device(ReschedReq::Full) => self.resched_curr(cpu, false, "device_irq"),
             IrqKind::MembarrierIpi => {
-                // ipi_rseq(): the same hook as a context switch (spec §5).
+                // ipi_rseq(): the same hook as a context switch (spec §5); a legacy
+                // registration is forced to a full update, even in kernel mode (7.2).
                 if let Some(tid) = self.cpus[cpu as usize].curr {
-                    self.rseq_sched_switch_event(tid);
+                    match self.tasks[tid as usize].rseq.reg {
+                        Some(r) if !r.v2 => self.rseq_force_update(tid),
+                        _ => self.rseq_sched_switch_event(tid),
+                    }
                 }
             }
             IrqKind::Tick => {
@@ -134,6 +154,11 @@ impl Simulation {
     /// `exit_to_user_mode_prepare()` → `exit_to_user_mode_loop()` (spec §3.1), then return
     /// to user mode delivering `ret`.
     pub(crate) fn exit_to_user_mode(&mut self, cpu: u32, tid: u32, ret: Ret) {
+        if std::mem::take(&mut self.tasks[tid as usize].in_syscall) {
+            // syscall_exit_to_user_mode_work(): the debug `rseq_cs` check runs before the
+            // exit work loop, so its SIGSEGV is delivered on this exit.
+            self.rseq_debug_syscall_return(cpu, tid);
+        }
         let mut ti_work = self.tasks[tid as usize].tif;
         if ti_work & EXIT_TO_USER_MODE_WORK != 0 {
             let deny = self.slice_ext_deny_mask();

@@ -29,12 +29,12 @@ pub mod trace;
 pub mod workload;
 
 pub use choice::{Chooser, Draw, InjectMenu, InjectPoint, Injection, PointOp, Replay, Seeded};
-pub use config::{Preempt, SimConfig, TieBreak};
+pub use config::{ConfigError, Preempt, SimConfig, TieBreak};
 pub use coro::{SimPlatform, SimProgram};
 pub use cpu::SliceStats;
 pub use event::{IrqKind, ReschedReq};
 pub use irq::{IrqPattern, IrqSource};
-pub use rseq::TASK_SIZE;
+pub use rseq::{TASK_SIZE, USER_IP};
 pub use sim::{SimError, Simulation, StackPool, TaskSpec};
 pub use task::{Policy, Task, TaskExit, TaskState};
 pub use trace::{FaultCause, LogKind, LogRecord, RevokePath};

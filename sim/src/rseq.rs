@@ -18,11 +18,30 @@ use crate::sim::Simulation;
 use crate::task::*;
 use crate::trace::{FaultCause, LogKind, RevokePath};
 
-/// The IDs registration and unregistration write: CPU ids uninitialized, node and cid 0.
+/// The IDs registration (and the 7.0 model's unregistration) write: CPU ids
+/// uninitialized, node and cid 0; also the kernel's cached IDs after `rseq_reset()`.
 const UNINIT_IDS: [u32; 4] = [u32::MAX, u32::MAX, 0, 0];
+
+/// The IDs 7.2's `rseq_reset_ids()` writes at unregistration: `cpu_id_start = 0`.
+const RESET_IDS: [u32; 4] = [0, u32::MAX, 0, 0];
 
 /// x86_64 `TASK_SIZE` (user addresses are below it).
 pub const TASK_SIZE: u64 = 0x0000_7fff_ffff_f000;
+
+/// The user instruction pointer the kernel model evaluates `rseq_cs` against. User code
+/// in the simulator has no instruction pointer of its own, so every task is "at" this
+/// address (the start of a static x86_64 binary's text): a descriptor covers it only if
+/// a scenario builds one that does.
+pub const USER_IP: u64 = 0x0040_1000;
+
+/// Why a 7.2 rseq update did not complete (`rseq_event::error`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum UpdateFail {
+    /// A user access faulted (`fatal` clear): the fast path retries in the slow path.
+    Fault,
+    /// Invalid user data (`fatal` set): SIGSEGV once the slow path sees it.
+    Fatal(FaultCause),
+}
 
 impl Simulation {
     fn rev(&self) -> Revision {
@@ -143,8 +162,9 @@ impl Simulation {
         }
         let t = &mut self.tasks[tid as usize];
         t.rseq.reg = Some(Registration { addr, len, sig, v2 });
-        if v2 {
-            // R1: the word is cleared unconditionally (post-7.0 legacy registrations keep it).
+        if v2 && self.cfg.config_slice_ext {
+            // R1: the word is cleared unconditionally (post-7.0 legacy registrations keep
+            // it; without CONFIG_RSEQ_SLICE_EXTENSION the kernel has no such field).
             self.clear_user_word(cpu, tid, RevokePath::R1Register, false);
         }
         let t = &mut self.tasks[tid as usize];
@@ -177,6 +197,21 @@ impl Simulation {
         }
         if reg.sig != sig {
             return Err(Errno::EPERM);
+        }
+        if self.rev() == Revision::PostMerge {
+            // 7.2 `rseq_reset_ids()` then `rseq_reset()`: only the ID fields are written
+            // (cpu_id_start = 0), the word is left alone and the state wiped uncounted.
+            if !self.write_ids(tid, addr, RESET_IDS) {
+                self.force_sig(
+                    cpu,
+                    tid,
+                    rseq_abi::consts::signal::SIGSEGV,
+                    Some(FaultCause::UnregisterFault),
+                );
+                return Err(Errno::EFAULT);
+            }
+            self.tasks[tid as usize].rseq = RseqTask::default();
+            return Ok(0);
         }
         let ok = self.write_ids(tid, addr, UNINIT_IDS);
         let was = self.tasks[tid as usize].rseq.granted;
@@ -352,8 +387,7 @@ impl Simulation {
             return false;
         }
         self.cpus[cpu as usize].stats.granted += 1;
-        let fast_now = self.now.saturating_add_signed(self.cfg.fast_clock_skew_ns);
-        let expires = fast_now + u64::from(self.slice_ext_nsec);
+        let expires = self.fast_clock_ns() + u64::from(self.slice_ext_nsec);
         let t = &mut self.tasks[tid as usize];
         t.rseq.granted = true;
         t.rseq.expires = expires;
@@ -380,14 +414,219 @@ impl Simulation {
         ti_work: u32,
     ) -> bool {
         if ti_work & TIF_RSEQ != 0 {
-            self.tasks[tid as usize].tif &= !TIF_RSEQ;
-            if !self.rseq_update_user(cpu, tid, false) {
-                // The fast path runs with page faults disabled: defer to the slow path.
-                self.tasks[tid as usize].tif |= TIF_NOTIFY_RESUME;
-                return true;
+            if self.rev() == Revision::PostMerge {
+                if self.rseq_exit_to_user_mode_restart_72(cpu, tid) {
+                    return true;
+                }
+            } else {
+                self.tasks[tid as usize].tif &= !TIF_RSEQ;
+                if !self.rseq_update_user(cpu, tid, false) {
+                    // The fast path runs with page faults disabled: defer to the slow path.
+                    self.tasks[tid as usize].tif |= TIF_NOTIFY_RESUME;
+                    return true;
+                }
             }
         }
         self.rseq_arm_slice_extension_timer(cpu, tid)
+    }
+
+    /// 7.2 `__rseq_exit_to_user_mode_restart()` (`include/linux/rseq_entry.h`): only a
+    /// task with `sched_switch` is updated; a failure defers to the slow path with
+    /// `TIF_RSEQ` still set. True = loop again.
+    fn rseq_exit_to_user_mode_restart_72(&mut self, cpu: u32, tid: u32) -> bool {
+        if self.tasks[tid as usize].rseq.sched_switch
+            && self.rseq_exit_user_update(cpu, tid).is_err()
+        {
+            let t = &mut self.tasks[tid as usize];
+            t.rseq.slowpath = true;
+            t.tif |= TIF_NOTIFY_RESUME;
+            return true;
+        }
+        let t = &mut self.tasks[tid as usize];
+        t.rseq.clear_events();
+        t.tif &= !TIF_RSEQ;
+        false
+    }
+
+    /// 7.2 `rseq_exit_user_update()`: with unchanged IDs only `rseq_cs` is read, the word
+    /// and the grant cleared (R3) and, in debug mode or with a set `rseq_cs`, the section
+    /// evaluated; the read-only ID check and the ID write happen only when IDs changed.
+    fn rseq_exit_user_update(&mut self, cpu: u32, tid: u32) -> Result<(), UpdateFail> {
+        let t = &self.tasks[tid as usize];
+        let Some(reg) = t.rseq.reg else {
+            return Ok(());
+        };
+        if t.rseq.ids_changed {
+            return self.rseq_update_usr(cpu, tid, RevokePath::R4IdsChanged);
+        }
+        let csaddr = self.read_rseq_cs(tid).ok_or(UpdateFail::Fault)?;
+        if reg.v2 && self.cfg.static_key() {
+            let was = self.tasks[tid as usize].rseq.granted;
+            if !self.clear_user_word(cpu, tid, RevokePath::R3SchedSwitch, was) {
+                return Err(UpdateFail::Fault);
+            }
+        }
+        self.rseq_slice_clear_grant(cpu, tid, true);
+        if self.cfg.rseq_debug || csaddr != 0 {
+            return self.rseq_update_user_cs(cpu, tid, csaddr);
+        }
+        Ok(())
+    }
+
+    /// 7.2 `rseq_update_usr()` → `rseq_set_ids_get_csaddr()`: validate the read-only ID
+    /// fields (ABI v2 or debug) against the cached IDs, write the new IDs, read `rseq_cs`,
+    /// clear the word (v2) and the grant; then evaluate `rseq_cs` only after an interrupt
+    /// from user mode, unless in debug mode.
+    fn rseq_update_usr(&mut self, cpu: u32, tid: u32, path: RevokePath) -> Result<(), UpdateFail> {
+        let t = &self.tasks[tid as usize];
+        let Some(reg) = t.rseq.reg else {
+            return Ok(());
+        };
+        let cached = t.rseq.ids_written.unwrap_or(UNINIT_IDS);
+        if self.cfg.rseq_debug || reg.v2 {
+            let found = self.read_ids(tid).ok_or(UpdateFail::Fault)?;
+            // cpu_id_start against the cache, cpu_id against cpu_id_start, node and cid
+            // against the cache.
+            if found[0] != cached[0]
+                || found[1] != found[0]
+                || found[2] != cached[2]
+                || found[3] != cached[3]
+            {
+                return Err(UpdateFail::Fatal(FaultCause::IdFieldTampered));
+            }
+        }
+        let cpu_id = self.tasks[tid as usize].cpu;
+        let ids = [cpu_id, cpu_id, 0, cpu_id];
+        if !self.write_ids(tid, reg.addr, ids) {
+            return Err(UpdateFail::Fault);
+        }
+        let csaddr = self.read_rseq_cs(tid).ok_or(UpdateFail::Fault)?;
+        if reg.v2 && self.cfg.static_key() {
+            let was = self.tasks[tid as usize].rseq.granted;
+            if !self.clear_user_word(cpu, tid, path, was) {
+                return Err(UpdateFail::Fault);
+            }
+        }
+        self.rseq_slice_clear_grant(cpu, tid, true);
+        self.tasks[tid as usize].rseq.ids_written = Some(ids);
+        self.emit(cpu, Some(tid), LogKind::IdsUpdate { cpu_id });
+        if !self.cfg.rseq_debug && !self.tasks[tid as usize].rseq.user_irq {
+            return Ok(());
+        }
+        if csaddr == 0 {
+            return Ok(());
+        }
+        self.rseq_update_user_cs(cpu, tid, csaddr)
+    }
+
+    /// 7.2 `rseq_update_user_cs()` and, in debug mode, `rseq_debug_update_user_cs()`:
+    /// evaluate the critical section descriptor at `csaddr` against the task's instruction
+    /// pointer ([`USER_IP`]): outside → clear `rseq_cs`; inside → clear it and fix the IP
+    /// up to `abort_ip`. The non-debug variant checks only what protects the kernel (an
+    /// `abort_ip` in user space, preceded by the signature); the debug variant checks
+    /// everything and that the entry was an interrupt from user mode.
+    pub(crate) fn rseq_update_user_cs(
+        &mut self,
+        cpu: u32,
+        tid: u32,
+        csaddr: u64,
+    ) -> Result<(), UpdateFail> {
+        use rseq_abi::layout::cs_offset;
+        let bad = |why: &'static str| Err(UpdateFail::Fatal(FaultCause::RseqCsDescriptor { why }));
+        if csaddr >= TASK_SIZE {
+            return Err(UpdateFail::Fatal(FaultCause::RseqCsInvalid));
+        }
+        let ip = USER_IP;
+        let rd = |s: &Self, off: usize| s.read_user_u64(tid, csaddr + off as u64);
+        let sig = self.tasks[tid as usize].rseq.reg.map_or(0, |r| r.sig);
+        let abort_ip;
+        if self.cfg.rseq_debug {
+            let start_ip = rd(self, cs_offset::START_IP).ok_or(UpdateFail::Fault)?;
+            if start_ip >= TASK_SIZE {
+                return bad("start_ip beyond TASK_SIZE");
+            }
+            if ip < start_ip {
+                return self.rseq_cs_clear(cpu, tid);
+            }
+            let off = rd(self, cs_offset::POST_COMMIT_OFFSET).ok_or(UpdateFail::Fault)?;
+            let end = start_ip.wrapping_add(off);
+            if end >= TASK_SIZE || end < start_ip {
+                return bad("post_commit_offset overflows");
+            }
+            if ip >= end {
+                return self.rseq_cs_clear(cpu, tid);
+            }
+            abort_ip = rd(self, cs_offset::ABORT_IP).ok_or(UpdateFail::Fault)?;
+            if abort_ip >= TASK_SIZE || abort_ip < 4 {
+                return bad("abort_ip outside user space");
+            }
+            if abort_ip.wrapping_sub(start_ip) < off {
+                return bad("abort_ip inside the critical section");
+            }
+            if rd(self, cs_offset::VERSION).ok_or(UpdateFail::Fault)? != 0 {
+                return bad("version or flags not 0");
+            }
+            let usig = self
+                .read_user_u32(tid, abort_ip - 4)
+                .ok_or(UpdateFail::Fault)?;
+            if usig != sig {
+                return bad("signature mismatch at abort_ip");
+            }
+            if !self.tasks[tid as usize].rseq.user_irq {
+                return bad("inside a critical section without an interrupt from user mode");
+            }
+        } else {
+            let start_ip = rd(self, cs_offset::START_IP).ok_or(UpdateFail::Fault)?;
+            let off = rd(self, cs_offset::POST_COMMIT_OFFSET).ok_or(UpdateFail::Fault)?;
+            abort_ip = rd(self, cs_offset::ABORT_IP).ok_or(UpdateFail::Fault)?;
+            if ip.wrapping_sub(start_ip) >= off {
+                return self.rseq_cs_clear(cpu, tid);
+            }
+            if abort_ip >= TASK_SIZE || abort_ip < 4 {
+                return bad("abort_ip outside user space");
+            }
+            let usig = self
+                .read_user_u32(tid, abort_ip - 4)
+                .ok_or(UpdateFail::Fault)?;
+            if usig != sig {
+                return bad("signature mismatch at abort_ip");
+            }
+        }
+        if !self.write_rseq_cs_zero(tid) {
+            return Err(UpdateFail::Fault);
+        }
+        self.emit(
+            cpu,
+            Some(tid),
+            LogKind::RseqCs {
+                fixup: Some(abort_ip),
+            },
+        );
+        Ok(())
+    }
+
+    /// The `clear:` label of the `rseq_cs` evaluation: the IP is outside the section.
+    fn rseq_cs_clear(&mut self, cpu: u32, tid: u32) -> Result<(), UpdateFail> {
+        if !self.write_rseq_cs_zero(tid) {
+            return Err(UpdateFail::Fault);
+        }
+        self.emit(cpu, Some(tid), LogKind::RseqCs { fixup: None });
+        Ok(())
+    }
+
+    /// Kernel 64-bit read of `rseq->rseq_cs` (`None` = fault).
+    fn read_rseq_cs(&self, tid: u32) -> Option<u64> {
+        let addr = self.tasks[tid as usize].rseq.reg?.addr;
+        self.read_user_u64(tid, addr + offset::RSEQ_CS as u64)
+    }
+
+    /// Kernel 64-bit write of 0 to `rseq->rseq_cs` (`false` = fault).
+    fn write_rseq_cs_zero(&mut self, tid: u32) -> bool {
+        let Some(reg) = self.tasks[tid as usize].rseq.reg else {
+            return false;
+        };
+        self.write_u32_at(tid, reg.addr, offset::RSEQ_CS, 0)
+            && self.write_u32_at(tid, reg.addr, offset::RSEQ_CS + 4, 0)
     }
 
     /// The rseq user update after a switch or ID change (R3/R4; R5 when `slow`).
@@ -485,6 +724,9 @@ impl Simulation {
     /// `rseq_handle_notify_resume()`: the slow path retries the update with faults enabled;
     /// a fault there is fatal (spec §7 item 5).
     pub(crate) fn rseq_handle_notify_resume(&mut self, cpu: u32, tid: u32) {
+        if self.rev() == Revision::PostMerge {
+            return self.rseq_slowpath_update_usr(cpu, tid);
+        }
         if !self.rseq_update_user(cpu, tid, true) {
             self.force_sig(
                 cpu,
@@ -495,6 +737,94 @@ impl Simulation {
         }
     }
 
+    /// 7.2 `rseq_handle_slowpath()` → `rseq_slowpath_update_usr()` (`kernel/rseq.c`): runs
+    /// only after a fast-path failure; keeps `user_irq`, clears the other events, and
+    /// redoes the whole update with page faults allowed, so any failure is SIGSEGV.
+    fn rseq_slowpath_update_usr(&mut self, cpu: u32, tid: u32) {
+        let r = &mut self.tasks[tid as usize].rseq;
+        if !r.slowpath {
+            return;
+        }
+        let event = r.sched_switch;
+        let user_irq = r.user_irq;
+        r.clear_events();
+        r.user_irq = user_irq;
+        if !event {
+            return;
+        }
+        if let Err(fail) = self.rseq_update_usr(cpu, tid, RevokePath::R5SlowPath) {
+            self.rseq_update_failed(cpu, tid, fail);
+        }
+    }
+
+    /// An rseq update that failed where page faults are allowed: `force_sig(SIGSEGV)`,
+    /// with the invalid value as the cause, or the fault.
+    fn rseq_update_failed(&mut self, cpu: u32, tid: u32, fail: UpdateFail) {
+        let cause = match fail {
+            UpdateFail::Fatal(c) => c,
+            UpdateFail::Fault => FaultCause::RseqUpdateFault,
+        };
+        self.force_sig(cpu, tid, rseq_abi::consts::signal::SIGSEGV, Some(cause));
+    }
+
+    /// 7.2 `rseq_signal_deliver()` → `__rseq_signal_deliver()`: when a handler is about to
+    /// run, a set `rseq_cs` is evaluated against the interrupted IP (ABI v2: only after an
+    /// interrupt from user mode; legacy: always), and a legacy registration is forced to
+    /// rewrite its IDs on the way out. A failure is SIGSEGV.
+    pub(crate) fn rseq_signal_deliver(&mut self, cpu: u32, tid: u32) {
+        if self.rev() != Revision::PostMerge {
+            return;
+        }
+        let r = &self.tasks[tid as usize].rseq;
+        let Some(reg) = r.reg else { return };
+        if reg.v2 && !r.user_irq {
+            return;
+        }
+        let res = match self.read_rseq_cs(tid) {
+            None => Err(UpdateFail::Fault),
+            Some(0) => Ok(()),
+            Some(cs) => self.rseq_update_user_cs(cpu, tid, cs),
+        };
+        if let Err(fail) = res {
+            self.rseq_update_failed(cpu, tid, fail);
+        }
+        if !reg.v2 {
+            self.rseq_force_update(tid);
+        }
+    }
+
+    /// `rseq_force_update()`: a full ID update on the next exit to user (registration,
+    /// a failed execve, legacy signal delivery and membarrier IPIs).
+    pub(crate) fn rseq_force_update(&mut self, tid: u32) {
+        let t = &mut self.tasks[tid as usize];
+        if t.rseq.reg.is_some() {
+            t.rseq.ids_changed = true;
+            t.rseq.sched_switch = true;
+            t.tif |= TIF_RSEQ;
+        }
+    }
+
+    /// 7.2 `__rseq_debug_syscall_return()`: in debug mode every syscall return of a
+    /// registered task validates a set `rseq_cs` with the debug checks; a fault or an
+    /// invalid descriptor is SIGSEGV.
+    pub(crate) fn rseq_debug_syscall_return(&mut self, cpu: u32, tid: u32) {
+        if self.rev() != Revision::PostMerge || !self.cfg.rseq_debug {
+            return;
+        }
+        if self.tasks[tid as usize].rseq.reg.is_none() {
+            return;
+        }
+        let res = match self.read_rseq_cs(tid) {
+            None => Err(UpdateFail::Fault),
+            Some(0) => return,
+            Some(cs) if cs >= TASK_SIZE => Err(UpdateFail::Fatal(FaultCause::RseqCsInvalid)),
+            Some(cs) => self.rseq_update_user_cs(cpu, tid, cs),
+        };
+        if let Err(fail) = res {
+            self.rseq_update_failed(cpu, tid, fail);
+        }
+    }
+
     /// `rseq_arm_slice_extension_timer()`: true = need-resched was set, loop again.
     fn rseq_arm_slice_extension_timer(&mut self, cpu: u32, tid: u32) -> bool {
         let t = &self.tasks[tid as usize];
@@ -502,7 +832,9 @@ impl Simulation {
             return false;
         }
         let expires = t.rseq.expires;
-        if expires < self.now {
+        // `expires` was taken from ktime_get_mono_fast_ns() and is compared with the same
+        // clock; the hrtimer itself runs on CLOCK_MONOTONIC (`fast_clock_skew_ns` apart).
+        if expires < self.fast_clock_ns() {
             self.tasks[tid as usize].tif |= TIF_NEED_RESCHED;
             self.emit(
                 cpu,
@@ -520,8 +852,9 @@ impl Simulation {
         st.cookie = Some(tid);
         st.gen = st.gen.wrapping_add(1);
         let gen = st.gen;
+        // An expiry already past on the hrtimer clock fires at once.
         self.push(
-            expires,
+            expires.max(self.now),
             Event::Irq {
                 cpu,
                 kind: IrqKind::SliceTimer,
@@ -557,6 +890,11 @@ impl Simulation {
                 },
             );
         }
+    }
+
+    /// `ktime_get_mono_fast_ns()`: the hrtimer clock plus `fast_clock_skew_ns`.
+    fn fast_clock_ns(&self) -> u64 {
+        self.now.saturating_add_signed(self.cfg.fast_clock_skew_ns)
     }
 
     // ---- syscall entry (spec §6.1) ---------------------------------------------------
@@ -628,7 +966,9 @@ impl Simulation {
                     },
                 );
             } else if self.rev().is_v1() {
-                // V1: any other syscall inside a grant is a protocol violation.
+                // V1 has no s_aborted: every syscall inside a grant counts s_yielded
+                // (spec §11), and any but the yield is a protocol violation.
+                self.cpus[cpu as usize].stats.yielded += 1;
                 self.force_sig(
                     cpu,
                     tid,

@@ -8,7 +8,6 @@
 
 use rseq_abi::CpuSet;
 
-use crate::config::Preempt;
 use crate::cpu::CpuMode;
 use crate::event::{Event, IrqKind};
 use crate::sim::Simulation;
@@ -115,9 +114,6 @@ impl Simulation {
             }
             return false;
         }
-        if let Some(p) = prev_tid {
-            self.rseq_sched_switch_event(p);
-        }
         self.emit(
             cpu,
             prev_tid,
@@ -131,6 +127,9 @@ impl Simulation {
         c.curr = next;
         match next {
             Some(n) => {
+                // context_switch(): rseq learns of the switch as `next` is scheduled in,
+                // after a migration or CID change has marked its IDs.
+                self.rseq_sched_switch_event(n);
                 self.dequeue(cpu, n);
                 let now = self.now;
                 let t = &mut self.tasks[n as usize];
@@ -196,11 +195,20 @@ impl Simulation {
         c.tick_gen = c.tick_gen.wrapping_add(1);
     }
 
-    /// `rseq_sched_switch_event()`: a task switched out after an interrupt/exception from
-    /// user mode, or whose IDs changed, gets `sched_switch` and `TIF_RSEQ` (spec §5).
+    /// `rseq_sched_switch_event()` (`include/linux/rseq.h`, from `context_switch()` for the
+    /// task scheduled in): one that entered the kernel by an interrupt/exception from user
+    /// mode, or whose IDs changed, gets `sched_switch` and `TIF_RSEQ` (spec §5).
+    ///
+    /// 7.2 (`include/linux/rseq.h`): a legacy (32-byte) registration gets a full ID update
+    /// after every switch, voluntary ones included.
     pub(crate) fn rseq_sched_switch_event(&mut self, tid: u32) {
         let t = &mut self.tasks[tid as usize];
-        if (t.rseq.user_irq || t.rseq.ids_changed) && t.rseq.reg.is_some() {
+        let Some(reg) = t.rseq.reg else { return };
+        if !reg.v2 {
+            t.rseq.ids_changed = true;
+            t.rseq.sched_switch = true;
+            t.tif |= TIF_RSEQ;
+        } else if t.rseq.user_irq || t.rseq.ids_changed {
             t.rseq.sched_switch = true;
             t.tif |= TIF_RSEQ;
         }
@@ -358,15 +366,15 @@ impl Simulation {
         self.check_preempt(cpu, tid);
     }
 
-    /// `scheduler_tick()`: charge the current task, expire its slice, and (LAZY) upgrade a
-    /// pending lazy reschedule to a full one.
+    /// `sched_tick()`: charge the current task, expire its slice, and upgrade a pending
+    /// lazy reschedule to a full one whenever lazy preemption is active (LAZY and RT).
     pub(crate) fn scheduler_tick(&mut self, cpu: u32) {
         self.update_curr(cpu);
         let Some(tid) = self.cpus[cpu as usize].curr else {
             return;
         };
         let t = &self.tasks[tid as usize];
-        if t.tif & TIF_NEED_RESCHED_LAZY != 0 && self.cfg.preempt == Preempt::Lazy {
+        if t.tif & TIF_NEED_RESCHED_LAZY != 0 && self.cfg.preempt.has_lazy() {
             self.resched_curr(cpu, false, "tick_lazy_upgrade");
             return;
         }

@@ -65,9 +65,14 @@ impl Simulation {
         let t = &mut self.tasks[tid as usize];
         t.tif &= !TIF_SIGPENDING;
         let pending = std::mem::take(&mut t.sig_pending);
-        if let Some((signo, cause)) = pending.into_iter().find(|(s, _)| is_fatal(*s)) {
+        if let Some((signo, cause)) = pending.iter().find(|(s, _)| is_fatal(*s)).cloned() {
             self.kill_now(cpu, tid, TaskExit::Signaled { signo, cause });
             return true;
+        }
+        // Each other signal is handled as if its handler ran: the handler frame is set up
+        // through `handle_signal()`, which calls `rseq_signal_deliver()` first.
+        for _ in &pending {
+            self.rseq_signal_deliver(cpu, tid);
         }
         false
     }

@@ -282,6 +282,7 @@ impl Simulation {
             slice_start: 0,
             tif: 0,
             syscall_work_slice: false,
+            in_syscall: false,
             rseq: RseqTask::default(),
             mem: UserMem {
                 area: RSEQ_AREA_BASE + u64::from(id) * 4096,
@@ -991,6 +992,29 @@ impl Simulation {
                 .endian
                 .u32_from(t.mem.bytes[o..o + 4].try_into().unwrap()),
         )
+    }
+
+    /// Kernel read of a u32 at any user address of the task (`None` = fault: only the
+    /// task's mapped area is memory in this model).
+    pub(crate) fn read_user_u32(&self, tid: u32, addr: u64) -> Option<u32> {
+        let t = &self.tasks[tid as usize];
+        let o = t.mem.offset(addr, 4)?;
+        Some(
+            self.cfg
+                .endian
+                .u32_from(t.mem.bytes[o..o + 4].try_into().unwrap()),
+        )
+    }
+
+    /// Kernel 64-bit read at any user address of the task (`None` = fault).
+    pub(crate) fn read_user_u64(&self, tid: u32, addr: u64) -> Option<u64> {
+        let t = &self.tasks[tid as usize];
+        let o = t.mem.offset(addr, 8)?;
+        let b: [u8; 8] = t.mem.bytes[o..o + 8].try_into().unwrap();
+        Some(match self.cfg.endian {
+            rseq_abi::Endian::Little => u64::from_le_bytes(b),
+            rseq_abi::Endian::Big => u64::from_be_bytes(b),
+        })
     }
 
     /// Kernel write of a u32 field at `addr + field` (`false` = fault).

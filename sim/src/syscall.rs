@@ -91,6 +91,7 @@ impl Simulation {
     /// The user task `tid` on `cpu` enters a syscall.
     pub(crate) fn syscall_enter(&mut self, cpu: u32, tid: u32, sys: KSys) {
         self.cpus[cpu as usize].mode = CpuMode::Kernel;
+        self.tasks[tid as usize].in_syscall = true;
         let c = &mut self.cpus[cpu as usize];
         c.gen = c.gen.wrapping_add(1);
         let nr = sys.nr(self.cfg.revision);
@@ -386,6 +387,10 @@ impl Simulation {
             c.mem.area = parea;
             c.mem.bytes = pbytes;
             c.rseq = prseq;
+            // wake_up_new_task() places the child with __set_task_cpu(), which marks its
+            // IDs changed; its first switch-in raises the rseq update, so its first return
+            // to user rewrites the IDs and clears the copied word (R4).
+            c.rseq.ids_changed = true;
             let w = c.ctrl();
             let was = c.rseq.granted;
             self.emit(

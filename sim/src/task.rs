@@ -125,8 +125,21 @@ pub struct RseqTask {
     pub sched_switch: bool,
     /// `event.ids_changed`.
     pub ids_changed: bool,
-    /// The ID fields the kernel last wrote (`cpu_id_start, cpu_id, node_id, mm_cid`).
+    /// The ID fields the kernel last wrote (`cpu_id_start, cpu_id, node_id, mm_cid`):
+    /// `rseq::ids`, the cache the read-only check compares with (`None` = as reset).
     pub ids_written: Option<[u32; 4]>,
+    /// `event.slowpath` (7.2): the fast path failed, the slow path must redo the update.
+    pub slowpath: bool,
+}
+
+impl RseqTask {
+    /// `t->rseq.event.events = 0` plus the error bits: what every finished update clears.
+    pub fn clear_events(&mut self) {
+        self.user_irq = false;
+        self.sched_switch = false;
+        self.ids_changed = false;
+        self.slowpath = false;
+    }
 }
 
 /// The task's rseq area in simulated user memory.
@@ -200,6 +213,9 @@ pub struct Task {
     pub tif: u32,
     /// `SYSCALL_WORK_SYSCALL_RSEQ_SLICE`.
     pub syscall_work_slice: bool,
+    /// Inside a syscall (entry until its exit to user): interrupts that return here may
+    /// preempt it (`irqentry_exit_cond_resched()`), and its return runs the debug check.
+    pub in_syscall: bool,
     /// The kernel's rseq state.
     pub rseq: RseqTask,
     /// The rseq area in user memory.

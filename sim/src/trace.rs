@@ -86,6 +86,12 @@ pub enum FaultCause {
     IdFieldTampered,
     /// `rseq_cs` pointer beyond `TASK_SIZE` (§7.7).
     RseqCsInvalid,
+    /// 7.2: the `struct rseq_cs` descriptor failed a check of `rseq_update_user_cs()` or
+    /// its debug variant.
+    RseqCsDescriptor {
+        /// Which check.
+        why: &'static str,
+    },
     /// A signal sent from outside with a fatal default action.
     External,
 }
@@ -108,6 +114,7 @@ impl fmt::Display for FaultCause {
             FaultCause::V1SyscallInGrant { nr } => write!(f, "V1: syscall {nr} inside a grant"),
             FaultCause::IdFieldTampered => write!(f, "rseq ID field modified by user space"),
             FaultCause::RseqCsInvalid => write!(f, "rseq_cs pointer invalid"),
+            FaultCause::RseqCsDescriptor { why } => write!(f, "rseq_cs descriptor: {why}"),
             FaultCause::External => write!(f, "sent by scenario"),
         }
     }
@@ -222,6 +229,12 @@ pub enum LogKind {
     IdsUpdate {
         /// New `cpu_id`.
         cpu_id: u32,
+    },
+    /// 7.2: a set `rseq_cs` was evaluated and cleared: the IP was outside the section
+    /// (`fixup = None`, counted as `clear`) or inside it and moved to `abort_ip`.
+    RseqCs {
+        /// The `abort_ip` the instruction pointer was moved to, if it was inside.
+        fixup: Option<u64>,
     },
     /// A signal was queued.
     Signal {
@@ -339,6 +352,8 @@ impl fmt::Display for LogKind {
             Wakeup { task, cpu } => write!(f, "wakeup T{task} cpu={cpu}"),
             Migrate { task, from, to } => write!(f, "migrate T{task} {from} -> {to}"),
             IdsUpdate { cpu_id } => write!(f, "rseq_ids cpu_id={cpu_id}"),
+            RseqCs { fixup: None } => write!(f, "rseq_cs clear"),
+            RseqCs { fixup: Some(ip) } => write!(f, "rseq_cs fixup abort_ip={ip:#x}"),
             Signal { signo, cause } => match cause {
                 Some(c) => write!(f, "signal {signo} ({c})"),
                 None => write!(f, "signal {signo}"),

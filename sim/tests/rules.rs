@@ -287,21 +287,27 @@ fn s4_3_timer_expiry_counts_expired_then_r2_revokes_and_schedules() {
 }
 
 #[test]
-fn s4_2_expiry_already_passed_at_exit_sets_need_resched_without_expired() {
-    // The grant's clock runs 6 µs behind the hrtimer clock: the expiry is in the past at
-    // the very exit that would arm the timer (spec §4.2, §13 q13).
+fn issue12_item4_a_skewed_fast_clock_arms_a_timer_already_past_which_fires_at_once() {
+    // The grant's expiry comes from ktime_get_mono_fast_ns() and is checked against the
+    // same clock when the timer is armed; the hrtimer runs on CLOCK_MONOTONIC, here 6 µs
+    // ahead. The "already expired" check passes, the timer is armed in the past and fires
+    // at once: an expiry like any other (s_expired, then R2).
     let cfg = SimConfig {
         fast_clock_skew_ns: -6_000,
         ..cfg1()
     };
     let mut sim = Simulation::new(cfg).unwrap();
     sim.spawn(TaskSpec::new("t"), requester(10 * US));
-    resched_irq(&mut sim, 5 * US);
+    resched_irq(&mut sim, 8 * US);
     sim.run_until(30 * US);
     let s = sim.stats();
-    assert_eq!((s.granted, s.expired, s.revoked), (1, 0, 1));
-    assert!(has(&sim, "need_resched by slice_expired_at_exit"));
-    assert!(!has(&sim, "hrtimer_start"), "never armed");
+    assert_eq!((s.granted, s.expired, s.revoked), (1, 1, 1));
+    assert!(
+        has(&sim, "hrtimer_start expires=7300"),
+        "armed 1 µs in the past"
+    );
+    assert!(has(&sim, "need_resched by slice_timer"));
+    assert!(!has(&sim, "need_resched by slice_expired_at_exit"));
 }
 
 #[test]
@@ -1355,42 +1361,73 @@ fn s7_7_rseq_cs_beyond_task_size_is_fatal_at_the_next_update() {
     ));
 }
 
+/// A v2 task that scribbles on `cpu_id` and is then hit by `disturb` on a 2-CPU machine.
+fn id_scribbler(revision: Revision, rseq_debug: bool, migrate: bool) -> Simulation {
+    let mut sim = Simulation::new(SimConfig {
+        revision,
+        rseq_debug,
+        cpus: 2,
+        ..cfg1()
+    })
+    .unwrap();
+    let mut spec = TaskSpec::new("t");
+    spec.rseq_len = Some(64);
+    spec.affinity = Some(CpuSet::single(0));
+    sim.spawn(
+        spec,
+        prog(move |p| {
+            protocol::register(p, 0).unwrap();
+            p.burn(2 * US);
+            p.store_u32(offset::CPU_ID, 7); // user space scribbles on a kernel field
+            if migrate {
+                p.syscall(Syscall::SchedSetaffinity(CpuSet::single(1)))
+                    .unwrap();
+            }
+            p.burn(20 * US);
+            vec![("cpu_id", p.load_u32(offset::CPU_ID).into())]
+        }),
+    );
+    sim.inject_irq(10 * US, 0, IrqKind::MembarrierIpi);
+    sim.run_until(100 * US);
+    sim
+}
+
+fn killed_for_ids(sim: &Simulation) -> bool {
+    matches!(
+        sim.tasks()[0].exit,
+        Some(TaskExit::Signaled {
+            signo: 11,
+            cause: Some(FaultCause::IdFieldTampered)
+        })
+    )
+}
+
 #[test]
-fn s12_post_merge_v2_enforces_read_only_id_fields() {
-    for (revision, fatal) in [(Revision::PostMerge, true), (Revision::Merged, false)] {
-        let mut sim = Simulation::new(SimConfig { revision, ..cfg1() }).unwrap();
-        let mut spec = TaskSpec::new("t");
-        spec.rseq_len = Some(64);
-        sim.spawn(
-            spec,
-            prog(|p| {
-                protocol::register(p, 0).unwrap();
-                p.burn(2 * US);
-                p.store_u32(offset::CPU_ID, 7); // user space scribbles on a kernel field
-                p.burn(20 * US);
-                vec![]
-            }),
-        );
-        sim.inject_irq(10 * US, 0, IrqKind::MembarrierIpi);
-        sim.run_until(100 * US);
-        let exit = sim.tasks()[0].exit.clone();
-        if fatal {
-            assert!(
-                matches!(
-                    exit,
-                    Some(TaskExit::Signaled {
-                        signo: 11,
-                        cause: Some(FaultCause::IdFieldTampered)
-                    })
-                ),
-                "{exit:?}"
-            );
-        } else {
-            assert_eq!(
-                exit,
-                Some(TaskExit::Exited),
-                "7.0 does not check the ID fields"
-            );
-        }
-    }
+fn issue12_item1_read_only_ids_are_checked_only_when_ids_change_or_in_debug_mode() {
+    // 7.2 without rseq_debug: a membarrier IPI (same CPU, IDs unchanged) takes the fast
+    // path, which reads only rseq_cs: the scribble survives, unchecked and not rewritten.
+    let sim = id_scribbler(Revision::PostMerge, false, false);
+    assert_eq!(sim.tasks()[0].exit, Some(TaskExit::Exited));
+    assert_eq!(counter(&sim, 0, "cpu_id"), 7);
+    // A migration changes the IDs: the full update checks them first → SIGSEGV.
+    assert!(killed_for_ids(&id_scribbler(
+        Revision::PostMerge,
+        false,
+        true
+    )));
+    // With rseq_debug the fast path evaluates rseq_cs with the debug checks, which fault
+    // on a NULL descriptor; the slow path then redoes the whole update with the check.
+    let sim = id_scribbler(Revision::PostMerge, true, false);
+    assert!(killed_for_ids(&sim));
+    assert!(has(
+        &sim,
+        "signal 11 (rseq ID field modified by user space)"
+    ));
+    // 7.0 without debug never checks.
+    let sim = id_scribbler(Revision::Merged, false, true);
+    assert_eq!(
+        sim.tasks()[0].exit,
+        Some(TaskExit::Exited),
+        "7.0 does not check"
+    );
 }
