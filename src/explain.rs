@@ -183,6 +183,12 @@ fn sentence(r: &LogRecord, cx: &Ctx) -> Option<String> {
             "the explorer injects `{}` here, just before the task's next user operation (point {point} of the schedule)",
             what.name()
         ),
+        LogKind::RseqCs { fixup: None } => {
+            "finds rseq_cs set but the task outside the section: clears rseq_cs".to_string()
+        }
+        LogKind::RseqCs { fixup: Some(ip) } => format!(
+            "finds the task inside its rseq critical section: clears rseq_cs and moves it to abort_ip {ip:#x}"
+        ),
         LogKind::ExitToUser | LogKind::IdsUpdate { .. } | LogKind::UserLoad { .. } => return None,
         LogKind::Mark(m) => format!("marks {m} (a measurement point of the program; no time passes)"),
     })

@@ -142,6 +142,8 @@ pub mod nr {
     pub const X86_64_PRCTL: i64 = 157;
     /// `__NR_prctl` in the asm-generic table.
     pub const GENERIC_PRCTL: i64 = 167;
+    /// `__NR_membarrier` on x86_64.
+    pub const X86_64_MEMBARRIER: i64 = 324;
 
     /// `__NR_rseq` for the architecture this crate is compiled for.
     #[cfg(target_arch = "x86_64")]

@@ -638,6 +638,12 @@ impl Platform for LinuxPlatform {
         unsafe { p.write_volatile(val) }
     }
 
+    fn load_u64(&mut self, off: usize) -> u64 {
+        let p = self.ptr_at(off, 8).cast::<u64>();
+        // SAFETY: in bounds and 8-aligned (the area is 256-aligned and `off % 8 == 0`).
+        unsafe { p.read_volatile() }
+    }
+
     fn test_and_clear_bit_local(&mut self, off: usize, bit: u32) -> bool {
         assert!(bit < 32, "bit {bit} is outside a 32-bit word");
         let p = self.ptr_at(off, 4);

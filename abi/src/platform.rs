@@ -285,6 +285,37 @@ pub enum Syscall {
 }
 
 impl Syscall {
+    /// The x86_64 syscall `nr` with raw arguments, as the kernel's syscall table would
+    /// dispatch it: `rseq`, `prctl`, `sched_yield`, `getpid` and `membarrier` get their
+    /// typed variant (arguments truncated to the C types, as the kernel does); any other
+    /// number, `rseq_slice_yield` of either revision included, is [`Syscall::Other`].
+    pub fn decode(nr: i64, args: [u64; 6]) -> Syscall {
+        use crate::consts::nr;
+        match nr {
+            nr::X86_64_RSEQ => Syscall::Rseq {
+                addr: args[0],
+                len: args[1] as u32,
+                flags: args[2] as u32,
+                sig: args[3] as u32,
+            },
+            nr::X86_64_PRCTL => Syscall::Prctl {
+                option: args[0] as i32,
+                arg2: args[1],
+                arg3: args[2],
+                arg4: args[3],
+                arg5: args[4],
+            },
+            nr::X86_64_SCHED_YIELD => Syscall::SchedYield,
+            nr::X86_64_GETPID => Syscall::Getpid,
+            nr::X86_64_MEMBARRIER => Syscall::Membarrier {
+                cmd: args[0] as i32,
+                flags: args[1] as u32,
+                cpu_id: args[2] as i32,
+            },
+            nr => Syscall::Other { nr },
+        }
+    }
+
     /// The syscall's name as `strace` prints it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -336,6 +367,8 @@ pub trait Platform {
     fn store_u32(&mut self, off: usize, val: u32);
     /// Volatile aligned 64-bit store to the thread's `struct rseq` (e.g. `rseq_cs`).
     fn store_u64(&mut self, off: usize, val: u64);
+    /// Volatile aligned 64-bit load from the thread's `struct rseq` (e.g. `rseq_cs`).
+    fn load_u64(&mut self, off: usize) -> u64;
 
     /// CPU-local atomic test-and-clear of `bit` in the 32-bit word at `off` (x86 `btr`
     /// without `lock`): the V1 protocol's required way to clear REQUEST. Returns whether

@@ -254,6 +254,14 @@ impl Platform for SimPlatform<'_> {
         self.rseq_op(Op::Store { off, size: 8, val });
     }
 
+    fn load_u64(&mut self, off: usize) -> u64 {
+        let off = self.check(off, 8);
+        match self.rseq_op(Op::Load { off, size: 8 }) {
+            Value::U64(v) => v,
+            v => unreachable!("load answered {v:?}"),
+        }
+    }
+
     fn test_and_clear_bit_local(&mut self, off: usize, bit: u32) -> bool {
         assert!(bit < 32, "bit {bit} out of range");
         let off = self.check(off, 4);

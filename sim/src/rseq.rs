@@ -557,7 +557,7 @@ impl Simulation {
                 return self.rseq_cs_clear(cpu, tid);
             }
             abort_ip = rd(self, cs_offset::ABORT_IP).ok_or(UpdateFail::Fault)?;
-            if abort_ip >= TASK_SIZE || abort_ip < 4 {
+            if !(4..TASK_SIZE).contains(&abort_ip) {
                 return bad("abort_ip outside user space");
             }
             if abort_ip.wrapping_sub(start_ip) < off {
@@ -582,7 +582,7 @@ impl Simulation {
             if ip.wrapping_sub(start_ip) >= off {
                 return self.rseq_cs_clear(cpu, tid);
             }
-            if abort_ip >= TASK_SIZE || abort_ip < 4 {
+            if !(4..TASK_SIZE).contains(&abort_ip) {
                 return bad("abort_ip outside user space");
             }
             let usig = self

@@ -804,6 +804,13 @@ impl Simulation {
                 let v = match size {
                     1 => u64::from(t.mem.bytes[o]),
                     4 => u64::from(endian.u32_from(t.mem.bytes[o..o + 4].try_into().unwrap())),
+                    8 => {
+                        let b: [u8; 8] = t.mem.bytes[o..o + 8].try_into().unwrap();
+                        match endian {
+                            rseq_abi::Endian::Little => u64::from_le_bytes(b),
+                            rseq_abi::Endian::Big => u64::from_be_bytes(b),
+                        }
+                    }
                     _ => unreachable!(),
                 };
                 if self.logs_user_accesses() && is_ctrl(o) {

@@ -58,7 +58,7 @@ impl KSys {
                 Syscall::Nanosleep { .. } => 230,
                 Syscall::FutexWait { .. } | Syscall::FutexWake { .. } => 202,
                 Syscall::SchedSetaffinity(_) => 203,
-                Syscall::Membarrier { .. } => 324,
+                Syscall::Membarrier { .. } => nr::X86_64_MEMBARRIER,
                 Syscall::Other { nr } => *nr,
             },
             KSys::GetAffinity => 204,

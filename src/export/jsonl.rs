@@ -133,6 +133,9 @@ enum Kind<'a> {
     IdsUpdate {
         cpu_id: u32,
     },
+    RseqCs {
+        fixup_abort_ip: Option<u64>,
+    },
     Signal {
         signo: i32,
         cause: Option<&'static str>,
@@ -277,6 +280,9 @@ fn line(r: &LogRecord) -> Line<'_> {
             to_cpu: *to,
         },
         LogKind::IdsUpdate { cpu_id } => Kind::IdsUpdate { cpu_id: *cpu_id },
+        LogKind::RseqCs { fixup } => Kind::RseqCs {
+            fixup_abort_ip: *fixup,
+        },
         LogKind::Signal { signo, cause } => Kind::Signal {
             signo: *signo,
             cause: cause.as_ref().map(cause_tag),
@@ -320,6 +326,7 @@ fn cause_tag(c: &FaultCause) -> &'static str {
         FaultCause::V1SyscallInGrant { .. } => "v1_syscall_in_grant",
         FaultCause::IdFieldTampered => "id_field_tampered",
         FaultCause::RseqCsInvalid => "rseq_cs_invalid",
+        FaultCause::RseqCsDescriptor { .. } => "rseq_cs_descriptor",
         FaultCause::External => "external",
     }
 }

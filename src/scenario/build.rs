@@ -472,6 +472,7 @@ fn config(s: &Scenario) -> Result<SimConfig, (&'static str, String)> {
             rseq_sim::config::ConfigError::ClockCost => "clock_read",
             rseq_sim::config::ConfigError::Hz(_) => "hz",
             rseq_sim::config::ConfigError::StackSize(_) => "stack_size",
+            rseq_sim::config::ConfigError::PreemptModel(_) => "preempt",
         };
         (key, format!("machine: {e}"))
     })?;

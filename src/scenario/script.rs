@@ -11,6 +11,7 @@ use rseq_abi::platform::{
 };
 use rseq_abi::protocol::{self, SliceExt};
 use rseq_abi::{consts, CpuSet, Marker, Platform, SharedWord, SliceOutcome, SysResult, Syscall};
+use rseq_sim::coro::RSEQ_AREA_SIZE;
 use rseq_sim::SimPlatform;
 
 use super::Nanos;
@@ -30,10 +31,29 @@ pub enum Field {
     Flags,
     /// `cpu_id` (u32).
     CpuId,
+    /// `cpu_id_start` (u32).
+    CpuIdStart,
+    /// `node_id` (u32).
+    NodeId,
+    /// `mm_cid` (u32).
+    MmCid,
+    /// `rseq_cs` (u64: the address of a `struct rseq_cs`, or 0).
+    RseqCs,
 }
 
 impl Field {
-    const NAMES: [&'static str; 6] = ["request", "granted", "reserved", "ctrl", "flags", "cpu_id"];
+    const NAMES: [&'static str; 10] = [
+        "request",
+        "granted",
+        "reserved",
+        "ctrl",
+        "flags",
+        "cpu_id",
+        "cpu_id_start",
+        "node_id",
+        "mm_cid",
+        "rseq_cs",
+    ];
 
     fn parse(s: &str) -> Result<Self, String> {
         Ok(match s {
@@ -43,31 +63,84 @@ impl Field {
             "ctrl" => Field::Ctrl,
             "flags" => Field::Flags,
             "cpu_id" => Field::CpuId,
+            "cpu_id_start" => Field::CpuIdStart,
+            "node_id" => Field::NodeId,
+            "mm_cid" => Field::MmCid,
+            "rseq_cs" => Field::RseqCs,
             _ => return Err(unknown("field", s, &Self::NAMES)),
         })
     }
 
-    fn load<P: Platform + ?Sized>(self, p: &mut P) -> u32 {
+    /// The 32-bit fields by offset (the byte and 64-bit ones are handled apart).
+    fn u32_offset(self) -> Option<usize> {
+        Some(match self {
+            Field::Ctrl => offset::SLICE_CTRL,
+            Field::Flags => offset::FLAGS,
+            Field::CpuId => offset::CPU_ID,
+            Field::CpuIdStart => offset::CPU_ID_START,
+            Field::NodeId => offset::NODE_ID,
+            Field::MmCid => offset::MM_CID,
+            _ => return None,
+        })
+    }
+
+    fn load<P: Platform + ?Sized>(self, p: &mut P) -> u64 {
         match self {
             Field::Request => p.load_u8(offset::REQUEST).into(),
             Field::Granted => p.load_u8(offset::GRANTED).into(),
             Field::Reserved => p.load_u8(offset::RESERVED).into(),
-            Field::Ctrl => p.load_u32(offset::SLICE_CTRL),
-            Field::Flags => p.load_u32(offset::FLAGS),
-            Field::CpuId => p.load_u32(offset::CPU_ID),
+            Field::RseqCs => p.load_u64(offset::RSEQ_CS),
+            f => p.load_u32(f.u32_offset().expect("a u32 field")).into(),
         }
     }
 
-    fn store<P: Platform + ?Sized>(self, p: &mut P, v: u32) {
+    fn store<P: Platform + ?Sized>(self, p: &mut P, v: u64) {
         match self {
             Field::Request => p.store_u8(offset::REQUEST, v as u8),
             Field::Granted => p.store_u8(offset::GRANTED, v as u8),
             Field::Reserved => p.store_u8(offset::RESERVED, v as u8),
-            Field::Ctrl => p.store_u32(offset::SLICE_CTRL, v),
-            Field::Flags => p.store_u32(offset::FLAGS, v),
-            Field::CpuId => p.store_u32(offset::CPU_ID, v),
+            Field::RseqCs => p.store_u64(offset::RSEQ_CS, v),
+            f => p.store_u32(f.u32_offset().expect("a u32 field"), v as u32),
         }
     }
+}
+
+/// A value a step writes: a number, or an address inside the thread's rseq area
+/// (`area+128`), resolved when the step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Val {
+    /// A plain number.
+    Num(u64),
+    /// The area's address plus this many bytes.
+    Area(u64),
+}
+
+impl Val {
+    fn parse(a: &str) -> Result<Self, String> {
+        if let Some(off) = a.strip_prefix("area+") {
+            return parse_num(off).map(Val::Area);
+        }
+        if a == "area" {
+            return Ok(Val::Area(0));
+        }
+        parse_num(a).map(Val::Num)
+    }
+
+    fn resolve<P: Platform + ?Sized>(self, p: &P) -> u64 {
+        match self {
+            Val::Num(n) => n,
+            Val::Area(off) => p.rseq_addr() + off,
+        }
+    }
+}
+
+/// A decimal or `0x` hexadecimal number.
+fn parse_num(a: &str) -> Result<u64, String> {
+    let parsed = match a.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => a.parse(),
+    };
+    parsed.map_err(|_| format!("`{a}` is not a number"))
 }
 
 /// One step.
@@ -98,8 +171,24 @@ pub enum Step {
     SchedYield,
     /// `load FIELD`.
     Load(Field),
-    /// `store FIELD VALUE`.
-    Store(Field, u32),
+    /// `store FIELD VALUE` (`VALUE` may be `area+N`).
+    Store(Field, Val),
+    /// `poke32 OFF VALUE` / `poke64 OFF VALUE`: a raw aligned store at byte `OFF` of the
+    /// thread's 256-byte rseq area, e.g. to build a `struct rseq_cs` descriptor there.
+    Poke {
+        /// Byte offset in the area.
+        off: usize,
+        /// 4 or 8 bytes.
+        size: usize,
+        /// The value.
+        val: Val,
+    },
+    /// `syscall NR [ARG...]`: any syscall with up to six arguments, decoded as the kernel
+    /// dispatches it (`rseq`, `prctl`, `rseq_slice_yield`, … or any other number).
+    Syscall(Syscall),
+    /// `fork` … `end`: fork a child process that runs the steps in between (it inherits
+    /// the registration and a copy of the area); the parent goes on.
+    Fork(Vec<Step>),
     /// `unmap` / `map` the rseq area.
     Mapped(bool),
     /// `membarrier register` / `membarrier rseq`.
@@ -121,7 +210,7 @@ fn unknown(what: &str, s: &str, names: &[&str]) -> String {
     }
 }
 
-const VERBS: [&str; 19] = [
+const VERBS: [&str; 23] = [
     "register",
     "unregister",
     "enable",
@@ -141,6 +230,10 @@ const VERBS: [&str; 19] = [
     "affinity",
     "panic",
     "mark",
+    "poke32",
+    "poke64",
+    "syscall",
+    "prctl",
 ];
 
 const MARKERS: [&str; 5] = [
@@ -162,12 +255,30 @@ fn parse_step(line: &str) -> Result<Step, String> {
     };
     let dur = |i: usize| arg(i).and_then(|a| Nanos::parse(a).map(|n| n.0));
     let num = |i: usize| -> Result<u64, String> {
-        let a = arg(i)?;
-        let parsed = match a.strip_prefix("0x") {
-            Some(h) => u64::from_str_radix(h, 16),
-            None => a.parse(),
-        };
-        parsed.map_err(|_| format!("`{a}` is not a number in `{line}`"))
+        parse_num(arg(i)?).map_err(|e| format!("{e} in `{line}`"))
+    };
+    let val = |i: usize| -> Result<Val, String> {
+        Val::parse(arg(i)?).map_err(|e| format!("{e} in `{line}`"))
+    };
+    let poke = |size: usize| -> Result<Step, String> {
+        let off = num(1)? as usize;
+        if off % size != 0 || off + size > RSEQ_AREA_SIZE {
+            return Err(format!(
+                "`{line}`: offset {off} is not a {size}-byte aligned offset inside the \
+                 {RSEQ_AREA_SIZE}-byte area"
+            ));
+        }
+        Ok(Step::Poke {
+            off,
+            size,
+            val: val(2)?,
+        })
+    };
+    let args = |from: usize, max: usize| -> Result<Vec<u64>, String> {
+        if words.len() > from + max {
+            return Err(format!("`{line}`: at most {max} arguments"));
+        }
+        (from..words.len()).map(num).collect()
     };
     let step = match words.first().copied().unwrap_or("") {
         "register" => match words.get(1).copied() {
@@ -190,7 +301,31 @@ fn parse_step(line: &str) -> Result<Step, String> {
         "getpid" => Step::Getpid,
         "sched_yield" => Step::SchedYield,
         "load" => Step::Load(Field::parse(arg(1)?)?),
-        "store" => Step::Store(Field::parse(arg(1)?)?, num(2)? as u32),
+        "store" => Step::Store(Field::parse(arg(1)?)?, val(2)?),
+        "poke32" => poke(4)?,
+        "poke64" => poke(8)?,
+        "syscall" => {
+            let nr = num(1)? as i64;
+            let a = args(2, 6)?;
+            Step::Syscall(Syscall::decode(
+                nr,
+                std::array::from_fn(|i| a.get(i).copied().unwrap_or(0)),
+            ))
+        }
+        "prctl" => {
+            let a = args(1, 4)?;
+            if a.is_empty() {
+                return Err(format!("`{line}` needs arg2 (1 = GET, 2 = SET)"));
+            }
+            let at = |i: usize| a.get(i).copied().unwrap_or(0);
+            Step::Syscall(Syscall::Prctl {
+                option: consts::PR_RSEQ_SLICE_EXTENSION,
+                arg2: at(0),
+                arg3: at(1),
+                arg4: at(2),
+                arg5: at(3),
+            })
+        }
         "unmap" => Step::Mapped(false),
         "map" => Step::Mapped(true),
         "membarrier" => match arg(1)? {
@@ -222,7 +357,8 @@ fn parse_step(line: &str) -> Result<Step, String> {
 
 /// Parse a script; errors carry the index of the offending step.
 pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
-    let mut stack: Vec<(u64, Vec<Step>)> = vec![(1, Vec::new())];
+    // Open blocks: `Some(n)` a loop, `None` a fork.
+    let mut stack: Vec<(Option<u64>, Vec<Step>)> = vec![(Some(1), Vec::new())];
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim();
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -232,14 +368,27 @@ pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
                     .get(1)
                     .and_then(|n| n.parse().ok())
                     .ok_or((i, format!("`{line}`: write `loop N`")))?;
-                stack.push((n, Vec::new()));
+                stack.push((Some(n), Vec::new()));
+            }
+            Some("fork") => {
+                if words.len() > 1 {
+                    return Err((
+                        i,
+                        format!("`{line}`: write `fork` alone, then the child's steps and `end`"),
+                    ));
+                }
+                stack.push((None, Vec::new()));
             }
             Some("end") => {
                 if stack.len() == 1 {
-                    return Err((i, "`end` without `loop`".into()));
+                    return Err((i, "`end` without `loop` or `fork`".into()));
                 }
                 let (n, body) = stack.pop().expect("checked");
-                stack.last_mut().expect("root").1.push(Step::Loop(n, body));
+                let step = match n {
+                    Some(n) => Step::Loop(n, body),
+                    None => Step::Fork(body),
+                };
+                stack.last_mut().expect("root").1.push(step);
             }
             _ => stack
                 .last_mut()
@@ -249,7 +398,15 @@ pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
         }
     }
     if stack.len() != 1 {
-        return Err((lines.len().saturating_sub(1), "`loop` without `end`".into()));
+        let what = if stack.last().is_some_and(|b| b.0.is_none()) {
+            "fork"
+        } else {
+            "loop"
+        };
+        return Err((
+            lines.len().saturating_sub(1),
+            format!("`{what}` without `end`"),
+        ));
     }
     Ok(stack.pop().expect("root").1)
 }
@@ -258,7 +415,7 @@ pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
 #[derive(Debug, Default)]
 struct State {
     ext: Option<SliceExt>,
-    loads: [Option<u32>; 6],
+    loads: [Option<u64>; Field::NAMES.len()],
     last_ret: i64,
     syscall_errors: i64,
     not_interrupted: i64,
@@ -318,7 +475,23 @@ fn exec(p: &mut SimPlatform<'_>, st: &mut State, steps: &[Step]) {
             Step::Getpid => ret(st, p.syscall(Syscall::Getpid)),
             Step::SchedYield => ret(st, p.syscall(Syscall::SchedYield)),
             Step::Load(f) => st.loads[*f as usize] = Some(f.load(p)),
-            Step::Store(f, v) => f.store(p, *v),
+            Step::Store(f, v) => {
+                let v = v.resolve(p);
+                f.store(p, v);
+            }
+            Step::Poke { off, size, val } => {
+                let v = val.resolve(p);
+                match size {
+                    4 => p.store_u32(*off, v as u32),
+                    _ => p.store_u64(*off, v),
+                }
+            }
+            Step::Syscall(call) => ret(st, p.syscall(*call)),
+            Step::Fork(body) => {
+                let body = body.clone();
+                let r = p.fork(Box::new(move |c| run(c, &body)));
+                ret(st, r);
+            }
             Step::Mapped(m) => p.set_rseq_mapped(*m),
             Step::Membarrier(register) => {
                 let cmd = if *register {
@@ -365,7 +538,7 @@ pub fn run(p: &mut SimPlatform<'_>, steps: &[Step]) -> rseq_abi::programs::Count
     ];
     for (i, v) in st.loads.iter().enumerate() {
         if let Some(v) = v {
-            c.push((Field::NAMES[i], i64::from(*v)));
+            c.push((Field::NAMES[i], *v as i64));
         }
     }
     c

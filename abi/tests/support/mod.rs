@@ -54,19 +54,45 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Call {
     /// `load_u8`.
-    LoadU8 { off: usize, val: u8 },
+    LoadU8 {
+        off: usize,
+        val: u8,
+    },
     /// `store_u8`.
-    StoreU8 { off: usize, val: u8 },
+    StoreU8 {
+        off: usize,
+        val: u8,
+    },
     /// `load_u32`.
-    LoadU32 { off: usize, val: u32 },
+    LoadU32 {
+        off: usize,
+        val: u32,
+    },
     /// `store_u32`.
-    StoreU32 { off: usize, val: u32 },
+    StoreU32 {
+        off: usize,
+        val: u32,
+    },
     /// `store_u64`.
-    StoreU64 { off: usize, val: u64 },
+    StoreU64 {
+        off: usize,
+        val: u64,
+    },
+    LoadU64 {
+        off: usize,
+        val: u64,
+    },
     /// `test_and_clear_bit_local`.
-    TestAndClear { off: usize, bit: u32, was_set: bool },
+    TestAndClear {
+        off: usize,
+        bit: u32,
+        was_set: bool,
+    },
     /// `syscall`.
-    Syscall { call: Syscall, result: SysResult },
+    Syscall {
+        call: Syscall,
+        result: SysResult,
+    },
     /// `sched_getaffinity`.
     GetAffinity(Result<CpuSet, Errno>),
     /// `clock_ns` (the value returned).
@@ -74,9 +100,15 @@ pub enum Call {
     /// `burn`.
     Burn(u64),
     /// `shared_load`.
-    SharedLoad { word: SharedWord, val: u32 },
+    SharedLoad {
+        word: SharedWord,
+        val: u32,
+    },
     /// `shared_store`.
-    SharedStore { word: SharedWord, val: u32 },
+    SharedStore {
+        word: SharedWord,
+        val: u32,
+    },
     /// `shared_cas`.
     SharedCas {
         word: SharedWord,
@@ -149,6 +181,7 @@ impl fmt::Display for Call {
             Call::LoadU32 { off, val } => write!(f, "ld32 {} -> {val:#x}", off_name(*off, 4)),
             Call::StoreU32 { off, val } => write!(f, "st32 {} <- {val:#x}", off_name(*off, 4)),
             Call::StoreU64 { off, val } => write!(f, "st64 {} <- {val:#x}", off_name(*off, 8)),
+            Call::LoadU64 { off, val } => write!(f, "ld64 {} = {val:#x}", off_name(*off, 8)),
             Call::TestAndClear { off, bit, was_set } => {
                 write!(f, "btr {} bit{bit} -> {was_set}", off_name(*off, 4))
             }
@@ -519,6 +552,18 @@ impl Platform for FakePlatform {
         };
         self.bytes[off..off + 8].copy_from_slice(&b);
         self.log.push(Call::StoreU64 { off, val });
+    }
+
+    fn load_u64(&mut self, off: usize) -> u64 {
+        self.begin();
+        self.check_off(off, 8);
+        let b: [u8; 8] = self.bytes[off..off + 8].try_into().unwrap();
+        let val = match self.endian {
+            Endian::Little => u64::from_le_bytes(b),
+            Endian::Big => u64::from_be_bytes(b),
+        };
+        self.log.push(Call::LoadU64 { off, val });
+        val
     }
 
     fn test_and_clear_bit_local(&mut self, off: usize, bit: u32) -> bool {
