@@ -175,6 +175,20 @@ fn the_simulator_agrees_with_every_discrete_answer_of_linux_7_2() {
         assert!(bad.is_empty(), "{config}: {bad:#?}");
         assert!(rows.len() > 150, "{config}: every probe reported");
     }
+    // The issue-12 probes (Linux 7.2.13 paths found by reading the source), same kernel.
+    let dir12 = dir.with_file_name("vm-7.2.13-issue12");
+    for config in ["full", "lazy", "full-debug", "lazy-debug"] {
+        let text = std::fs::read_to_string(dir12.join(format!("{config}.console"))).unwrap();
+        let kernel = Frame::parse(&text).unwrap();
+        assert_eq!(kernel.meta("kernel"), Some("7.2.13"));
+        let setup = KernelSetup::from_frame(&kernel).unwrap();
+        let names: Vec<&str> = kernel.probes.iter().map(|p| p.probe.as_str()).collect();
+        assert_eq!(names.len(), 5, "{config}: every issue-12 probe ran");
+        let sim = fidelity::run_in_sim(&names, &setup.sim_config(0)).unwrap();
+        let rows = fidelity::compare(&kernel, &sim, 0.25);
+        let bad: Vec<_> = rows.iter().filter(|r| r.verdict.fails()).collect();
+        assert!(bad.is_empty(), "issue12 {config}: {bad:#?}");
+    }
     // The boot options reached the kernel and the simulator alike.
     let text = std::fs::read_to_string(dir.join("lazy-debug.console")).unwrap();
     let setup = KernelSetup::from_frame(&Frame::parse(&text).unwrap()).unwrap();

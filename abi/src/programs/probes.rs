@@ -451,9 +451,11 @@ fn pin_here(p: &mut dyn Platform) -> u32 {
     cpu
 }
 
-/// A voluntary context switch on the same CPU: sleep 1 ms.
+/// A voluntary context switch on the same CPU: sleep 20 ms. (`do_nanosleep()` does not
+/// schedule if the timer fired before it got there: under TCG a host stall of the sleep's
+/// length between arming and that check once left a 1 ms sleep without any switch.)
 fn switch_out_and_back(p: &mut dyn Platform) -> i64 {
-    sys(p.syscall(Syscall::Nanosleep { ns: 1_000_000 }))
+    sys(p.syscall(Syscall::Nanosleep { ns: 20_000_000 }))
 }
 
 /// Linux 7.2 `rseq_sched_switch_event()`: a legacy (32-byte) registration gets a full ID
