@@ -446,7 +446,7 @@ fn race_page_draws_every_marker_and_hover_shows_the_log_text() {
     let l = load(&browser, &path, "#probe=1:17300");
     assert_clean(&l);
     let hover = &l.data["hover"];
-    assert!(hover.starts_with("revoke (path R1..R10)\n17.300 us  cpu0  T0 holder: revoke R2 [req=0 gr=1 rsv=0000] -> [req=0 gr=0 rsv=0000] granted=1"), "{hover}");
+    assert!(hover.starts_with("revoke (path R1..R10, §5)\n17.300 us  cpu0  T0 holder: revoke R2 [req=0 gr=1 rsv=0000] -> [req=0 gr=0 rsv=0000] granted=1"), "{hover}");
 
     // Opening on a window draws only what is in it: the third section's markers.
     let l = load(&browser, &path, "#window=29000:36000");

@@ -58,7 +58,7 @@ pub enum TieBreak {
     Seeded,
 }
 
-/// Who owns `AVAILABLE` when the boot switch is off (spec §13 question 2).
+/// Who owns `AVAILABLE` when the boot switch is off (spec §13.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AvailableWhenBootDisabled {
     /// 7.0.0: `AVAILABLE` is set regardless of the boot switch.
@@ -122,7 +122,7 @@ pub struct SimConfig {
     /// `min_vruntime - sleeper_credit_ns`.
     pub sleeper_credit_ns: u64,
     /// Offset of `ktime_get_mono_fast_ns()` (read for a grant's expiry) from the hrtimer's
-    /// `CLOCK_MONOTONIC`, ns (spec §13 q13). Negative values make an expiry already passed at
+    /// `CLOCK_MONOTONIC`, ns (spec §13.13). Negative values make an expiry already passed at
     /// the exit that arms the timer, the `expires < now` path of spec §4.2.
     pub fast_clock_skew_ns: i64,
     /// `timer_slack_ns` of fair-class tasks: a relative sleep's hrtimer fires at its hard
@@ -134,7 +134,7 @@ pub struct SimConfig {
     pub timer_jitter_ns: u64,
     /// Time from syscall entry to the rseq slice work in `syscall_trace_enter()`, ns. With
     /// a non-zero value the enforcement timer can fire in between, counting both
-    /// `s_expired` and `s_yielded` (spec §13 q5). Default 0: the work runs at entry.
+    /// `s_expired` and `s_yielded` (spec §13.5). Default 0: the work runs at entry.
     pub syscall_work_delay_ns: u64,
     /// Pull a runnable task from the busiest CPU when a CPU goes idle.
     pub load_balance: bool,
@@ -244,7 +244,7 @@ impl SimConfig {
         })
     }
 
-    /// The effective answer to spec §13 question 2.
+    /// The effective answer to spec §13.2.
     pub fn effective_available_when_boot_disabled(&self) -> AvailableWhenBootDisabled {
         self.available_when_boot_disabled
             .unwrap_or(match self.revision {

@@ -210,7 +210,7 @@ pub const MARK_KINDS: [MarkKind; 11] = [
         color: "#d62728",
         shape: "diamond",
         y: ROW_A,
-        legend: "revoke (path R1..R10)",
+        legend: "revoke (path R1..R10, §5)",
         rank: 1,
     },
     MarkKind {

@@ -196,7 +196,7 @@ pub struct Machine {
     pub timer_slack: Option<Nanos>,
     /// Seeded extra delay of sleep timers (default: 5us).
     pub timer_jitter: Option<Nanos>,
-    /// Syscall entry to the rseq slice work (spec §13 q5) (default: 0).
+    /// Syscall entry to the rseq slice work (spec §13.5) (default: 0).
     pub syscall_work_delay: Option<Nanos>,
     /// Newidle pull balancing (default: true).
     pub load_balance: Option<bool>,
@@ -244,7 +244,7 @@ names!(
     EndianName { Little = "little", Big = "big" }
 );
 names!(
-    /// An answer to spec §13 q2.
+    /// An answer to spec §13.2.
     AvailName { Advertise = "advertise", Hide = "hide" }
 );
 names!(
