@@ -195,7 +195,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     for line in r.sim.stats_debugfs().lines() {
         println!("  {line}");
     }
-    println!("tasks:");
+    println!("tasks (each program's own counters: what it saw and did; the kernel's counts are rseq/stats):");
     for t in r.sim.tasks() {
         let exit = t
             .exit

@@ -133,17 +133,15 @@ fn schedules(next: Option<Option<u32>>, name: &dyn Fn(Option<u32>) -> String) ->
 }
 
 fn refusal(why: &str, lazy: bool) -> String {
+    let nr = if lazy { "NEED_RESCHED_LAZY" } else { "NEED_RESCHED" };
     match why {
-        "boot_switch_off" => "NEED_RESCHED is pending; no grant: the extension is switched off at boot (rseq_slice_ext=0, §2.2, §3.2 step 1), so the kernel schedules normally".to_string(),
-        "not_registered" => "NEED_RESCHED is pending; no grant: the task has no rseq registration (§2.3, §3.2 step 2), so the kernel schedules normally".to_string(),
-        "not_enabled" => "NEED_RESCHED is pending; no grant: the task never enabled the extension (no prctl(PR_RSEQ_SLICE_EXTENSION_SET), no RSEQ_FLAG_SLICE_EXT_DEFAULT_ON registration; §2.4, §3.2 step 2), so the kernel schedules normally".to_string(),
-        "no_user_irq" => "NEED_RESCHED is pending; no grant: the kernel was entered by a syscall, not by an interrupt from user mode, so user_irq is clear (§3.3, §3.2 step 2) and grants are impossible here; the kernel schedules normally".to_string(),
+        "boot_switch_off" => format!("{nr} is pending; no grant: the extension is switched off at boot (rseq_slice_ext=0, §2.2, §3.2 step 1), so the kernel schedules normally"),
+        "not_registered" => format!("{nr} is pending; no grant: the task has no rseq registration (§2.3, §3.2 step 2), so the kernel schedules normally"),
+        "not_enabled" => format!("{nr} is pending; no grant: the task never enabled the extension (no prctl(PR_RSEQ_SLICE_EXTENSION_SET), no RSEQ_FLAG_SLICE_EXT_DEFAULT_ON registration; §2.4, §3.2 step 2), so the kernel schedules normally"),
+        "no_user_irq" => format!("{nr} is pending; no grant: the kernel was entered by a syscall, not by an interrupt from user mode, so user_irq is clear (§3.3, §3.2 step 2) and grants are impossible here; the kernel schedules normally"),
         "rt_lazy_only" => "NEED_RESCHED (the full one, not NEED_RESCHED_LAZY) is pending; no grant: on PREEMPT_RT only lazy reschedules may be extended, so a full reschedule counts as other exit work (§3.1, §3.2 step 4)".to_string(),
-        "exit_work" => format!(
-            "NEED_RESCHED{} is pending, but so is other exit work (a signal, a pending rseq update, notify-resume work); no grant: pending work makes the kernel drop the request (§3.2 step 4)",
-            if lazy { "_LAZY" } else { "" }
-        ),
-        "request=0" => "NEED_RESCHED is pending but request=0: nothing to extend, the kernel schedules normally (§3.2 step 5)".to_string(),
+        "exit_work" => format!("{nr} is pending, but so is other exit work (a signal, a pending rseq update, notify-resume work); no grant: pending work makes the kernel drop the request (§3.2 step 4)"),
+        "request=0" => format!("{nr} is pending but request=0: nothing to extend, the kernel schedules normally (§3.2 step 5)"),
         other => format!("no grant ({other}, §3.2)"),
     }
 }
