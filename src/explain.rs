@@ -411,6 +411,11 @@ pub fn explain_with(sim: &Simulation, opts: Options) -> String {
                 v.word = *after;
                 Some(if cx.requested(after) && !cx.granted(after) {
                     "stores request = 1: asks for an extension of its time slice around its critical section (§8.1)".to_string()
+                } else if v.granted && !cx.granted(after) {
+                    format!(
+                        "stores the word: now {}: the store overwrites the grant the kernel made, so the word no longer shows a grant the kernel still holds (§8.2)",
+                        cx.word(after)
+                    )
                 } else if !cx.requested(after) {
                     format!(
                         "stores request = 0 on leaving its critical section: now {} (§8.1)",
