@@ -947,7 +947,7 @@ pub fn check_stamp(l: &Loaded, st: &Stamp) -> Result<(), String> {
 pub fn catalog(paths: &[std::path::PathBuf], jobs: usize) -> Result<String, ScenarioError> {
     use std::fmt::Write;
     let mut out = String::new();
-    out.push_str("| race | spec | condition | verdict | schedules where it held | invariants |\n");
+    out.push_str("| race | § of protocol.md | condition | verdict | schedules where it held | invariants |\n");
     out.push_str("|---|---|---|---|---|---|\n");
     let mut counterexamples = String::new();
     for path in paths {
