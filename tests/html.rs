@@ -67,7 +67,7 @@ fn expected_markers(jsonl: &str) -> (usize, usize) {
         events += 1;
         let drawn = match v["kind"].as_str().unwrap() {
             "irq_enter" | "need_resched" | "grant" | "revoke" | "timer_arm" | "timer_expire"
-            | "timer_cancel" | "syscall_enter" => true,
+            | "timer_cancel" | "syscall_enter" | "user_load" => true,
             "syscall_exit" => v["name"] == "rseq_slice_yield",
             "signal" => v["signo"] == 11,
             _ => false,
@@ -127,6 +127,10 @@ fn the_page_is_self_contained_deterministic_and_holds_every_marker() {
     assert!(
         strings.iter().any(|s| s == "=0"),
         "the racing yield's result"
+    );
+    assert!(
+        strings.iter().any(|s| s == "gr=1"),
+        "the thread's read of granted = 1 is a marker"
     );
     for p in [path, again] {
         std::fs::remove_file(p).unwrap();
@@ -209,6 +213,10 @@ fn svg_figure_draws_every_marker_of_its_window_with_its_log_text() {
         figure.contains(">=0</text>"),
         "the racing yield's result is labelled"
     );
+    // The race's key moment: the thread reads granted = 1 (32.660 us), before the revoke.
+    assert!(figure.contains(">gr=1</text>"), "the load of granted is marked");
+    assert!(figure.contains("<title>32.660 us cpu0 T0 holder: user_load @29 = 0x1</title>"));
+    assert!(figure.contains("user load of the word (what it read, §8.1)"));
     assert!(figure.contains("scenario grant-revoke-race, 29.000 .. 36.000 us"));
     for p in [svg, jsonl] {
         std::fs::remove_file(p).unwrap();
@@ -264,7 +272,7 @@ fn the_kernel_grant_band_lasts_until_the_record_that_clears_it() {
     let (path, page, _, _) = page_of(&["run", RACE[1], "--set", "task.0.count=2"], "yield-switch");
     let (s, e, d) = kernel_bands(&page, 1);
     assert_eq!(s, serde_json::json!([3300, 30300]));
-    assert_eq!(e, serde_json::json!([17100, 54418]));
+    assert_eq!(e, serde_json::json!([17100, 54419]));
     assert!(
         d[0].starts_with(
             "kernel grant of T0 on cpu0 expires=8300: yield at 5.304 us, cleared by revoke R6"

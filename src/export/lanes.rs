@@ -174,13 +174,16 @@ pub enum Mark {
     Sigsegv,
     /// An explorer's injected event (`explore`, `run --schedule`; label: its kind).
     Injected,
+    /// The program loaded the control word (label: what it read, `gr=1`): the moment it
+    /// decides whether to yield, the key moment of the grant/revoke race (§8.3).
+    UserLoad,
 }
 
 const ROW_A: u32 = 10;
 const ROW_B: u32 = 23;
 
 /// The look of every [`Mark`], indexed by it.
-pub const MARK_KINDS: [MarkKind; 11] = [
+pub const MARK_KINDS: [MarkKind; 12] = [
     MarkKind {
         name: "irq",
         color: "#7f7f7f",
@@ -268,6 +271,14 @@ pub const MARK_KINDS: [MarkKind; 11] = [
         y: ROW_B,
         legend: "explorer's injected event",
         rank: 10,
+    },
+    MarkKind {
+        name: "user_load",
+        color: "#0ca678",
+        shape: "box",
+        y: ROW_B,
+        legend: "user load of the word (what it read, §8.1)",
+        rank: 11,
     },
 ];
 
@@ -387,6 +398,7 @@ pub fn mark_of(r: &LogRecord) -> Option<Mark> {
         LogKind::SyscallExit { name, .. } if *name == "rseq_slice_yield" => Mark::YieldResult,
         LogKind::Signal { signo: 11, .. } => Mark::Sigsegv,
         LogKind::Injected { .. } => Mark::Injected,
+        LogKind::UserLoad { .. } => Mark::UserLoad,
         _ => return None,
     })
 }
@@ -403,6 +415,29 @@ fn mark_label(r: &LogRecord) -> String {
         LogKind::Signal { .. } => "SIGSEGV".into(),
         LogKind::Injected { what, .. } => what.name().into(),
         _ => String::new(),
+    }
+}
+
+/// What a user load read, short: `gr=1`, `req=0`, or a V1 word as `REQ=1 GR=0`.
+fn load_label(meta: &super::Metadata, off: u8, val: u32) -> String {
+    use rseq_abi::layout::offset;
+    let off = usize::from(off);
+    if meta.revision.is_v1() || off == offset::SLICE_CTRL && val > 0xff {
+        let w = rseq_abi::CtrlWord::from_all(val, meta.endian);
+        let b = |x: bool| u8::from(x);
+        if meta.revision.is_v1() {
+            return format!(
+                "REQ={} GR={}",
+                b(w.is_requested(meta.revision, meta.endian)),
+                b(w.is_granted(meta.revision, meta.endian))
+            );
+        }
+        return format!("req={} gr={}", w.request(), w.granted());
+    }
+    match off {
+        o if o == offset::REQUEST => format!("req={val}"),
+        o if o == offset::GRANTED => format!("gr={val}"),
+        _ => format!("{val:#x}"),
     }
 }
 
@@ -506,7 +541,10 @@ impl Lanes {
                 time_ns: r.time,
                 cpu: r.cpu,
                 task: r.task,
-                label: mark_label(r),
+                label: match &r.kind {
+                    LogKind::UserLoad { off, val } => load_label(&input.meta, *off, *val),
+                    _ => mark_label(r),
+                },
                 text: r.kind.to_string(),
             });
         }
