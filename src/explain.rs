@@ -53,6 +53,27 @@ pub fn word_text(rev: Revision, endian: Endian, w: &CtrlWord) -> String {
     format!("request={} granted={}", w.request(), w.granted())
 }
 
+/// For a V1 run, the words of a log record as V1's bits: the log prints a word by byte
+/// (`[req=2 gr=0 rsv=0000]` is V1's GRANTED bit), so the text trace, `step` and the
+/// timelines' hover texts add ` (V1: GRANTED=1 REQUEST=0)`. `None` for later revisions or
+/// a record without a word.
+pub fn v1_gloss(rev: Revision, endian: Endian, kind: &LogKind) -> Option<String> {
+    if !rev.is_v1() {
+        return None;
+    }
+    let w = |w: &CtrlWord| word_text(rev, endian, w);
+    Some(match kind {
+        LogKind::Grant { before, after, .. } | LogKind::Revoke { before, after, .. } => {
+            format!(" (V1: {} -> {})", w(before), w(after))
+        }
+        LogKind::UserStore { after, .. } => format!(" (V1: {})", w(after)),
+        LogKind::UserLoad { off, val } if usize::from(*off) == offset::SLICE_CTRL => {
+            format!(" (V1: {})", w(&CtrlWord::from_all(*val, endian)))
+        }
+        _ => return None,
+    })
+}
+
 /// How the run's revision lays out the control word (V1: bits of one u32; later: bytes).
 struct Ctx {
     slice_ext_nsec: u32,

@@ -545,7 +545,12 @@ impl Lanes {
                     LogKind::UserLoad { off, val } => load_label(&input.meta, *off, *val),
                     _ => mark_label(r),
                 },
-                text: r.kind.to_string(),
+                text: format!(
+                    "{}{}",
+                    r.kind,
+                    crate::explain::v1_gloss(input.meta.revision, input.meta.endian, &r.kind)
+                        .unwrap_or_default()
+                ),
             });
         }
         // Stable: equal times keep the log's order.
@@ -623,7 +628,12 @@ fn word_bands(input: &TraceInput<'_>, bands: &mut Vec<BandItem>, task_lane: impl
     // Per task: since when request / granted has been set.
     let n = input.tasks.len();
     let mut open: Vec<[Option<u64>; 2]> = vec![[None; 2]; n];
-    let kinds = [(Band::Request, "request"), (Band::Granted, "granted")];
+    // V1's word is two bits of one u32, not bytes: name them as V1 did.
+    let kinds = if rev.is_v1() {
+        [(Band::Request, "bit REQUEST"), (Band::Granted, "bit GRANTED")]
+    } else {
+        [(Band::Request, "request"), (Band::Granted, "granted")]
+    };
     let mut close = |task: u32, which: usize, since: u64, until: u64, why: &str| {
         bands.push(BandItem {
             lane: task_lane(task),
