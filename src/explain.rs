@@ -134,7 +134,10 @@ fn irq(kind: IrqKind) -> &'static str {
 fn scheduled_next(log: &[LogRecord], i: usize, cpu: u32, tid: u32) -> Option<Option<u32>> {
     for r in log.iter().skip(i + 1).filter(|r| r.cpu == cpu).take(64) {
         match r.kind {
-            LogKind::Switch { prev: Some(p), next } if p == tid => return Some(next),
+            LogKind::Switch {
+                prev: Some(p),
+                next,
+            } if p == tid => return Some(next),
             LogKind::ExitToUser if r.task == Some(tid) => return None,
             _ => {}
         }
@@ -146,15 +149,17 @@ fn schedules(next: Option<Option<u32>>, name: &dyn Fn(Option<u32>) -> String) ->
     match next {
         Some(Some(n)) => format!("and schedules: {} runs next", name(Some(n))),
         Some(None) => "and schedules: the CPU goes idle".to_string(),
-        None => {
-            "and calls schedule(), but nothing else is runnable, so the task keeps the CPU"
-                .to_string()
-        }
+        None => "and calls schedule(), but nothing else is runnable, so the task keeps the CPU"
+            .to_string(),
     }
 }
 
 fn refusal(why: &str, lazy: bool) -> String {
-    let nr = if lazy { "NEED_RESCHED_LAZY" } else { "NEED_RESCHED" };
+    let nr = if lazy {
+        "NEED_RESCHED_LAZY"
+    } else {
+        "NEED_RESCHED"
+    };
     match why {
         "boot_switch_off" => format!("{nr} is pending; no grant: the extension is switched off at boot (rseq_slice_ext=0, §2.2, §3.2 step 1), so the kernel schedules normally"),
         "not_registered" => format!("{nr} is pending; no grant: the task has no rseq registration (§2.3, §3.2 step 2), so the kernel schedules normally"),
@@ -270,7 +275,13 @@ pub fn explain_with(sim: &Simulation, opts: Options) -> String {
         endian: cfg.endian,
     };
     let line = |out: &mut String, time: u64, cpu: u32, task: Option<u32>, s: &str| {
-        let _ = writeln!(out, "{:>12}  cpu{:<2} {:<16} {s}", us(time), cpu, name(task));
+        let _ = writeln!(
+            out,
+            "{:>12}  cpu{:<2} {:<16} {s}",
+            us(time),
+            cpu,
+            name(task)
+        );
     };
     let mut views: BTreeMap<u32, View> = BTreeMap::new();
     let log = sim.log();

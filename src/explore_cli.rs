@@ -357,11 +357,15 @@ fn print_witnesses(
         };
         // An `always` expectation that failed is witnessed by a failing run; otherwise a
         // verdict that the condition can hold, by a run where it holds.
-        let want_failure =
-            v == VerdictName::Never || (c.expect == Some(VerdictName::Always) && v != c.expect.unwrap());
+        let want_failure = v == VerdictName::Never
+            || (c.expect == Some(VerdictName::Always) && v != c.expect.unwrap());
         let (goal, s, shows) = match want_failure {
             false => match &w.held {
-                Some((_, s)) => (explore::Goal::Holds(i), s, "a run where it holds".to_string()),
+                Some((_, s)) => (
+                    explore::Goal::Holds(i),
+                    s,
+                    "a run where it holds".to_string(),
+                ),
                 None => continue,
             },
             true => match &w.failed {

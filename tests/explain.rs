@@ -25,12 +25,18 @@ fn explains_the_grant_revoke_race() {
     ), "{s}");
     // One task: nothing else can run, so R2 does not "schedule" anyone.
     assert!(!s.contains("revokes the grant and schedules"), "{s}");
-    assert!(s.contains("and calls schedule(), but nothing else is runnable, so the task keeps the CPU"));
+    assert!(
+        s.contains("and calls schedule(), but nothing else is runnable, so the task keeps the CPU")
+    );
     // An interrupt that will revoke is never announced as one that "may grant".
     let lines: Vec<&str> = s.lines().collect();
     for (i, l) in lines.iter().enumerate() {
         if l.contains("R2, §3.2 step 4, s_revoked") {
-            let irq = lines[..i].iter().rev().find(|l| l.contains("arrives while")).unwrap();
+            let irq = lines[..i]
+                .iter()
+                .rev()
+                .find(|l| l.contains("arrives while"))
+                .unwrap();
             assert!(!irq.contains("may grant"), "{irq}");
             assert!(irq.contains("would end the grant"), "{irq}");
         }
@@ -72,26 +78,41 @@ fn every_refused_grant_says_why() {
     let s = story("scenarios/tutorial/why-no-grant.toml");
     assert!(s.contains("NEED_RESCHED_LAZY is pending; no grant: the kernel was entered by a syscall, not by an interrupt from user mode, so user_irq is clear (§3.3, §3.2 step 2)"), "{s}");
     // No registration at all.
-    assert!(s.contains("no grant: the task has no rseq registration (§2.3, §3.2 step 2)"), "{s}");
+    assert!(
+        s.contains("no grant: the task has no rseq registration (§2.3, §3.2 step 2)"),
+        "{s}"
+    );
     // Registered, never enabled.
     let s = story("scenarios/edge/r3-wipes-unenabled-request.toml");
     assert!(s.contains("no grant: the task never enabled the extension (no prctl(PR_RSEQ_SLICE_EXTENSION_SET), no RSEQ_FLAG_SLICE_EXT_DEFAULT_ON registration"), "{s}");
     // PREEMPT_RT's rule, not "other exit work".
     let s = story("scenarios/edge/rt-lazy-only.toml");
-    assert!(s.contains("no grant: on PREEMPT_RT only lazy reschedules may be extended"), "{s}");
+    assert!(
+        s.contains("no grant: on PREEMPT_RT only lazy reschedules may be extended"),
+        "{s}"
+    );
     assert!(!s.contains("but so is other exit work"), "{s}");
     // Other exit work: a pending signal.
     let s = story("scenarios/edge/signal-denies-grant.toml");
-    assert!(s.contains("NEED_RESCHED is pending, but so is other exit work (a signal"), "{s}");
+    assert!(
+        s.contains("NEED_RESCHED is pending, but so is other exit work (a signal"),
+        "{s}"
+    );
     // The boot switch.
     let s = story("scenarios/edge/boot-switch-off.toml");
-    assert!(s.contains("no grant: the extension is switched off at boot"), "{s}");
+    assert!(
+        s.contains("no grant: the extension is switched off at boot"),
+        "{s}"
+    );
 }
 
 #[test]
 fn the_lazy_flag_is_named_as_such() {
     let s = story("scenarios/edge/lazy-preemption.toml");
-    assert!(s.contains("the kernel finds NEED_RESCHED_LAZY, request=1 and no other work, so it grants"), "{s}");
+    assert!(
+        s.contains("the kernel finds NEED_RESCHED_LAZY, request=1 and no other work, so it grants"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -109,7 +130,9 @@ fn syscall_returns_are_told_at_the_return() {
     let ret = line_with(&s, "getpid() returns");
     assert!(ret.trim_start().starts_with("9.301 us"), "{ret}");
     let pos = |w: &str| s.find(w).unwrap();
-    assert!(pos("getpid() returns") > pos("a device interrupt asking for a lazy reschedule arrives"));
+    assert!(
+        pos("getpid() returns") > pos("a device interrupt asking for a lazy reschedule arrives")
+    );
 }
 
 #[test]

@@ -299,9 +299,16 @@ fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
     );
     assert!(text.contains("invariants: all held in 257 runs"), "{text}");
     // Each Sometimes verdict is shown by a shrunk run, saved and told.
-    assert!(text.contains("witness of `yield returns 0` (Sometimes): a run where it holds, 2 injected event(s)"), "{text}");
+    assert!(
+        text.contains(
+            "witness of `yield returns 0` (Sometimes): a run where it holds, 2 injected event(s)"
+        ),
+        "{text}"
+    );
     assert!(text.contains("annotated timeline:"), "{text}");
-    assert!(wdir.join("yield-after-revoke.yield-returns-0.schedule").exists());
+    assert!(wdir
+        .join("yield-after-revoke.yield-returns-0.schedule")
+        .exists());
     std::fs::remove_dir_all(&wdir).unwrap();
     assert!(
         text.lines()
@@ -472,7 +479,10 @@ fn every_verdict_has_a_witness_that_replays() {
         assert!(o.held[i], "{}: shrunk witness no longer holds", c.name);
         assert!(sh.schedule.inject.len() <= s.inject.len());
         // Where it sometimes fails, there is a run showing that too.
-        let (_, f, kind) = r.witnesses[i].failed.clone().expect("a run where it failed");
+        let (_, f, kind) = r.witnesses[i]
+            .failed
+            .clone()
+            .expect("a run where it failed");
         let (o, _) = explore::run_schedule(&l, &setup, &f).unwrap();
         assert_eq!(o.failures[i].as_deref(), Some(kind.as_str()));
     }
@@ -480,7 +490,10 @@ fn every_verdict_has_a_witness_that_replays() {
     let (_, one) = exhaustive(&l, 1);
     for (a, b) in one.witnesses.iter().zip(&r.witnesses) {
         assert_eq!(a.held.as_ref().map(|h| &h.1), b.held.as_ref().map(|h| &h.1));
-        assert_eq!(a.failed.as_ref().map(|f| &f.1), b.failed.as_ref().map(|f| &f.1));
+        assert_eq!(
+            a.failed.as_ref().map(|f| &f.1),
+            b.failed.as_ref().map(|f| &f.1)
+        );
     }
 }
 
@@ -503,7 +516,12 @@ fn shrinking_keeps_the_failures_kind() {
     let (s, v) = r.first_failure.clone().expect("raced happens in some run");
     assert!(v[0].detail.contains("`never raced` does not hold"), "{v:?}");
     let sh = explore::shrink(&l, &setup, &s, &v[0]).unwrap();
-    let detail = &sh.violations.iter().find(|v| v.property == "condition").unwrap().detail;
+    let detail = &sh
+        .violations
+        .iter()
+        .find(|v| v.property == "condition")
+        .unwrap()
+        .detail;
     assert!(detail.contains("raced = 0: got 1"), "{detail}");
     assert!(!detail.contains("no counter"), "{detail}");
     // And the CLI prints and saves the failing witness of the mismatched verdict.
@@ -517,9 +535,16 @@ fn shrinking_keeps_the_failures_kind() {
         dir.join("c.schedule").to_str().unwrap(),
     ]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("witness of `never raced` (Sometimes): a run where it does not hold"), "{text}");
-    assert!(text.contains("witness of `yield returns 0` (Sometimes): a run where it holds"), "{text}");
-    let saved = std::fs::read_to_string(dir.join("yield-after-revoke.never-raced.schedule")).unwrap();
+    assert!(
+        text.contains("witness of `never raced` (Sometimes): a run where it does not hold"),
+        "{text}"
+    );
+    assert!(
+        text.contains("witness of `yield returns 0` (Sometimes): a run where it holds"),
+        "{text}"
+    );
+    let saved =
+        std::fs::read_to_string(dir.join("yield-after-revoke.never-raced.schedule")).unwrap();
     assert!(saved.contains("slicesim-schedule/1"), "{saved}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

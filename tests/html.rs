@@ -214,7 +214,10 @@ fn svg_figure_draws_every_marker_of_its_window_with_its_log_text() {
         "the racing yield's result is labelled"
     );
     // The race's key moment: the thread reads granted = 1 (32.660 us), before the revoke.
-    assert!(figure.contains(">gr=1</text>"), "the load of granted is marked");
+    assert!(
+        figure.contains(">gr=1</text>"),
+        "the load of granted is marked"
+    );
     assert!(figure.contains("<title>32.660 us cpu0 T0 holder: user_load @29 = 0x1</title>"));
     assert!(figure.contains("user load of the word (what it read, §8.1)"));
     assert!(figure.contains("scenario grant-revoke-race, 29.000 .. 36.000 us"));

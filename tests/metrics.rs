@@ -213,8 +213,14 @@ fn run_metrics_on_the_command_line() {
     assert!(s.contains("critical sections: none marked"), "{s}");
     // No grant ran out while granted, yet the kernel view's EXPIRED bucket has the two
     // stale timers: each line says what it counts, so they do not contradict each other.
-    assert!(s.contains("grants wasted (ran out while still granted, s_expired): 0"), "{s}");
-    assert!(s.contains("EXPIRED counts every firing of the timer, also a stale one"), "{s}");
+    assert!(
+        s.contains("grants wasted (ran out while still granted, s_expired): 0"),
+        "{s}"
+    );
+    assert!(
+        s.contains("EXPIRED counts every firing of the timer, also a stale one"),
+        "{s}"
+    );
     assert!(s.contains("      EXPIRED          2"), "{s}");
     assert_eq!(cli("xml").status.code(), Some(2));
     let stats = std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))

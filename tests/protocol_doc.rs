@@ -18,7 +18,9 @@ fn files(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            if p.file_name().is_some_and(|n| n == "target" || n == "snapshots") {
+            if p.file_name()
+                .is_some_and(|n| n == "target" || n == "snapshots")
+            {
                 continue;
             }
             files(&p, exts, out);
@@ -36,7 +38,10 @@ fn files(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
 fn defined_sections(doc: &str) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
     for line in doc.lines() {
-        let Some(rest) = line.strip_prefix("## ").or_else(|| line.strip_prefix("### ")) else {
+        let Some(rest) = line
+            .strip_prefix("## ")
+            .or_else(|| line.strip_prefix("### "))
+        else {
             continue;
         };
         let num: String = rest
@@ -107,7 +112,8 @@ fn cited_paths(text: &str) -> Vec<u32> {
         let end = i + 1 + digits.len();
         if digits.is_empty()
             || digits.len() > 2
-            || b.get(end).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            || b.get(end)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
         {
             continue;
         }
@@ -138,11 +144,17 @@ fn protocol_doc_defines_the_sections_and_paths_everyone_cites() {
     let doc = protocol_doc();
     let sections = defined_sections(&doc);
     // The backbone: 1..13 with the subsections the code cites most.
-    for s in ["1.2", "2.4", "3.2", "3.3", "4.3", "5", "6.1", "6.2", "7.3", "8.1", "8.3", "13.12"] {
+    for s in [
+        "1.2", "2.4", "3.2", "3.3", "4.3", "5", "6.1", "6.2", "7.3", "8.1", "8.3", "13.12",
+    ] {
         assert!(sections.contains(s), "docs/protocol.md lacks §{s}");
     }
     let paths = defined_paths(&doc);
-    assert_eq!(paths, (1..=10).collect(), "R1..R10 must be rows of §5's table");
+    assert_eq!(
+        paths,
+        (1..=10).collect(),
+        "R1..R10 must be rows of §5's table"
+    );
     assert!(
         doc.contains("**The grant/revoke race**"),
         "the grant/revoke race must be defined"
@@ -164,7 +176,11 @@ fn protocol_doc_defines_the_sections_and_paths_everyone_cites() {
             }
         }
     }
-    assert!(bad.is_empty(), "citations docs/protocol.md does not define:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "citations docs/protocol.md does not define:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -183,7 +199,10 @@ fn scenario_spec_fields_resolve() {
             let Some(head) = item.split_whitespace().next() else {
                 continue;
             };
-            let q = item.split_whitespace().nth(1).and_then(|w| w.strip_prefix('q'));
+            let q = item
+                .split_whitespace()
+                .nth(1)
+                .and_then(|w| w.strip_prefix('q'));
             let s = match q {
                 Some(n) => format!("{head}.{n}"),
                 None => head.to_string(),
@@ -193,7 +212,11 @@ fn scenario_spec_fields_resolve() {
             }
         }
     }
-    assert!(bad.is_empty(), "scenario `spec` entries without a section:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "scenario `spec` entries without a section:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -226,13 +249,17 @@ fn the_html_legend_cites_resolvable_paths() {
     for s in cited_sections(&legend) {
         assert!(sections.contains(&s), "legend cites §{s}");
     }
-    assert!(legend.contains("§5"), "the revoke legend points at §5: {legend}");
+    assert!(
+        legend.contains("§5"),
+        "the revoke legend points at §5: {legend}"
+    );
 }
 
 #[test]
 fn the_extractors_work() {
-    assert_eq!(cited_sections("see §3.2 step 4, §13 q12 and §12 item 2; §5."), [
-        "3.2", "13.12", "12.2", "5"
-    ]);
+    assert_eq!(
+        cited_sections("see §3.2 step 4, §13 q12 and §12 item 2; §5."),
+        ["3.2", "13.12", "12.2", "5"]
+    );
     assert_eq!(cited_paths("R2, (R10) not RR3 or R2x or FOR3"), [2, 10]);
 }

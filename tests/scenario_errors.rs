@@ -229,10 +229,10 @@ fn parameter_errors_name_the_program_as_written_in_files() {
 #[test]
 fn an_override_out_of_range_names_the_override() {
     let sets = ["machine.slice_ext_nsec=60000".to_string()];
-    let e = scenario::load(Path::new("scenarios/grant-revoke-race.toml"), &sets)
-        .err()
-        .expect("60000 is out of range")
-        .to_string();
+    let e = match scenario::load(Path::new("scenarios/grant-revoke-race.toml"), &sets) {
+        Ok(_) => panic!("60000 is out of range"),
+        Err(e) => e.to_string(),
+    };
     assert_eq!(
         e,
         "scenarios/grant-revoke-race.toml: --set machine.slice_ext_nsec=60000: machine: slice_ext_nsec = 60000: outside [5000, 50000] for revision merged (ERANGE)"
@@ -249,8 +249,10 @@ fn an_override_out_of_range_names_the_override() {
 /// Expectations written with the counters' old names get the new name in the failure.
 #[test]
 fn an_old_counter_name_gets_its_new_name() {
-    let src = format!("{GOOD}\n[expect.task.a]\ncounters = {{ flags = 0 }}\n")
-        .replace("\"register\", \"burn 1us\"", "\"register\", \"load flags\", \"burn 1us\"");
+    let src = format!("{GOOD}\n[expect.task.a]\ncounters = {{ flags = 0 }}\n").replace(
+        "\"register\", \"burn 1us\"",
+        "\"register\", \"load flags\", \"burn 1us\"",
+    );
     let l = scenario::parse(Path::new("s.toml"), &src, &[]).unwrap();
     let r = scenario::run(&l, None, None).unwrap();
     let fail = r

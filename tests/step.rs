@@ -37,7 +37,10 @@ fn g_jumps_from_decision_to_decision() {
         if l.starts_with("  + ") || l.starts_with("step>   + ") {
             printed += 1;
         }
-        if let Some(n) = l.strip_prefix("-- at ").and_then(|r| r.split("log line ").nth(1)) {
+        if let Some(n) = l
+            .strip_prefix("-- at ")
+            .and_then(|r| r.split("log line ").nth(1))
+        {
             let n: usize = n.trim_end_matches(") --").parse().unwrap();
             assert_eq!(n - last, printed, "{l}");
             (last, printed) = (n, 0);
@@ -79,5 +82,8 @@ fn v1_words_are_shown_as_bits_as_explain_tells_them() {
     let s = String::from_utf8(out).unwrap();
     assert!(s.contains("word [REQUEST=0 GRANTED=0]"), "{s}");
     assert!(!s.contains("word [req="), "{s}");
-    assert!(s.contains("user_store @28 [req=1 gr=0 rsv=0000] (V1: REQUEST=1 GRANTED=0)"), "{s}");
+    assert!(
+        s.contains("user_store @28 [req=1 gr=0 rsv=0000] (V1: REQUEST=1 GRANTED=0)"),
+        "{s}"
+    );
 }

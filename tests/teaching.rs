@@ -44,7 +44,12 @@ fn the_raced_section_runs_the_tutorials_four_lines() {
         .lines()
         .find(|l| l.contains("\"load granted\""))
         .expect("section 3's steps");
-    let order = ["\"request\"", "\"store request 0\"", "\"load granted\"", "\"yield\""];
+    let order = [
+        "\"request\"",
+        "\"store request 0\"",
+        "\"load granted\"",
+        "\"yield\"",
+    ];
     let pos: Vec<usize> = order.iter().map(|w| steps.find(w).expect(w)).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "{steps}");
 }

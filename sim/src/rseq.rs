@@ -331,7 +331,13 @@ impl Simulation {
         work_pending: u32,
     ) -> bool {
         if !self.cfg.static_key() {
-            self.emit(cpu, Some(tid), LogKind::NoGrant { why: "boot_switch_off" });
+            self.emit(
+                cpu,
+                Some(tid),
+                LogKind::NoGrant {
+                    why: "boot_switch_off",
+                },
+            );
             return false;
         }
         let t = &self.tasks[tid as usize];

@@ -585,7 +585,8 @@ impl Report {
             self.held[i] += h;
         }
         if self.witnesses.len() < o.witnesses.len() {
-            self.witnesses.resize(o.witnesses.len(), Witnesses::default());
+            self.witnesses
+                .resize(o.witnesses.len(), Witnesses::default());
         }
         for (i, w) in o.witnesses.into_iter().enumerate() {
             self.witnesses[i].merge(w);

@@ -630,7 +630,10 @@ fn word_bands(input: &TraceInput<'_>, bands: &mut Vec<BandItem>, task_lane: impl
     let mut open: Vec<[Option<u64>; 2]> = vec![[None; 2]; n];
     // V1's word is two bits of one u32, not bytes: name them as V1 did.
     let kinds = if rev.is_v1() {
-        [(Band::Request, "bit REQUEST"), (Band::Granted, "bit GRANTED")]
+        [
+            (Band::Request, "bit REQUEST"),
+            (Band::Granted, "bit GRANTED"),
+        ]
     } else {
         [(Band::Request, "request"), (Band::Granted, "granted")]
     };

@@ -505,7 +505,11 @@ fn relocate(e: ScenarioError, original: &str, rewritten: &str, sets: &[String]) 
             message,
         };
     }
-    let text = rewritten.lines().nth(line.saturating_sub(1)).unwrap_or("").trim();
+    let text = rewritten
+        .lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .trim();
     let key = text.split('=').next().unwrap_or("").trim();
     let set = sets.iter().find(|s| {
         let k = s.split('=').next().unwrap_or("").trim();
@@ -519,7 +523,10 @@ fn relocate(e: ScenarioError, original: &str, rewritten: &str, sets: &[String]) 
             message: format!("--set {set}: {message}"),
         };
     }
-    match original.lines().position(|l| !text.is_empty() && l.trim() == text) {
+    match original
+        .lines()
+        .position(|l| !text.is_empty() && l.trim() == text)
+    {
         Some(i) => ScenarioError::Invalid {
             path,
             line: i + 1,
