@@ -98,6 +98,9 @@ fn every_refused_grant_says_why() {
         s.contains("NEED_RESCHED is pending, but so is other exit work (a signal"),
         "{s}"
     );
+    // An enabled task without a request.
+    let s = story("scenarios/edge/lazy-preemption.toml");
+    assert!(s.contains("is pending but request=0: nothing to extend, the kernel schedules normally (§3.2 step 5)"), "{s}");
     // The boot switch.
     let s = story("scenarios/edge/boot-switch-off.toml");
     assert!(

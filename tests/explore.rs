@@ -506,7 +506,7 @@ fn shrinking_keeps_the_failures_kind() {
     std::fs::create_dir_all(&dir).unwrap();
     let text = std::fs::read_to_string("scenarios/races/yield-after-revoke.toml").unwrap();
     let text = format!(
-        "{text}\n[[explore.condition]]\nname = \"never raced\"\nexpect = \"always\"\n[explore.condition.holds.task.holder]\ncounters = {{ raced = 0 }}\n"
+        "{text}\n[[explore.condition]]\nname = \"never raced\"\nexpect = \"always\"\n[explore.condition.holds.task.holder]\ncounters = {{ raced = 0 }}\n\n[[explore.condition]]\nname = \"raced\"\nexpect = \"never\"\n[explore.condition.holds.task.holder]\ncounters = {{ raced = 1 }}\n"
     );
     assert!(text.contains("never raced"));
     let file = dir.join("always-raced.toml");
@@ -543,6 +543,14 @@ fn shrinking_keeps_the_failures_kind() {
         text.contains("witness of `yield returns 0` (Sometimes): a run where it holds"),
         "{text}"
     );
+    // `expect = "never"` that happens: not only MISMATCH, but the run where it held, told.
+    assert!(text.contains("expected Never: MISMATCH"), "{text}");
+    let w = text
+        .split("witness of `raced` (Sometimes): a run where it holds")
+        .nth(1)
+        .expect("a witness for the mismatched never");
+    assert!(w.contains("annotated timeline:"), "{w}");
+    assert!(w.contains("rseq_slice_yield() returns 0"), "{w}");
     let saved =
         std::fs::read_to_string(dir.join("yield-after-revoke.never-raced.schedule")).unwrap();
     assert!(saved.contains("slicesim-schedule/1"), "{saved}");

@@ -84,3 +84,22 @@ fn the_tutorials_numbers_are_the_tools() {
         assert!(story.contains(tool), "explain lacks {tool:?}:\n{story}");
     }
 }
+
+#[test]
+fn v1_words_read_as_bits_in_the_text_trace() {
+    let dir = std::env::temp_dir().join(format!("slicesim-v1text-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("v1.txt");
+    slicesim(&[
+        "run",
+        "scenarios/races/v1-nonatomic-clear.toml",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    let t = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        t.contains("user_store @28 [req=1 gr=0 rsv=0000] (V1: REQUEST=1 GRANTED=0)"),
+        "{t}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
