@@ -174,8 +174,9 @@ pub enum Mark {
     Sigsegv,
     /// An explorer's injected event (`explore`, `run --schedule`; label: its kind).
     Injected,
-    /// The program loaded the control word (label: what it read, `gr=1`): the moment it
-    /// decides whether to yield, the key moment of the grant/revoke race (§8.3).
+    /// The program loaded `granted` or the whole control word (label: what it read,
+    /// `gr=1`): the moment it decides whether to yield, the key moment of the grant/revoke
+    /// race (§8.3).
     UserLoad,
 }
 
@@ -277,7 +278,7 @@ pub const MARK_KINDS: [MarkKind; 12] = [
         color: "#0ca678",
         shape: "box",
         y: ROW_B,
-        legend: "user load of the word (what it read, §8.1)",
+        legend: "user load of granted",
         rank: 11,
     },
 ];
@@ -418,6 +419,15 @@ fn mark_label(r: &LogRecord) -> String {
     }
 }
 
+/// Loads drawn as markers: of `granted`, the byte the thread decides on, and of the whole
+/// word (V1's only way to read it). A load of `request` only classifies the outcome
+/// (§8.1); drawn, its glyph would crowd out the yield beside it.
+fn is_decision_load(meta: &super::Metadata, off: u8, val: u32) -> bool {
+    use rseq_abi::layout::offset;
+    let off = usize::from(off);
+    off == offset::GRANTED || off == offset::SLICE_CTRL && (meta.revision.is_v1() || val > 0xff)
+}
+
 /// What a user load read, short: `gr=1`, `req=0`, or a V1 word as `REQ=1 GR=0`.
 fn load_label(meta: &super::Metadata, off: u8, val: u32) -> String {
     use rseq_abi::layout::offset;
@@ -527,6 +537,11 @@ impl Lanes {
         let mut marks = Vec::new();
         for r in input.log {
             let Some(kind) = mark_of(r) else { continue };
+            if let LogKind::UserLoad { off, val } = r.kind {
+                if !is_decision_load(&input.meta, off, val) {
+                    continue;
+                }
+            }
             let cpu_lane = matches!(
                 kind,
                 Mark::Irq | Mark::TimerArm | Mark::TimerExpire | Mark::TimerCancel
