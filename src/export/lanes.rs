@@ -277,7 +277,8 @@ pub const MARK_KINDS: [MarkKind; 12] = [
         name: "user_load",
         color: "#0ca678",
         shape: "box",
-        y: ROW_B,
+        // With the decisions (grant, revoke), not crowding the syscall and its result.
+        y: ROW_A,
         legend: "user load of granted",
         rank: 11,
     },
