@@ -183,3 +183,53 @@ fn the_simulator_agrees_with_every_discrete_answer_of_linux_7_2() {
         (rseq_sim::Preempt::Lazy, true)
     );
 }
+
+/// The issue-12 probes in the simulator, as Linux 7.2.13's source says they must come out
+/// (the VM fixtures under `tests/fixtures/vm-7.2.13-issue12` hold the kernel's answers).
+#[test]
+fn the_issue12_probes_give_linux_7_2_answers_in_the_simulator() {
+    let names = [
+        "legacy_ids_after_switch",
+        "v2_ids_after_switch",
+        "unregister_ids",
+        "debug_syscall_return",
+        "rseq_cs_syscall_migrate",
+    ];
+    let get = |f: &Frame, probe: &str, key: &str| {
+        f.probe(probe)
+            .unwrap()
+            .results
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    };
+    for cmdline in [CMDLINE, "console=ttyS0 quiet panic=-1 preempt=lazy"] {
+        let f = sim_frame(&names, cmdline);
+        assert_eq!(get(&f, "legacy_ids_after_switch", "rewritten"), Some(1));
+        assert_eq!(get(&f, "v2_ids_after_switch", "kept"), Some(1));
+        assert_eq!(get(&f, "unregister_ids", "cpu_id_start"), Some(0));
+        assert_eq!(get(&f, "unregister_ids", "cpu_id"), Some(-1));
+        assert_eq!(get(&f, "unregister_ids", "reserved"), Some(0xab));
+        assert_eq!(get(&f, "debug_syscall_return", "getpid_returned"), Some(1));
+        assert_eq!(get(&f, "rseq_cs_syscall_migrate", "migrated"), Some(1));
+        for n in names {
+            assert_eq!(get(&f, n, "exit"), Some(0), "{n}");
+        }
+    }
+    let debug = sim_frame(
+        &names,
+        "console=ttyS0 quiet panic=-1 preempt=full rseq_debug=1",
+    );
+    for n in [
+        "legacy_ids_after_switch",
+        "debug_syscall_return",
+        "rseq_cs_syscall_migrate",
+    ] {
+        assert_eq!(get(&debug, n, "exit"), Some(11), "{n} under rseq_debug");
+    }
+    // A v2 task that entered the kernel by a syscall and kept its IDs gets no rseq update
+    // at all (rseq_sched_switch_event() raises nothing), so even rseq_debug has nothing
+    // to check on the way out of the sleep.
+    assert_eq!(get(&debug, "v2_ids_after_switch", "kept"), Some(1));
+    assert_eq!(get(&debug, "unregister_ids", "cpu_id_start"), Some(0));
+}

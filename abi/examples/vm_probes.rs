@@ -18,7 +18,7 @@ fn main() {
     use rseq_abi::Revision;
 
     let usage =
-        "usage: vm_probes [--only NAME | --probe NAME | --list] [--revision merged|post-merge]";
+        "usage: vm_probes [--only NAME[,NAME...] | --probe NAME | --list] [--revision merged|post-merge]";
     let bad = |why: String| -> ! {
         eprintln!("vm_probes: {why}\n{usage}");
         std::process::exit(2)
@@ -51,7 +51,8 @@ fn main() {
             _ => bad(format!("unknown argument `{a}`")),
         }
     }
-    for name in only.iter().chain(child.iter()) {
+    let listed = only.iter().flat_map(|o| o.split(','));
+    for name in listed.chain(child.iter().map(String::as_str)) {
         if probes::find(name).is_none() {
             bad(format!("unknown probe `{name}` (see --list)"));
         }

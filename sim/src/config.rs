@@ -122,8 +122,10 @@ pub struct SimConfig {
     /// `min_vruntime - sleeper_credit_ns`.
     pub sleeper_credit_ns: u64,
     /// Offset of `ktime_get_mono_fast_ns()` (read for a grant's expiry) from the hrtimer's
-    /// `CLOCK_MONOTONIC`, ns (spec §13.13). Negative values make an expiry already passed at
-    /// the exit that arms the timer, the `expires < now` path of spec §4.2.
+    /// `CLOCK_MONOTONIC`, ns (§13.13). The arming check compares `expires` with the
+    /// same fast clock (Linux 7.2.13 `rseq_arm_slice_extension_timer()`), so a negative skew
+    /// does not reach its `expires < now` branch: it arms the hrtimer at a time already past
+    /// on `CLOCK_MONOTONIC`, which fires at once and counts `s_expired`.
     pub fast_clock_skew_ns: i64,
     /// `timer_slack_ns` of fair-class tasks: a relative sleep's hrtimer fires at its hard
     /// expiry, `ns + slack` later (Linux default 50 µs; RT tasks have none), ns.

@@ -16,7 +16,8 @@ use crate::task::*;
 use crate::trace::LogKind;
 
 impl Simulation {
-    /// An interrupt of `kind` arrives at `cpu`.
+    /// An interrupt of `kind` arrives at `cpu`: entry, handler, then `irqentry_exit()`
+    /// (`kernel/entry/common.c`): the exit to user mode, or the return into the kernel.
     pub(crate) fn irq(&mut self, cpu: u32, kind: IrqKind, gen: u32, task: u32) {
         if !self.irq_is_current(cpu, kind, gen, task) {
             return;
@@ -57,7 +58,8 @@ impl Simulation {
     }
 
     /// `irqentry_exit_to_kernel_mode()` → `irqentry_exit_cond_resched()`: on a preemptible
-    /// kernel an interrupt that returns into a syscall preempts it when `TIF_NEED_RESCHED`
+    /// kernel (`raw_irqentry_exit_cond_resched()`, `kernel/entry/common.c`) an interrupt
+    /// that returns into a syscall preempts it when `TIF_NEED_RESCHED`
     /// (not the lazy bit) is set. Only syscall bodies are preemptible here: the exit work
     /// after an interrupt from user mode runs with interrupts disabled until its loop,
     /// whose reschedule point is the grant decision.

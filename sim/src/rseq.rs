@@ -48,7 +48,8 @@ impl Simulation {
         self.cfg.revision
     }
 
-    /// Clear the kernel grant, counting `s_revoked` when `count` and it was active.
+    /// `rseq_slice_clear_grant()` (`include/linux/rseq_entry.h`): clear the kernel grant,
+    /// counting `s_revoked` when `count` and it was active.
     fn rseq_slice_clear_grant(&mut self, cpu: u32, tid: u32, count: bool) -> bool {
         let t = &mut self.tasks[tid as usize];
         let was = t.rseq.granted;
@@ -59,7 +60,8 @@ impl Simulation {
         was
     }
 
-    /// Write the user word to zero and log the path (`false` = fault).
+    /// `rseq_slice_clear_user()` (`include/linux/rseq_entry.h`): write the user word to
+    /// zero and log the path (`false` = fault).
     fn clear_user_word(&mut self, cpu: u32, tid: u32, path: RevokePath, was_granted: bool) -> bool {
         let before = self.read_ctrl(tid);
         let ok = self.write_ctrl(tid, CtrlWord::ZERO);
@@ -80,7 +82,8 @@ impl Simulation {
 
     // ---- registration (spec §2.3) ----------------------------------------------------
 
-    /// `sys_rseq(addr, len, flags, sig)`.
+    /// `sys_rseq(addr, len, flags, sig)` (`kernel/rseq.c`): `rseq_unregister()` for the
+    /// unregister flag, else the checks and `rseq_register()`.
     pub(crate) fn sys_rseq(
         &mut self,
         cpu: u32,
@@ -177,6 +180,9 @@ impl Simulation {
         Ok(0)
     }
 
+    /// `rseq_unregister()` (`kernel/rseq.c`). 7.2: `rseq_reset_ids()` writes only the ID
+    /// fields (`cpu_id_start = 0`) and `rseq_reset()` zeroes the state, counting nothing;
+    /// 7.0 and V1 clear the slice word too (R7).
     fn rseq_unregister(
         &mut self,
         cpu: u32,
@@ -235,7 +241,8 @@ impl Simulation {
 
     // ---- prctl (spec §2.4) -----------------------------------------------------------
 
-    /// `prctl(PR_RSEQ_SLICE_EXTENSION, arg2, arg3, arg4, arg5)`; other options → EINVAL.
+    /// `prctl(PR_RSEQ_SLICE_EXTENSION, arg2, arg3, arg4, arg5)` →
+    /// `rseq_slice_extension_prctl()` (`kernel/rseq.c`); other options → EINVAL.
     /// `args` are `arg2..arg5`.
     pub(crate) fn sys_prctl(
         &mut self,
@@ -745,8 +752,9 @@ impl Simulation {
         ])
     }
 
-    /// `rseq_handle_notify_resume()`: the slow path retries the update with faults enabled;
-    /// a fault there is fatal (spec §7 item 5).
+    /// `rseq_handle_notify_resume()` (7.0), `__rseq_handle_slowpath()` (7.2,
+    /// `kernel/rseq.c`): the slow path retries the update with faults enabled; a fault
+    /// there is fatal (spec §7 item 5).
     pub(crate) fn rseq_handle_notify_resume(&mut self, cpu: u32, tid: u32) {
         if self.rev() == Revision::PostMerge {
             return self.rseq_slowpath_update_usr(cpu, tid);

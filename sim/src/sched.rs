@@ -284,7 +284,8 @@ impl Simulation {
         }
     }
 
-    /// Move a task's bookkeeping to a new CPU: `rseq_migrate()` sets `ids_changed`.
+    /// `set_task_cpu()` → `__set_task_cpu()` (`kernel/sched/sched.h`): move a task's
+    /// bookkeeping to a new CPU; `rseq_sched_set_ids_changed()` sets `ids_changed`.
     fn set_task_cpu(&mut self, tid: u32, cpu: u32) {
         let from = self.tasks[tid as usize].cpu;
         if from == cpu {

@@ -311,7 +311,9 @@ impl Simulation {
         self.tasks[tid as usize].state = TaskState::Sleeping;
     }
 
-    /// Returns the result and whether IPIs were sent.
+    /// `membarrier()`: registration, or `membarrier_private_expedited()`
+    /// (`kernel/sched/membarrier.c`) sending `ipi_rseq()` to every other CPU running a
+    /// thread of the process. Returns the result and whether IPIs were sent.
     fn sys_membarrier(&mut self, cpu: u32, tid: u32, cmd: i32) -> (SysResult, bool) {
         let mm = self.tasks[tid as usize].mm;
         match cmd {
@@ -347,7 +349,8 @@ impl Simulation {
     }
 
     /// `copy_process()` for `clone(CLONE_VM)` (R9: wiped rseq state, own area) and
-    /// `fork()` (R10: copied rseq state and area bytes, new mm).
+    /// `fork()` (R10: copied rseq state and area bytes, new mm), both through `rseq_fork()`
+    /// (`include/linux/rseq.h`); 7.2 then sets the child's `ids_changed` in `sched_fork()`.
     fn copy_process(&mut self, cpu: u32, parent: u32, clone_vm: bool, program: SimProgram) -> u32 {
         let p = &self.tasks[parent as usize];
         let pnice = p.nice;
@@ -409,7 +412,8 @@ impl Simulation {
         child
     }
 
-    /// `execve()`: the kernel rseq state is wiped (R8), the new program gets a fresh area.
+    /// `execve()` → `rseq_execve()` (`include/linux/rseq.h`): the kernel rseq state is wiped
+    /// (R8), the new program gets a fresh area.
     fn exec(&mut self, cpu: u32, tid: u32, program: SimProgram) {
         let t = &mut self.tasks[tid as usize];
         let was = t.rseq.granted;

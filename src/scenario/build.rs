@@ -431,7 +431,24 @@ fn config(s: &Scenario) -> Result<SimConfig, (&'static str, String)> {
         },
         config_slice_ext: m.config_slice_ext.unwrap_or(d.config_slice_ext),
         slice_ext_boot: m.slice_ext_boot.unwrap_or(d.slice_ext_boot),
-        slice_ext_nsec: m.slice_ext_nsec,
+        slice_ext_nsec: match &m.slice_ext_nsec {
+            None => None,
+            Some(SliceExtNsec::Ns(ns)) => Some(*ns),
+            // As `rseq_slice_ext_write()` parses what is written; a range error is left to
+            // `validate()` below, with the range in its message.
+            Some(SliceExtNsec::Text(t)) => {
+                Some(rseq_sim::config::kstrtouint(t).ok_or_else(|| {
+                    (
+                        "slice_ext_nsec",
+                        format!(
+                        "machine: slice_ext_nsec = {t:?}: writing it to debugfs fails with EINVAL \
+                         (the kernel's kstrtouint takes decimal digits, an optional `+` and one \
+                         trailing newline, nothing else)"
+                    ),
+                    )
+                })?)
+            }
+        },
         rseq_debug: m.rseq_debug.unwrap_or(d.rseq_debug),
         endian: match m.endian {
             Some(EndianName::Big) => rseq_abi::Endian::Big,

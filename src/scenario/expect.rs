@@ -199,13 +199,28 @@ pub fn evaluate(e: &Expect, sim: &Simulation, names: &BTreeMap<String, u32>) -> 
         }
     }
     for (name, te) in &e.task {
-        let ids: Vec<u32> = names
-            .iter()
-            .filter(|(n, _)| *n == name || n.starts_with(&format!("{name}.")))
-            .map(|(_, &id)| id)
+        // The task of that name, else its copies (`w.0`, `w.1`, … of `count = N`); tasks
+        // made at run time (`parent.child` of a fork) count too.
+        let tasks = sim.tasks();
+        let mut ids: Vec<usize> = (0..tasks.len())
+            .filter(|&i| tasks[i].name == *name)
             .collect();
+        if ids.is_empty() {
+            let prefix = format!("{name}.");
+            ids = (0..tasks.len())
+                .filter(|&i| {
+                    tasks[i].name.starts_with(&prefix) && names.contains_key(&tasks[i].name)
+                })
+                .collect();
+        }
+        if ids.is_empty() {
+            out.push(Check {
+                what: format!("task {name}"),
+                outcome: CheckOutcome::Fail("no task of that name ran".to_string()),
+            });
+        }
         for id in ids {
-            let t = &sim.tasks()[id as usize];
+            let t = &tasks[id];
             if let Some(x) = &te.exit {
                 let ok = exit_matches(parse_exit(x).expect("validated"), t.exit.as_ref());
                 let got = t

@@ -159,8 +159,9 @@ pub struct Machine {
     pub config_slice_ext: Option<bool>,
     /// Boot parameter `rseq_slice_ext=` (default: true).
     pub slice_ext_boot: Option<bool>,
-    /// debugfs `rseq/slice_ext_nsec`, ns (default: revision default: 5000; V1 30000).
-    pub slice_ext_nsec: Option<u32>,
+    /// debugfs `rseq/slice_ext_nsec`, ns (default: revision default: 5000; V1 30000): a
+    /// number, or the text written to the file (`"7000\n"`), parsed as the kernel does.
+    pub slice_ext_nsec: Option<SliceExtNsec>,
     /// Boot parameter `rseq_debug=` (default: false).
     pub rseq_debug: Option<bool>,
     /// `little` or `big` (default: little).
@@ -204,6 +205,17 @@ pub struct Machine {
     pub max_user_steps: Option<u64>,
     /// Most live coroutine stacks (default: 30000).
     pub max_threads: Option<usize>,
+}
+
+/// `slice_ext_nsec`: nanoseconds, or the text `echo` would write to debugfs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum SliceExtNsec {
+    /// A number of nanoseconds.
+    Ns(u32),
+    /// The bytes written to `rseq/slice_ext_nsec`: `kstrtouint(…, 10, …)` must accept them
+    /// (digits, an optional `+`, one trailing newline), else the write fails with `EINVAL`.
+    Text(String),
 }
 
 macro_rules! names {

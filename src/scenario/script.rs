@@ -214,6 +214,16 @@ pub enum Step {
     Membarrier(bool),
     /// `affinity CPU`.
     Affinity(usize),
+    /// `futex wait W VAL` (sleep while shared word W holds VAL) / `futex wake W N`: a
+    /// wakeup that another CPU can send, e.g. a lazy reschedule with no IPI.
+    Futex {
+        /// Wait (true) or wake (false).
+        wait: bool,
+        /// The shared word.
+        word: SharedWord,
+        /// The expected value (wait) or the most waiters to wake (wake).
+        val: u32,
+    },
     /// `panic`: the program fails (to show fault reporting).
     Panic,
     /// `mark cs_enter`, `mark lock_acquired 0`, ...: report a marker for the metrics.
@@ -229,7 +239,7 @@ fn unknown(what: &str, s: &str, names: &[&str]) -> String {
     }
 }
 
-const VERBS: [&str; 24] = [
+const VERBS: [&str; 25] = [
     "register",
     "unregister",
     "enable",
@@ -248,6 +258,7 @@ const VERBS: [&str; 24] = [
     "map",
     "membarrier",
     "affinity",
+    "futex",
     "panic",
     "mark",
     "poke32",
@@ -359,6 +370,23 @@ fn parse_step(line: &str) -> Result<Step, String> {
             }
         },
         "affinity" => Step::Affinity(num(1)? as usize),
+        "futex" => {
+            let wait = match arg(1)? {
+                "wait" => true,
+                "wake" => false,
+                w => {
+                    return Err(format!(
+                        "`futex {w}`: use `futex wait W VAL` or `futex wake W N`"
+                    ))
+                }
+            };
+            let word = SharedWord(
+                u32::try_from(num(2)?).map_err(|_| format!("word out of range in `{line}`"))?,
+            );
+            let val =
+                u32::try_from(num(3)?).map_err(|_| format!("value out of range in `{line}`"))?;
+            Step::Futex { wait, word, val }
+        }
         "panic" => Step::Panic,
         "mark" => {
             let lock = || num(2).map(|w| SharedWord(w as u32));
@@ -562,6 +590,20 @@ fn exec(p: &mut SimPlatform<'_>, st: &mut State, steps: &[Step]) {
                 st,
                 p.syscall(Syscall::SchedSetaffinity(CpuSet::single(*cpu))),
             ),
+            Step::Futex { wait, word, val } => {
+                let call = if *wait {
+                    Syscall::FutexWait {
+                        word: *word,
+                        expected: *val,
+                    }
+                } else {
+                    Syscall::FutexWake {
+                        word: *word,
+                        count: *val,
+                    }
+                };
+                ret(st, p.syscall(call));
+            }
             Step::Panic => panic!("script step `panic`"),
             Step::Mark(m) => p.mark(*m),
             Step::Loop(n, body) => {

@@ -71,7 +71,7 @@ struct RunArgs {
     /// Accelerator.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     accel: AccelArg,
-    /// Run only this probe.
+    /// Run only these probes (comma-separated names).
     #[arg(long)]
     only: Option<String>,
     /// Console output file [target/vm/LABEL.console].

@@ -84,7 +84,8 @@ pub fn read_stats() -> Option<[u64; 5]> {
     parse_debugfs_stats(&std::fs::read_to_string(DEBUGFS_STATS).ok()?)
 }
 
-/// Run every probe in a child process of `exe` (this executable) and collect the frame.
+/// Run every probe (or those named in `only`, comma-separated) in a child process of `exe`
+/// (this executable) and collect the frame.
 /// `meta` starts with the kernel release, its command line, the preemption model,
 /// `slice_ext_nsec` and the CPU count, as far as they can be read.
 pub fn run_all(exe: &Path, revision: Revision, only: Option<&str>) -> Frame {
@@ -107,7 +108,7 @@ pub fn run_all(exe: &Path, revision: Revision, only: Option<&str>) -> Frame {
         .push(("revision".into(), revision.name().to_string()));
 
     for probe in probes::PROBES {
-        if only.is_some_and(|o| o != probe.name) {
+        if only.is_some_and(|o| !o.split(',').any(|n| n == probe.name)) {
             continue;
         }
         let before = read_stats();

@@ -439,6 +439,118 @@ pub fn tampers_flags(p: &mut dyn Platform) -> Counters {
     ]
 }
 
+/// A value no kernel writes into an ID field: the probes scribble it to see whether the
+/// kernel rewrites (or checks) the field.
+const SCRIBBLE: u32 = 0x5eed;
+
+/// Pin the thread to the CPU it runs on, so that sleeping cannot migrate it (a migration
+/// changes the IDs, which is another path). Returns that CPU.
+fn pin_here(p: &mut dyn Platform) -> u32 {
+    let cpu = p.load_u32(offset::CPU_ID);
+    let _ = p.syscall(Syscall::SchedSetaffinity(CpuSet::single(cpu as usize)));
+    cpu
+}
+
+/// A voluntary context switch on the same CPU: sleep 1 ms.
+fn switch_out_and_back(p: &mut dyn Platform) -> i64 {
+    sys(p.syscall(Syscall::Nanosleep { ns: 1_000_000 }))
+}
+
+/// Linux 7.2 `rseq_sched_switch_event()`: a legacy (32-byte) registration gets a full ID
+/// update after every context switch, a voluntary one on the same CPU included; with
+/// `rseq_debug` that update first checks the fields, so the scribble is fatal (issue 12
+/// items 1 and 3).
+pub fn legacy_ids_after_switch(p: &mut dyn Platform) -> Counters {
+    let (addr, sig) = (p.rseq_addr(), p.rseq_sig());
+    let register = rseq_call(p, addr, ORIG_RSEQ_SIZE, 0, sig);
+    let cpu = pin_here(p);
+    p.store_u32(offset::CPU_ID_START, SCRIBBLE);
+    let sleep = switch_out_and_back(p);
+    let after = p.load_u32(offset::CPU_ID_START);
+    p.store_u32(offset::CPU_ID_START, cpu);
+    vec![
+        ("register", register),
+        ("sleep", sleep),
+        ("rewritten", i64::from(after == cpu)),
+        (
+            "unregister",
+            rseq_call(p, addr, ORIG_RSEQ_SIZE, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+    ]
+}
+
+/// The same with the platform's registration (64 bytes, ABI v2, on the 7.2 revision): a
+/// switch that changes no ID leaves the fields alone, unchecked; `rseq_debug` checks them
+/// (issue 12 item 1).
+pub fn v2_ids_after_switch(p: &mut dyn Platform) -> Counters {
+    let (addr, len, sig) = (p.rseq_addr(), p.rseq_len(), p.rseq_sig());
+    let register = rseq_call(p, addr, len, 0, sig);
+    let cpu = pin_here(p);
+    p.store_u32(offset::CPU_ID_START, SCRIBBLE);
+    let sleep = switch_out_and_back(p);
+    let after = p.load_u32(offset::CPU_ID_START);
+    p.store_u32(offset::CPU_ID_START, cpu);
+    vec![
+        ("register", register),
+        ("sleep", sleep),
+        ("kept", i64::from(after == SCRIBBLE)),
+        (
+            "unregister",
+            rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+    ]
+}
+
+/// Linux 7.2 `rseq_reset_ids()`: unregistering writes `cpu_id_start = 0`,
+/// `cpu_id = RSEQ_CPU_ID_UNINITIALIZED`, `node_id = mm_cid = 0`, and leaves `slice_ctrl`
+/// as user space left it (issue 12 item 2).
+pub fn unregister_ids(p: &mut dyn Platform) -> Counters {
+    let (addr, len, sig) = (p.rseq_addr(), p.rseq_len(), p.rseq_sig());
+    let register = rseq_call(p, addr, len, 0, sig);
+    p.store_u8(offset::RESERVED, 0xab);
+    let unregister = rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig);
+    vec![
+        ("register", register),
+        ("unregister", unregister),
+        ("cpu_id_start", i64::from(p.load_u32(offset::CPU_ID_START))),
+        ("cpu_id", i64::from(p.load_u32(offset::CPU_ID) as i32)),
+        ("node_id", i64::from(p.load_u32(offset::NODE_ID))),
+        ("mm_cid", i64::from(p.load_u32(offset::MM_CID))),
+        ("reserved", i64::from(p.load_u8(offset::RESERVED))),
+    ]
+}
+
+/// Linux 7.2 `__rseq_debug_syscall_return()`: with `rseq_debug` an invalid `rseq_cs` is
+/// SIGSEGV on the way out of any syscall; without it the syscall returns (issue 12
+/// item 8).
+pub fn debug_syscall_return(p: &mut dyn Platform) -> Counters {
+    let (addr, len, sig) = (p.rseq_addr(), p.rseq_len(), p.rseq_sig());
+    let register = rseq_call(p, addr, len, 0, sig);
+    p.store_u64(offset::RSEQ_CS, KERNEL_HALF_ADDR);
+    let getpid = i64::from(sys(p.syscall(Syscall::Getpid)) > 0);
+    p.store_u64(offset::RSEQ_CS, 0);
+    vec![("register", register), ("getpid_returned", getpid)]
+}
+
+/// Linux 7.2 `rseq_update_usr()`: an ID update after a syscall (here a migration by
+/// `sched_setaffinity()`) does not look at `rseq_cs` without `rseq_debug`, so an invalid
+/// one survives it (issue 12 item 10).
+pub fn rseq_cs_syscall_migrate(p: &mut dyn Platform) -> Counters {
+    let (addr, len, sig) = (p.rseq_addr(), p.rseq_len(), p.rseq_sig());
+    let register = rseq_call(p, addr, len, 0, sig);
+    let cpu = pin_here(p) as usize;
+    let other = if cpu == NOISE_CPU { 0 } else { NOISE_CPU };
+    p.store_u64(offset::RSEQ_CS, KERNEL_HALF_ADDR);
+    let moved = sys(p.syscall(Syscall::SchedSetaffinity(CpuSet::single(other))));
+    let now = p.load_u32(offset::CPU_ID) as usize;
+    p.store_u64(offset::RSEQ_CS, 0);
+    vec![
+        ("register", register),
+        ("setaffinity", moved),
+        ("migrated", i64::from(now == other)),
+    ]
+}
+
 /// Every probe, in the order they run and are reported.
 pub const PROBES: &[Probe] = &[
     Probe {
@@ -526,6 +638,41 @@ pub const PROBES: &[Probe] = &[
         threads: Threads::WithNoise(PROBE_SELFTEST),
         main: reserved_bytes,
         rate_keys: MISBEHAVE_RATES,
+    },
+    Probe {
+        name: "legacy_ids_after_switch",
+        about: "32-byte registration: IDs rewritten after a voluntary switch; checked under rseq_debug (issue 12 items 1, 3)",
+        threads: Threads::Alone,
+        main: legacy_ids_after_switch,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "v2_ids_after_switch",
+        about: "ABI v2 registration: IDs neither checked nor rewritten when a switch changes none; checked under rseq_debug (issue 12 item 1)",
+        threads: Threads::Alone,
+        main: v2_ids_after_switch,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "unregister_ids",
+        about: "unregister writes the IDs (cpu_id_start 0) and leaves slice_ctrl (issue 12 item 2)",
+        threads: Threads::Alone,
+        main: unregister_ids,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "debug_syscall_return",
+        about: "an invalid rseq_cs at a syscall return: SIGSEGV under rseq_debug only (issue 12 item 8)",
+        threads: Threads::Alone,
+        main: debug_syscall_return,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "rseq_cs_syscall_migrate",
+        about: "an invalid rseq_cs across a migration by syscall: skipped without rseq_debug (issue 12 item 10)",
+        threads: Threads::Alone,
+        main: rseq_cs_syscall_migrate,
+        rate_keys: &[],
     },
 ];
 
