@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
-use slicesim::explore::{self, Report, Setup, Stamped};
+use slicesim::explore::{self, Report, Setup, Stamped, Violation};
 use slicesim::scenario::{self, Loaded, VerdictName};
 
 use crate::commands::{load_error_code, EXIT_EXPECTATION};
@@ -59,9 +59,14 @@ pub struct ExploreArgs {
     /// Exhaustive: stop after this many schedules (the verdicts then are not proofs).
     #[arg(long, value_name = "N", default_value_t = explore::DEFAULT_MAX_SCHEDULES)]
     pub max_schedules: u64,
-    /// Report the first counterexample as found, without shrinking or saving it.
+    /// Report the first counterexample and the verdicts' witnesses as found, without
+    /// shrinking or saving them.
     #[arg(long)]
     pub no_shrink: bool,
+    /// Where to save each condition's witness, a shrunk run showing its verdict
+    /// (NAME.CONDITION.schedule) [the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub witness_dir: Option<PathBuf>,
 }
 
 /// A progress bar on stderr, only on a terminal: runs of a known total, or a counter of
@@ -218,6 +223,7 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
     let mut code = 0;
     code |= print_invariants(&report);
     code |= print_conditions(&report, &setup, a.exhaustive);
+    print_witnesses(&l, &setup, &a, scenario_path, &report)?;
     if let Some((s, v)) = &report.first_failure {
         print_counterexample(&l, &setup, &a, scenario_path, s, &v[0])?;
     }
@@ -317,6 +323,120 @@ fn print_conditions(r: &Report, setup: &Setup, exhaustive: bool) -> i32 {
         );
     }
     code
+}
+
+/// A condition's name as a file-name part: `yield returns 0` → `yield-returns-0`.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// For every condition, one run that shows its verdict (where one exists): a run where it
+/// held for `Sometimes` and `Always`, one where it did not for `Never`; shrunk so it still
+/// shows the same (a failure fails the same way), saved as a replayable schedule, and for
+/// `Sometimes` and mismatched verdicts told as an annotated timeline.
+fn print_witnesses(
+    l: &Loaded,
+    setup: &Setup,
+    a: &ExploreArgs,
+    scenario_path: &std::path::Path,
+    report: &Report,
+) -> Result<()> {
+    let stamp = explore::stamp(l);
+    for (i, c) in setup.conditions.iter().enumerate() {
+        let v = report.verdict(i);
+        let Some(w) = report.witnesses.get(i) else {
+            continue;
+        };
+        // An `always` expectation that failed is witnessed by a failing run; otherwise a
+        // verdict that the condition can hold, by a run where it holds.
+        let want_failure = v == VerdictName::Never
+            || (c.expect == Some(VerdictName::Always) && v != c.expect.unwrap());
+        let (goal, s, shows) = match want_failure {
+            false => match &w.held {
+                Some((_, s)) => (
+                    explore::Goal::Holds(i),
+                    s,
+                    "a run where it holds".to_string(),
+                ),
+                None => continue,
+            },
+            true => match &w.failed {
+                Some((_, s, kind)) => (
+                    explore::Goal::Fails(i, kind.clone()),
+                    s,
+                    format!("a run where it does not hold ({kind} fails)"),
+                ),
+                None => continue,
+            },
+        };
+        let mismatch = c.expect.is_some_and(|e| e != v);
+        let note = Violation {
+            property: "condition",
+            at: 0,
+            detail: format!("`{}`: {shows}", c.name),
+        };
+        let schedule = if a.no_shrink {
+            s.clone()
+        } else {
+            explore::shrink_to(l, setup, s, goal, &note)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .schedule
+        };
+        let st = Stamped {
+            stamp: stamp.clone(),
+            schedule,
+        };
+        println!(
+            "witness of `{}` ({}): {shows}, {} injected event(s), {} ns:",
+            c.name,
+            v.title(),
+            st.schedule.inject.len(),
+            st.schedule.until.unwrap_or(l.scenario.scenario.duration.0)
+        );
+        println!("  {st}");
+        if !a.no_shrink {
+            let dir = a.witness_dir.clone().unwrap_or_default();
+            let path = dir.join(format!(
+                "{}.{}.schedule",
+                l.scenario.scenario.name,
+                slug(&c.name)
+            ));
+            let text = format!(
+                "# slicesim witness for {}: `{}` is {}: {shows}\n# replay: slicesim run {} --schedule {}\n{st}\n",
+                l.scenario.scenario.name,
+                c.name,
+                v.title(),
+                scenario_path.display(),
+                path.display()
+            );
+            crate::write_whole(&path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "  saved: {} (replay: slicesim run {} --schedule {})",
+                path.display(),
+                scenario_path.display(),
+                path.display()
+            );
+        }
+        if v == VerdictName::Sometimes || mismatch {
+            let (_, r) = explore::run_schedule(l, setup, &st.schedule)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("  annotated timeline:");
+            let brief = slicesim::explain::Options { brief: true };
+            for line in slicesim::explain::explain_with(&r.sim, brief).lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_counterexample(

@@ -49,9 +49,9 @@ enum Command {
     /// Run a scenario and tell what happened, event by event, naming the kernel rule that
     /// decided each step.
     #[command(
-        after_help = "Examples:\n  slicesim explain scenarios/grant-revoke-race.toml\n  slicesim explain scenarios/edge/grant-then-expiry.toml --seed 2"
+        after_help = "Examples:\n  slicesim explain scenarios/grant-revoke-race.toml\n  slicesim explain scenarios/edge/grant-then-expiry.toml --seed 2\n  slicesim explain scenarios/grant-revoke-race.toml --brief"
     )]
-    Explain(commands::RunArgs),
+    Explain(commands::ExplainArgs),
     /// Walk through a scenario one event at a time (Enter: next event, g: next
     /// grant/revoke, n N, c: to the end, q: quit).
     #[command(

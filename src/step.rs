@@ -3,8 +3,11 @@
 //! After each step it prints the new log lines, then every CPU (mode, current task) and
 //! every task (state, the user word's bytes, the kernel's grant, pending NEED_RESCHED, the
 //! CPU's enforcement timer). Commands, one per line: Enter = next event, `g` = run to the
-//! next grant or revocation, `n N` = N events, `c` = to the end, `q` = quit. Line-based,
-//! so it works on any terminal and can be driven through a pipe or a pseudo-terminal.
+//! next grant or write of the word by a revocation or clearing path (R1..R10, also the
+//! clears of a word that was already 0), `n N` = N events, `c` = to the end, `q` = quit.
+//! An engine event can log several lines, or none: the header counts both. The word is
+//! shown as `explain` tells it (V1: `REQUEST=1 GRANTED=0`). Line-based, so it works on any
+//! terminal and can be driven through a pipe or a pseudo-terminal.
 
 use std::io::{BufRead, Write};
 
@@ -20,9 +23,10 @@ fn us(ns: u64) -> String {
 pub fn show(sim: &Simulation, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "-- at {} ({} events) --",
+        "-- at {} (engine event {}, log line {}) --",
         us(sim.now()),
-        sim.events_processed()
+        sim.events_processed(),
+        sim.log().len()
     )?;
     for c in sim.cpus() {
         let mode = match c.mode {
@@ -44,6 +48,7 @@ pub fn show(sim: &Simulation, out: &mut dyn Write) -> std::io::Result<()> {
         };
         writeln!(out, "cpu{:<3} {mode:<6} {curr:<20} {timer}", c.id)?;
     }
+    let cfg = sim.config();
     for t in sim.tasks() {
         let state = match t.state {
             TaskState::New => "new",
@@ -65,25 +70,17 @@ pub fn show(sim: &Simulation, out: &mut dyn Write) -> std::io::Result<()> {
             "T{:<3} {:<16} {state:<9} word [{}]  kernel granted={}  {nr}",
             t.id,
             t.name,
-            t.ctrl(),
+            crate::explain::word_text(cfg.revision, cfg.endian, &t.ctrl()),
             u8::from(t.rseq.granted)
         )?;
     }
     Ok(())
 }
 
-/// A grant, or a revocation that changed the word or ended a grant (not the no-op clears
-/// of registration or of a word that was already zero).
+/// A grant, or any revocation or clearing path (R1..R10), also one that found the word
+/// already 0: registration's R1 and the first update's R4 are steps a reader looks for.
 fn is_grant_or_revoke(k: &LogKind) -> bool {
-    match k {
-        LogKind::Grant { .. } => true,
-        LogKind::Revoke {
-            before,
-            was_granted,
-            ..
-        } => *was_granted || *before != rseq_abi::CtrlWord::ZERO,
-        _ => false,
-    }
+    matches!(k, LogKind::Grant { .. } | LogKind::Revoke { .. })
 }
 
 /// Drive `sim` until `end` with commands read from `input`; output goes to `out`.
@@ -95,7 +92,7 @@ pub fn run(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "Enter: next event, g: next grant/revoke, n N: N events, c: to the end, q: quit"
+        "Enter: next engine event, g: next grant or revoke (R1..R10), n N: N events, c: to the end, q: quit"
     )?;
     show(sim, out)?;
     let mut line = String::new();
@@ -142,8 +139,10 @@ pub fn run(
                 }
             },
         };
+        let cfg = sim.config();
         for r in &sim.log()[seen..] {
-            writeln!(out, "  + {r}")?;
+            let gloss = crate::explain::v1_gloss(cfg.revision, cfg.endian, &r.kind);
+            writeln!(out, "  + {r}{}", gloss.unwrap_or_default())?;
         }
         show(sim, out)?;
         if done {

@@ -111,9 +111,10 @@ fn race_v1_nonatomic_clear_breaks_views_agree_and_shrinks_to_one_interrupt() {
     let l = load("v1-nonatomic-clear");
     let setup = Setup::new(&l, &[], None).unwrap();
     let shrunk = explore::shrink(&l, &setup, &first, &violations[0]).unwrap();
-    // Minimal: one interrupt carrying a reschedule, landing after `request` and before the
-    // non-atomic clear; the run ends right after the load that sees the wiped word.
-    assert_eq!(shrunk.schedule.inject, vec![(3, Injection::IrqResched)]);
+    // Minimal: one interrupt carrying a reschedule, landing inside the non-atomic clear,
+    // between its load (point 3) and its store (point 4); the run ends right after the
+    // load that sees the wiped word.
+    assert_eq!(shrunk.schedule.inject, vec![(4, Injection::IrqResched)]);
     assert_eq!(shrunk.schedule.until, Some(4904));
     assert_eq!(shrunk.violations[0].property, "views-agree");
     // The schedule string replays to the same failure.
@@ -217,7 +218,7 @@ fn cli_explore_saves_a_schedule_that_run_replays() {
         "{text}"
     );
     let saved = std::fs::read_to_string(&file).unwrap();
-    assert!(saved.contains("inject=3:irq+resched"), "{saved}");
+    assert!(saved.contains("inject=4:irq+resched"), "{saved}");
     let svg = dir.join("v1.svg");
     let out = slicesim(&[
         "run",
@@ -243,7 +244,7 @@ fn cli_explore_saves_a_schedule_that_run_replays() {
     // The figure of the replay marks the injected event, with its kind and in the legend.
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(
-        svg.contains("inject irq+resched at point 3"),
+        svg.contains("inject irq+resched at point 4"),
         "no injected marker"
     );
     assert!(
@@ -281,10 +282,14 @@ fn cli_explore_saves_a_schedule_that_run_replays() {
 
 #[test]
 fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
+    let wdir = std::env::temp_dir().join(format!("slicesim-witness-{}", std::process::id()));
+    std::fs::create_dir_all(&wdir).unwrap();
     let out = slicesim(&[
         "explore",
         "scenarios/races/yield-after-revoke.toml",
         "--exhaustive",
+        "--witness-dir",
+        wdir.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
@@ -293,6 +298,18 @@ fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
         "{text}"
     );
     assert!(text.contains("invariants: all held in 257 runs"), "{text}");
+    // Each Sometimes verdict is shown by a shrunk run, saved and told.
+    assert!(
+        text.contains(
+            "witness of `yield returns 0` (Sometimes): a run where it holds, 2 injected event(s)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("annotated timeline:"), "{text}");
+    assert!(wdir
+        .join("yield-after-revoke.yield-returns-0.schedule")
+        .exists());
+    std::fs::remove_dir_all(&wdir).unwrap();
     assert!(
         text.lines()
             .any(|l| l.contains("yield returns 0") && l.contains("Sometimes")),
@@ -404,6 +421,7 @@ fn an_exhaustive_search_too_large_for_its_bound_says_so() {
         "--exhaustive",
         "--max-schedules",
         "100",
+        "--no-shrink",
     ]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("TRUNCATED at --max-schedules 100"), "{text}");
@@ -441,4 +459,100 @@ fn a_stopped_campaign_reports_what_finished_as_interrupted() {
     // Without a stop nothing is marked.
     let r = explore::exhaustive(&l, &setup, 0, 2).unwrap();
     assert!(!r.interrupted && r.runs == 257);
+}
+
+#[test]
+fn every_verdict_has_a_witness_that_replays() {
+    let l = load("yield-after-revoke");
+    let (setup, r) = exhaustive(&l, 2);
+    for (i, c) in setup.conditions.iter().enumerate() {
+        assert_eq!(r.verdict(i), VerdictName::Sometimes, "{}", c.name);
+        let (_, s) = r.witnesses[i].held.clone().expect("a run where it held");
+        // Shrunk, it still holds, and replays to the same.
+        let note = explore::Violation {
+            property: "condition",
+            at: 0,
+            detail: String::new(),
+        };
+        let sh = explore::shrink_to(&l, &setup, &s, explore::Goal::Holds(i), &note).unwrap();
+        let (o, _) = explore::run_schedule(&l, &setup, &sh.schedule).unwrap();
+        assert!(o.held[i], "{}: shrunk witness no longer holds", c.name);
+        assert!(sh.schedule.inject.len() <= s.inject.len());
+        // Where it sometimes fails, there is a run showing that too.
+        let (_, f, kind) = r.witnesses[i]
+            .failed
+            .clone()
+            .expect("a run where it failed");
+        let (o, _) = explore::run_schedule(&l, &setup, &f).unwrap();
+        assert_eq!(o.failures[i].as_deref(), Some(kind.as_str()));
+    }
+    // The same witnesses whatever the number of workers.
+    let (_, one) = exhaustive(&l, 1);
+    for (a, b) in one.witnesses.iter().zip(&r.witnesses) {
+        assert_eq!(a.held.as_ref().map(|h| &h.1), b.held.as_ref().map(|h| &h.1));
+        assert_eq!(
+            a.failed.as_ref().map(|f| &f.1),
+            b.failed.as_ref().map(|f| &f.1)
+        );
+    }
+}
+
+/// An `always` condition on a script counter: runs cut short have no counters at all, so
+/// a shrinker that only asked "does it still fail?" ended at a 1 ns run failing with
+/// "no counter `raced`". The shrunk run must fail the way the original did.
+#[test]
+fn shrinking_keeps_the_failures_kind() {
+    let dir = std::env::temp_dir().join(format!("slicesim-kind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string("scenarios/races/yield-after-revoke.toml").unwrap();
+    let text = format!(
+        "{text}\n[[explore.condition]]\nname = \"never raced\"\nexpect = \"always\"\n[explore.condition.holds.task.holder]\ncounters = {{ raced = 0 }}\n\n[[explore.condition]]\nname = \"raced\"\nexpect = \"never\"\n[explore.condition.holds.task.holder]\ncounters = {{ raced = 1 }}\n"
+    );
+    assert!(text.contains("never raced"));
+    let file = dir.join("always-raced.toml");
+    std::fs::write(&file, text).unwrap();
+    let l = scenario::load(&file, &[]).unwrap();
+    let (setup, r) = exhaustive(&l, 2);
+    let (s, v) = r.first_failure.clone().expect("raced happens in some run");
+    assert!(v[0].detail.contains("`never raced` does not hold"), "{v:?}");
+    let sh = explore::shrink(&l, &setup, &s, &v[0]).unwrap();
+    let detail = &sh
+        .violations
+        .iter()
+        .find(|v| v.property == "condition")
+        .unwrap()
+        .detail;
+    assert!(detail.contains("raced = 0: got 1"), "{detail}");
+    assert!(!detail.contains("no counter"), "{detail}");
+    // And the CLI prints and saves the failing witness of the mismatched verdict.
+    let out = slicesim(&[
+        "explore",
+        file.to_str().unwrap(),
+        "--exhaustive",
+        "--witness-dir",
+        dir.to_str().unwrap(),
+        "--save",
+        dir.join("c.schedule").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("witness of `never raced` (Sometimes): a run where it does not hold"),
+        "{text}"
+    );
+    assert!(
+        text.contains("witness of `yield returns 0` (Sometimes): a run where it holds"),
+        "{text}"
+    );
+    // `expect = "never"` that happens: not only MISMATCH, but the run where it held, told.
+    assert!(text.contains("expected Never: MISMATCH"), "{text}");
+    let w = text
+        .split("witness of `raced` (Sometimes): a run where it holds")
+        .nth(1)
+        .expect("a witness for the mismatched never");
+    assert!(w.contains("annotated timeline:"), "{w}");
+    assert!(w.contains("rseq_slice_yield() returns 0"), "{w}");
+    let saved =
+        std::fs::read_to_string(dir.join("yield-after-revoke.never-raced.schedule")).unwrap();
+    assert!(saved.contains("slicesim-schedule/1"), "{saved}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -68,6 +68,8 @@ fn expected_markers(jsonl: &str) -> (usize, usize) {
         let drawn = match v["kind"].as_str().unwrap() {
             "irq_enter" | "need_resched" | "grant" | "revoke" | "timer_arm" | "timer_expire"
             | "timer_cancel" | "syscall_enter" => true,
+            // Loads of `granted` (byte 29); the merged ABI's `request` loads are not drawn.
+            "user_load" => v["off"] == 29,
             "syscall_exit" => v["name"] == "rseq_slice_yield",
             "signal" => v["signo"] == 11,
             _ => false,
@@ -127,6 +129,10 @@ fn the_page_is_self_contained_deterministic_and_holds_every_marker() {
     assert!(
         strings.iter().any(|s| s == "=0"),
         "the racing yield's result"
+    );
+    assert!(
+        strings.iter().any(|s| s == "gr=1"),
+        "the thread's read of granted = 1 is a marker"
     );
     for p in [path, again] {
         std::fs::remove_file(p).unwrap();
@@ -209,6 +215,13 @@ fn svg_figure_draws_every_marker_of_its_window_with_its_log_text() {
         figure.contains(">=0</text>"),
         "the racing yield's result is labelled"
     );
+    // The race's key moment: the thread reads granted = 1 (32.660 us), before the revoke.
+    assert!(
+        figure.contains(">gr=1</text>"),
+        "the load of granted is marked"
+    );
+    assert!(figure.contains("<title>32.660 us cpu0 T0 holder: user_load @29 = 0x1</title>"));
+    assert!(figure.contains("user load of granted"));
     assert!(figure.contains("scenario grant-revoke-race, 29.000 .. 36.000 us"));
     for p in [svg, jsonl] {
         std::fs::remove_file(p).unwrap();
@@ -264,7 +277,7 @@ fn the_kernel_grant_band_lasts_until_the_record_that_clears_it() {
     let (path, page, _, _) = page_of(&["run", RACE[1], "--set", "task.0.count=2"], "yield-switch");
     let (s, e, d) = kernel_bands(&page, 1);
     assert_eq!(s, serde_json::json!([3300, 30300]));
-    assert_eq!(e, serde_json::json!([17100, 54418]));
+    assert_eq!(e, serde_json::json!([17100, 54419]));
     assert!(
         d[0].starts_with(
             "kernel grant of T0 on cpu0 expires=8300: yield at 5.304 us, cleared by revoke R6"
@@ -446,7 +459,7 @@ fn race_page_draws_every_marker_and_hover_shows_the_log_text() {
     let l = load(&browser, &path, "#probe=1:17300");
     assert_clean(&l);
     let hover = &l.data["hover"];
-    assert!(hover.starts_with("revoke (path R1..R10)\n17.300 us  cpu0  T0 holder: revoke R2 [req=0 gr=1 rsv=0000] -> [req=0 gr=0 rsv=0000] granted=1"), "{hover}");
+    assert!(hover.starts_with("revoke (path R1..R10, §5)\n17.300 us  cpu0  T0 holder: revoke R2 [req=0 gr=1 rsv=0000] -> [req=0 gr=0 rsv=0000] granted=1"), "{hover}");
 
     // Opening on a window draws only what is in it: the third section's markers.
     let l = load(&browser, &path, "#window=29000:36000");

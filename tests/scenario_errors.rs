@@ -223,3 +223,46 @@ fn parameter_errors_name_the_program_as_written_in_files() {
         "{msg}"
     );
 }
+
+/// A value given by `--set` is not on any line of the file: the error names the override
+/// instead of pointing at an unrelated line of the rewritten document.
+#[test]
+fn an_override_out_of_range_names_the_override() {
+    let sets = ["machine.slice_ext_nsec=60000".to_string()];
+    let e = match scenario::load(Path::new("scenarios/grant-revoke-race.toml"), &sets) {
+        Ok(_) => panic!("60000 is out of range"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        e,
+        "scenarios/grant-revoke-race.toml: --set machine.slice_ext_nsec=60000: machine: slice_ext_nsec = 60000: outside [5000, 50000] for revision merged (ERANGE)"
+    );
+    // A file error found while overrides are applied still points into the file.
+    let src = GOOD.replace("cpus = 1", "cpus = 0");
+    let e = match scenario::parse(Path::new("s.toml"), &src, &["scenario.seed=3".to_string()]) {
+        Err(ScenarioError::Invalid { line, message, .. }) => (line, message),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(e.0, 7, "{}", e.1);
+}
+
+/// Expectations written with the counters' old names get the new name in the failure.
+#[test]
+fn an_old_counter_name_gets_its_new_name() {
+    let src = format!("{GOOD}\n[expect.task.a]\ncounters = {{ flags = 0 }}\n").replace(
+        "\"register\", \"burn 1us\"",
+        "\"register\", \"load flags\", \"burn 1us\"",
+    );
+    let l = scenario::parse(Path::new("s.toml"), &src, &[]).unwrap();
+    let r = scenario::run(&l, None, None).unwrap();
+    let fail = r
+        .checks
+        .iter()
+        .find_map(|c| match &c.outcome {
+            scenario::CheckOutcome::Fail(why) => Some(why.clone()),
+            scenario::CheckOutcome::Pass => None,
+        })
+        .expect("the old name fails");
+    assert!(fail.contains("no counter `flags`"), "{fail}");
+    assert!(fail.contains("is the counter `read_flags` now"), "{fail}");
+}

@@ -64,7 +64,7 @@ pub const RSEQ_FEATURE_SIZE: u32 = 32;
 /// `rseq_alloc_align()`: next power of two ≥ the feature size (32).
 pub const RSEQ_ALLOC_ALIGN: u32 = 32;
 /// `offsetof(struct rseq, end)` after the post-7.0 changes: a `__u8 __reserved` follows
-/// `slice_ctrl` (Linux 7.2's uapi `rseq.h`, the "33 bytes" of spec §13 item 3).
+/// `slice_ctrl` (Linux 7.2's uapi `rseq.h`, the "33 bytes" of spec §13.3).
 pub const POST_MERGE_RSEQ_FEATURE_SIZE: u32 = 33;
 /// `rseq_alloc_align()` for that size: the next power of two ≥ 33.
 pub const POST_MERGE_RSEQ_ALLOC_ALIGN: u32 = 64;

@@ -56,7 +56,7 @@ pub const AREA_SIZE: usize = 256;
 pub const DEFAULT_RSEQ_LEN: u32 = 32;
 
 /// Registration length for post-7.0 kernels, which offer the extension only to
-/// registrations larger than 32 bytes (spec §12 item 2).
+/// registrations larger than 32 bytes (spec §12.2).
 pub const POST_MERGE_RSEQ_LEN: u32 = 64;
 
 /// The remedy printed whenever glibc's own registration is in the way.

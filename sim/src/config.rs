@@ -58,7 +58,7 @@ pub enum TieBreak {
     Seeded,
 }
 
-/// Who owns `AVAILABLE` when the boot switch is off (spec §13 question 2).
+/// Who owns `AVAILABLE` when the boot switch is off (spec §13.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AvailableWhenBootDisabled {
     /// 7.0.0: `AVAILABLE` is set regardless of the boot switch.
@@ -122,7 +122,7 @@ pub struct SimConfig {
     /// `min_vruntime - sleeper_credit_ns`.
     pub sleeper_credit_ns: u64,
     /// Offset of `ktime_get_mono_fast_ns()` (read for a grant's expiry) from the hrtimer's
-    /// `CLOCK_MONOTONIC`, ns (spec §13 q13). The arming check compares `expires` with the
+    /// `CLOCK_MONOTONIC`, ns (§13.13). The arming check compares `expires` with the
     /// same fast clock (Linux 7.2.13 `rseq_arm_slice_extension_timer()`), so a negative skew
     /// does not reach its `expires < now` branch: it arms the hrtimer at a time already past
     /// on `CLOCK_MONOTONIC`, which fires at once and counts `s_expired`.
@@ -136,7 +136,7 @@ pub struct SimConfig {
     pub timer_jitter_ns: u64,
     /// Time from syscall entry to the rseq slice work in `syscall_trace_enter()`, ns. With
     /// a non-zero value the enforcement timer can fire in between, counting both
-    /// `s_expired` and `s_yielded` (spec §13 q5). Default 0: the work runs at entry.
+    /// `s_expired` and `s_yielded` (spec §13.5). Default 0: the work runs at entry.
     pub syscall_work_delay_ns: u64,
     /// Pull a runnable task from the busiest CPU when a CPU goes idle.
     pub load_balance: bool,
@@ -246,7 +246,7 @@ impl SimConfig {
         })
     }
 
-    /// The effective answer to spec §13 question 2.
+    /// The effective answer to spec §13.2.
     pub fn effective_available_when_boot_disabled(&self) -> AvailableWhenBootDisabled {
         self.available_when_boot_disabled
             .unwrap_or(match self.revision {

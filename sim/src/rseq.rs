@@ -338,12 +338,26 @@ impl Simulation {
         work_pending: u32,
     ) -> bool {
         if !self.cfg.static_key() {
+            self.emit(
+                cpu,
+                Some(tid),
+                LogKind::NoGrant {
+                    why: "boot_switch_off",
+                },
+            );
             return false;
         }
         let t = &self.tasks[tid as usize];
         let enabled = t.rseq.enabled && t.rseq.user_irq;
         let granted = t.rseq.granted;
         if !enabled && !granted {
+            // Step 2: say which half failed, so `explain` can answer "why no grant?".
+            let why = match (t.rseq.reg.is_some(), t.rseq.enabled) {
+                (false, _) => "not_registered",
+                (true, false) => "not_enabled",
+                (true, true) => "no_user_irq",
+            };
+            self.emit(cpu, Some(tid), LogKind::NoGrant { why });
             return false;
         }
         let Some(word) = self.read_ctrl(tid) else {
@@ -356,6 +370,16 @@ impl Simulation {
             return false;
         };
         if work_pending != 0 || granted {
+            if !granted {
+                // Step 4 refuses a request: on PREEMPT_RT a non-lazy NEED_RESCHED alone is
+                // "other work" (only lazy reschedules may be extended, spec §3.1).
+                let why = if work_pending & !TIF_NEED_RESCHED == 0 {
+                    "rt_lazy_only"
+                } else {
+                    "exit_work"
+                };
+                self.emit(cpu, Some(tid), LogKind::NoGrant { why });
+            }
             if !self.write_ctrl(tid, CtrlWord::ZERO) {
                 self.force_sig(
                     cpu,

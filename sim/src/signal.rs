@@ -4,7 +4,7 @@
 //! User programs cannot install handlers in this model: fatal signals (SIGSEGV, SIGKILL,
 //! SIGTERM, SIGABRT, SIGBUS) kill the task and record the cause; others (e.g. SIGUSR1) are
 //! consumed as if a handler ran and returned. Either way a pending signal is exit work that
-//! denies a grant (spec §3.1), and a grant survives delivery otherwise (spec §13 q7).
+//! denies a grant (spec §3.1), and a grant survives delivery otherwise (spec §13.7).
 
 use rseq_abi::consts::signal::*;
 

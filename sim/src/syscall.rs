@@ -106,7 +106,7 @@ impl Simulation {
         let delay = self.cfg.syscall_work_delay_ns;
         if delay > 0 && self.tasks[tid as usize].syscall_work_slice {
             // Entry code before syscall_trace_enter(): interrupts arriving now hit the
-            // kernel with the grant still active (spec §13 q5).
+            // kernel with the grant still active (spec §13.5).
             self.tasks[tid as usize].kcont = KCont::SyscallWork { sys };
             let gen = self.cpus[cpu as usize].gen;
             self.push(self.now + delay, Event::KernelStep { cpu, gen });

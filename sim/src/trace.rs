@@ -169,7 +169,11 @@ pub enum LogKind {
         /// Absolute expiry, ns.
         expires: u64,
     },
-    /// A grant decision that did not grant, and why (no write happened).
+    /// A grant decision that did not grant, and why (spec §3.2): `boot_switch_off` (step
+    /// 1), `not_registered`, `not_enabled` or `no_user_irq` (step 2: the kernel was not
+    /// entered by an interrupt from user mode, e.g. by a syscall), `rt_lazy_only` or
+    /// `exit_work` (step 4: the R2 record that clears the word follows), `request=0`
+    /// (step 5). Only steps 4's reasons come with a write.
     NoGrant {
         /// Reason.
         why: &'static str,

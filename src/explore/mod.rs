@@ -35,7 +35,7 @@ use rseq_sim::{Chooser, Draw, InjectMenu, InjectPoint, Injection, Replay, StackP
 use crate::scenario::{self, ConditionDef, Loaded, ProgramName, ScenarioError, VerdictName};
 pub use props::Violation;
 pub use schedule::{Schedule, Stamp, Stamped};
-pub use shrink::shrink;
+pub use shrink::{shrink, shrink_to, Goal};
 
 /// What to explore: resolved from a scenario's `[explore]` and the command line.
 #[derive(Clone, Debug)]
@@ -158,6 +158,9 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
     /// Did each condition hold?
     pub held: Vec<bool>,
+    /// For each condition that did not hold: how it failed (see [`failure_kind`]), so a
+    /// shrunk run can be required to fail the same way.
+    pub failures: Vec<Option<String>>,
     /// Injections actually applied (for random strategies: the schedule to replay).
     pub applied: Vec<(u32, Injection)>,
     /// Points offered, when recorded.
@@ -371,11 +374,13 @@ fn judge(
         .collect();
     let mut violations = props::check(sim, &correct, end);
     let mut held = Vec::with_capacity(setup.conditions.len());
+    let mut failures = Vec::with_capacity(setup.conditions.len());
     for c in &setup.conditions {
         let checks = scenario::evaluate(&c.holds, sim, &r.names);
         let ok = checks
             .iter()
             .all(|c| c.outcome == scenario::CheckOutcome::Pass);
+        failures.push((!ok).then(|| failure_kind(&checks)));
         if !ok && c.expect == Some(VerdictName::Always) {
             let failed: Vec<String> = checks
                 .iter()
@@ -395,11 +400,29 @@ fn judge(
     Outcome {
         violations,
         held,
+        failures,
         applied,
         point_count: sim.points_offered(),
         points,
         reached: outcomes(sim),
     }
+}
+
+/// How a condition failed, as a key two runs share when they fail the same way: which of
+/// its checks failed, and for each whether the value was wrong or missing altogether (a
+/// run cut so short that a counter does not exist yet fails for another reason).
+pub fn failure_kind(checks: &[scenario::Check]) -> String {
+    checks
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            scenario::CheckOutcome::Fail(why) if why.starts_with("no counter") => {
+                Some(format!("{} (missing)", c.what))
+            }
+            scenario::CheckOutcome::Fail(_) => Some(c.what.clone()),
+            scenario::CheckOutcome::Pass => None,
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Map `f` over `items` on one thread per pool in `pools` (inline when there is one pool
@@ -455,6 +478,9 @@ pub struct Report {
     pub held: Vec<u64>,
     /// Runs with at least one violation.
     pub failing_runs: u64,
+    /// Per condition: the first run (in run order) where it held and the first where it did
+    /// not, the witnesses of its verdict.
+    pub witnesses: Vec<Witnesses>,
     /// Per invariant name: runs that broke it.
     pub broken: BTreeMap<&'static str, u64>,
     /// The first failing run (smallest index), with its violations.
@@ -469,14 +495,58 @@ pub struct Report {
     pub interrupted: bool,
 }
 
+/// The first runs that show a condition's verdict: one where it held, one where it did
+/// not (with how it failed, [`failure_kind`]). Keys order runs: an exhaustive search's
+/// level and index in it, a random search's run number.
+#[derive(Clone, Debug, Default)]
+pub struct Witnesses {
+    /// The first run where the condition held.
+    pub held: Option<((u64, u64), Schedule)>,
+    /// The first run where it did not hold, and how it failed.
+    pub failed: Option<((u64, u64), Schedule, String)>,
+}
+
+impl Witnesses {
+    /// Keep the earlier of each kind of witness.
+    fn merge(&mut self, o: Witnesses) {
+        if let Some(h) = o.held {
+            if self.held.as_ref().is_none_or(|m| h.0 < m.0) {
+                self.held = Some(h);
+            }
+        }
+        if let Some(f) = o.failed {
+            if self.failed.as_ref().is_none_or(|m| f.0 < m.0) {
+                self.failed = Some(f);
+            }
+        }
+    }
+}
+
 impl Report {
-    fn add(&mut self, s: &Schedule, o: &Outcome) {
+    fn add(&mut self, s: &Schedule, o: &Outcome, key: (u64, u64)) {
         self.runs += 1;
         if self.held.len() < o.held.len() {
             self.held.resize(o.held.len(), 0);
         }
         for (i, &h) in o.held.iter().enumerate() {
             self.held[i] += u64::from(h);
+        }
+        if self.witnesses.len() < o.held.len() {
+            self.witnesses.resize(o.held.len(), Witnesses::default());
+        }
+        for (i, &h) in o.held.iter().enumerate() {
+            let w = &mut self.witnesses[i];
+            let run = || {
+                let mut s = s.clone();
+                s.inject = o.applied.clone();
+                s
+            };
+            if h && w.held.is_none() {
+                w.held = Some((key, run()));
+            }
+            if let (false, None, Some(Some(kind))) = (h, &w.failed, o.failures.get(i)) {
+                w.failed = Some((key, run(), kind.clone()));
+            }
         }
         let mut kinds: Vec<Injection> = o.applied.iter().map(|&(_, k)| k).collect();
         kinds.sort();
@@ -513,6 +583,13 @@ impl Report {
         }
         for (i, h) in o.held.into_iter().enumerate() {
             self.held[i] += h;
+        }
+        if self.witnesses.len() < o.witnesses.len() {
+            self.witnesses
+                .resize(o.witnesses.len(), Witnesses::default());
+        }
+        for (i, w) in o.witnesses.into_iter().enumerate() {
+            self.witnesses[i].merge(w);
         }
         for (k, n) in o.broken {
             *self.broken.entry(k).or_default() += n;
@@ -661,7 +738,7 @@ impl Level<'_> {
                         part.points_of_first = Some(done.outcome.point_count);
                     }
                     let had = part.report.first_failure.is_some();
-                    part.report.add(s, &done.outcome);
+                    part.report.add(s, &done.outcome, (0, i as u64));
                     if !had && part.report.first_failure.is_some() {
                         part.first_failure_at = Some(i);
                     }
@@ -743,6 +820,15 @@ fn levels(
             .min_by_key(|(i, _)| *i);
         if report.first_failure.is_none() {
             report.first_failure = first.map(|(_, f)| f);
+        }
+        // Witnesses were keyed by index within this level: an earlier level comes first.
+        for w in parts.iter_mut().flat_map(|p| p.report.witnesses.iter_mut()) {
+            if let Some(h) = &mut w.held {
+                h.0 .0 = u64::from(depth);
+            }
+            if let Some(f) = &mut w.failed {
+                f.0 .0 = u64::from(depth);
+            }
         }
         let mut children = Vec::new();
         for p in parts {
@@ -835,7 +921,7 @@ pub fn random_with(
             continue;
         };
         let (s, o) = r?;
-        report.add(&s, &o);
+        report.add(&s, &o, (0, report.runs));
     }
     Ok(report)
 }
@@ -862,7 +948,7 @@ pub fn check_stamp(l: &Loaded, st: &Stamp) -> Result<(), String> {
 pub fn catalog(paths: &[std::path::PathBuf], jobs: usize) -> Result<String, ScenarioError> {
     use std::fmt::Write;
     let mut out = String::new();
-    out.push_str("| race | spec | condition | verdict | schedules where it held | invariants |\n");
+    out.push_str("| race | § of protocol.md | condition | verdict | schedules where it held | invariants |\n");
     out.push_str("|---|---|---|---|---|---|\n");
     let mut counterexamples = String::new();
     for path in paths {

@@ -1,5 +1,8 @@
-//! Shrinking a counterexample: fewer injections, simpler kinds, earlier points, FIFO ties
-//! and a shorter run, for as long as the same invariant still breaks.
+//! Shrinking a run: fewer injections, simpler kinds, earlier points, FIFO ties and a
+//! shorter run, for as long as it still shows the same thing ([`Goal`]): the same invariant
+//! breaks, or a condition fails *the same way* (the same checks fail, for the same reason:
+//! a run cut before a counter exists fails for another one), or a condition still holds
+//! (a witness of a `Sometimes` verdict).
 //!
 //! Every candidate is checked by running it, so the result always replays to the failure;
 //! it is minimal in the sense that no single step below makes it smaller (a local minimum,
@@ -12,6 +15,17 @@ use crate::scenario::{Loaded, ScenarioError};
 
 /// Most candidate runs one shrink may make.
 const MAX_TRIES: u32 = 4000;
+
+/// What a shrunk run must still show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Goal {
+    /// This built-in invariant breaks.
+    Broken(&'static str),
+    /// Condition `i` does not hold, and fails this way ([`super::failure_kind`]).
+    Fails(usize, String),
+    /// Condition `i` holds.
+    Holds(usize),
+}
 
 /// What a shrink produced.
 #[derive(Clone, Debug)]
@@ -27,37 +41,67 @@ pub struct Shrunk {
 struct Shrinker<'a> {
     l: &'a Loaded,
     setup: &'a Setup,
-    property: &'static str,
+    goal: Goal,
     tries: u32,
     pool: StackPool,
 }
 
 impl Shrinker<'_> {
-    /// Does `s` still break the property? Returns its violations if so.
+    /// Does `s` still show the goal? Returns its violations if so.
     fn fails(&mut self, s: &Schedule) -> Result<Option<Vec<Violation>>, ScenarioError> {
         if self.tries >= MAX_TRIES {
             return Ok(None);
         }
         self.tries += 1;
         let o = run_fixed(self.l, self.setup, s, false, &mut self.pool)?;
-        Ok(o.violations
-            .iter()
-            .any(|v| v.property == self.property)
-            .then_some(o.violations))
+        let shows = match &self.goal {
+            Goal::Broken(p) => o.violations.iter().any(|v| v.property == *p),
+            Goal::Fails(i, kind) => o.failures.get(*i).is_some_and(|f| f.as_ref() == Some(kind)),
+            Goal::Holds(i) => o.held.get(*i).copied().unwrap_or(false),
+        };
+        Ok(shows.then_some(o.violations))
     }
 }
 
-/// Shrink failing schedule `s` (whose first violation is `first`) of scenario `l`.
+/// Shrink failing schedule `s` (whose first violation is `first`) of scenario `l`: the
+/// shrunk run breaks the same invariant, or, for an `always` condition, fails it the same
+/// way.
 pub fn shrink(
     l: &Loaded,
     setup: &Setup,
     s: &Schedule,
     first: &Violation,
 ) -> Result<Shrunk, ScenarioError> {
+    let mut goal = Goal::Broken(first.property);
+    if first.property == "condition" {
+        let o = run_fixed(l, setup, s, false, &mut StackPool::default())?;
+        let failed = setup.conditions.iter().enumerate().find_map(|(i, c)| {
+            let kind = o.failures.get(i)?.as_ref()?;
+            first
+                .detail
+                .starts_with(&format!("`{}` does not hold", c.name))
+                .then(|| Goal::Fails(i, kind.clone()))
+        });
+        if let Some(g) = failed {
+            goal = g;
+        }
+    }
+    shrink_to(l, setup, s, goal, first)
+}
+
+/// Shrink schedule `s` of scenario `l` for as long as it shows `goal`; `first` is what to
+/// report should `s` itself not show it (it always does: runs are deterministic).
+pub fn shrink_to(
+    l: &Loaded,
+    setup: &Setup,
+    s: &Schedule,
+    goal: Goal,
+    first: &Violation,
+) -> Result<Shrunk, ScenarioError> {
     let mut sh = Shrinker {
         l,
         setup,
-        property: first.property,
+        goal,
         tries: 0,
         pool: StackPool::default(),
     };
@@ -113,9 +157,13 @@ pub fn shrink(
                 (best, viol, improved) = (c, v, true);
             }
         }
-        // A shorter run: bisect the end between 1 ns and the current end.
+        // A shorter run: bisect the end between 1 ns and the current end. Not for a
+        // condition that must hold: cut short enough, a run holds anything vacuously.
         let end = best.until.unwrap_or(l.scenario.scenario.duration.0);
         let (mut lo, mut hi) = (1u64, end);
+        if matches!(sh.goal, Goal::Holds(_)) {
+            lo = hi;
+        }
         while lo < hi && sh.tries < MAX_TRIES {
             let mid = lo + (hi - lo) / 2;
             let mut c = best.clone();

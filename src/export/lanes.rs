@@ -174,13 +174,17 @@ pub enum Mark {
     Sigsegv,
     /// An explorer's injected event (`explore`, `run --schedule`; label: its kind).
     Injected,
+    /// The program loaded `granted` or the whole control word (label: what it read,
+    /// `gr=1`): the moment it decides whether to yield, the key moment of the grant/revoke
+    /// race (§8.3).
+    UserLoad,
 }
 
 const ROW_A: u32 = 10;
 const ROW_B: u32 = 23;
 
 /// The look of every [`Mark`], indexed by it.
-pub const MARK_KINDS: [MarkKind; 11] = [
+pub const MARK_KINDS: [MarkKind; 12] = [
     MarkKind {
         name: "irq",
         color: "#7f7f7f",
@@ -210,7 +214,7 @@ pub const MARK_KINDS: [MarkKind; 11] = [
         color: "#d62728",
         shape: "diamond",
         y: ROW_A,
-        legend: "revoke (path R1..R10)",
+        legend: "revoke (path R1..R10, §5)",
         rank: 1,
     },
     MarkKind {
@@ -268,6 +272,15 @@ pub const MARK_KINDS: [MarkKind; 11] = [
         y: ROW_B,
         legend: "explorer's injected event",
         rank: 10,
+    },
+    MarkKind {
+        name: "user_load",
+        color: "#0ca678",
+        shape: "box",
+        // With the decisions (grant, revoke), not crowding the syscall and its result.
+        y: ROW_A,
+        legend: "user load of granted",
+        rank: 11,
     },
 ];
 
@@ -387,6 +400,7 @@ pub fn mark_of(r: &LogRecord) -> Option<Mark> {
         LogKind::SyscallExit { name, .. } if *name == "rseq_slice_yield" => Mark::YieldResult,
         LogKind::Signal { signo: 11, .. } => Mark::Sigsegv,
         LogKind::Injected { .. } => Mark::Injected,
+        LogKind::UserLoad { .. } => Mark::UserLoad,
         _ => return None,
     })
 }
@@ -403,6 +417,38 @@ fn mark_label(r: &LogRecord) -> String {
         LogKind::Signal { .. } => "SIGSEGV".into(),
         LogKind::Injected { what, .. } => what.name().into(),
         _ => String::new(),
+    }
+}
+
+/// Loads drawn as markers: of `granted`, the byte the thread decides on, and of the whole
+/// word (V1's only way to read it). A load of `request` only classifies the outcome
+/// (§8.1); drawn, its glyph would crowd out the yield beside it.
+fn is_decision_load(meta: &super::Metadata, off: u8, val: u32) -> bool {
+    use rseq_abi::layout::offset;
+    let off = usize::from(off);
+    off == offset::GRANTED || off == offset::SLICE_CTRL && (meta.revision.is_v1() || val > 0xff)
+}
+
+/// What a user load read, short: `gr=1`, `req=0`, or a V1 word as `REQ=1 GR=0`.
+fn load_label(meta: &super::Metadata, off: u8, val: u32) -> String {
+    use rseq_abi::layout::offset;
+    let off = usize::from(off);
+    if meta.revision.is_v1() || off == offset::SLICE_CTRL && val > 0xff {
+        let w = rseq_abi::CtrlWord::from_all(val, meta.endian);
+        let b = |x: bool| u8::from(x);
+        if meta.revision.is_v1() {
+            return format!(
+                "REQ={} GR={}",
+                b(w.is_requested(meta.revision, meta.endian)),
+                b(w.is_granted(meta.revision, meta.endian))
+            );
+        }
+        return format!("req={} gr={}", w.request(), w.granted());
+    }
+    match off {
+        o if o == offset::REQUEST => format!("req={val}"),
+        o if o == offset::GRANTED => format!("gr={val}"),
+        _ => format!("{val:#x}"),
     }
 }
 
@@ -492,6 +538,11 @@ impl Lanes {
         let mut marks = Vec::new();
         for r in input.log {
             let Some(kind) = mark_of(r) else { continue };
+            if let LogKind::UserLoad { off, val } = r.kind {
+                if !is_decision_load(&input.meta, off, val) {
+                    continue;
+                }
+            }
             let cpu_lane = matches!(
                 kind,
                 Mark::Irq | Mark::TimerArm | Mark::TimerExpire | Mark::TimerCancel
@@ -506,8 +557,16 @@ impl Lanes {
                 time_ns: r.time,
                 cpu: r.cpu,
                 task: r.task,
-                label: mark_label(r),
-                text: r.kind.to_string(),
+                label: match &r.kind {
+                    LogKind::UserLoad { off, val } => load_label(&input.meta, *off, *val),
+                    _ => mark_label(r),
+                },
+                text: format!(
+                    "{}{}",
+                    r.kind,
+                    crate::explain::v1_gloss(input.meta.revision, input.meta.endian, &r.kind)
+                        .unwrap_or_default()
+                ),
             });
         }
         // Stable: equal times keep the log's order.
@@ -585,7 +644,15 @@ fn word_bands(input: &TraceInput<'_>, bands: &mut Vec<BandItem>, task_lane: impl
     // Per task: since when request / granted has been set.
     let n = input.tasks.len();
     let mut open: Vec<[Option<u64>; 2]> = vec![[None; 2]; n];
-    let kinds = [(Band::Request, "request"), (Band::Granted, "granted")];
+    // V1's word is two bits of one u32, not bytes: name them as V1 did.
+    let kinds = if rev.is_v1() {
+        [
+            (Band::Request, "bit REQUEST"),
+            (Band::Granted, "bit GRANTED"),
+        ]
+    } else {
+        [(Band::Request, "request"), (Band::Granted, "granted")]
+    };
     let mut close = |task: u32, which: usize, since: u64, until: u64, why: &str| {
         bands.push(BandItem {
             lane: task_lane(task),

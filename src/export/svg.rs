@@ -268,6 +268,11 @@ fn shape(kind: &str, color: &str, x: f64, y: f64) -> String {
         "ring" => format!(
             r##"<circle cx="{x:.1}" cy="{y:.1}" r="3.8" fill="none" stroke="{color}" stroke-width="1.6"/>"##
         ),
+        "box" => format!(
+            r##"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="none" stroke="{color}" stroke-width="1.6"/>"##,
+            x - 3.5,
+            y - 3.5
+        ),
         "square" => format!(
             r##"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="{color}"/>"##,
             x - 4.0,

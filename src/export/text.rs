@@ -44,7 +44,8 @@ pub(crate) fn render(input: &TraceInput<'_>) -> String {
             }
             None => out.push_str("idle: "),
         }
-        let _ = writeln!(out, "{}", r.kind);
+        let gloss = crate::explain::v1_gloss(input.meta.revision, input.meta.endian, &r.kind);
+        let _ = writeln!(out, "{}{}", r.kind, gloss.unwrap_or_default());
         current.observe(r);
     }
     out.push_str("#\n# rseq/stats at the end of the run:\n");

@@ -150,7 +150,11 @@ fn table(m: &Metrics) -> String {
             ends.join(" ")
         }
     );
-    let _ = writeln!(o, "  grants wasted (expired): {}", m.grants_wasted);
+    let _ = writeln!(
+        o,
+        "  grants wasted (ran out while still granted, s_expired): {}",
+        m.grants_wasted
+    );
     let cs = &m.critical_sections;
     if cs.total + cs.open == 0 {
         let _ = writeln!(o, "  critical sections: none marked");
@@ -179,7 +183,10 @@ fn table(m: &Metrics) -> String {
         );
     }
     for (task, h) in &m.slice_hist {
-        let _ = writeln!(o, "  slice durations of {task} (rseq-slice-hist):");
+        let _ = writeln!(
+            o,
+            "  slice durations of {task} (rseq-slice-hist; EXPIRED counts every firing of the timer, also a stale one after the grant was revoked):"
+        );
         for (us, n) in &h.us {
             let _ = writeln!(o, "    {:>6} us {n:>10}", us);
         }

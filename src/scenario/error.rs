@@ -15,7 +15,7 @@ pub enum ScenarioError {
         message: String,
     },
     /// The file is not a valid scenario; the message names line, column and what is wrong.
-    #[error("{}:{line}:{column}: {message}", path.display())]
+    #[error("{}", invalid_text(path, *line, *column, message))]
     Invalid {
         /// File.
         path: PathBuf,
@@ -26,6 +26,16 @@ pub enum ScenarioError {
         /// What is wrong (and the closest valid spelling, if any).
         message: String,
     },
+}
+
+/// `FILE:LINE:COLUMN: message`, or `FILE: message` for an error without a position in
+/// the file (line 0: a `--set` override, say).
+fn invalid_text(path: &Path, line: usize, column: usize, message: &str) -> String {
+    if line == 0 {
+        format!("{}: {message}", path.display())
+    } else {
+        format!("{}:{line}:{column}: {message}", path.display())
+    }
 }
 
 impl ScenarioError {

@@ -253,12 +253,15 @@ pub fn evaluate(e: &Expect, sim: &Simulation, names: &BTreeMap<String, u32>) -> 
                     None => out.push(Check {
                         what: format!("task {} {k} = {r}", t.name),
                         outcome: CheckOutcome::Fail(format!(
-                            "no counter `{k}` (has: {})",
+                            "no counter `{k}` (has: {}){}",
                             t.counters
                                 .iter()
                                 .map(|(n, _)| *n)
                                 .collect::<Vec<_>>()
-                                .join(", ")
+                                .join(", "),
+                            super::script::renamed_counter(k).map_or(String::new(), |n| format!(
+                                "; the last value a script's `load {k}` read is the counter `{n}` now"
+                            ))
                         )),
                     }),
                 }

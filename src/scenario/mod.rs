@@ -197,7 +197,7 @@ pub struct Machine {
     pub timer_slack: Option<Nanos>,
     /// Seeded extra delay of sleep timers (default: 5us).
     pub timer_jitter: Option<Nanos>,
-    /// Syscall entry to the rseq slice work (spec §13 q5) (default: 0).
+    /// Syscall entry to the rseq slice work (spec §13.5) (default: 0).
     pub syscall_work_delay: Option<Nanos>,
     /// Newidle pull balancing (default: true).
     pub load_balance: Option<bool>,
@@ -256,7 +256,7 @@ names!(
     EndianName { Little = "little", Big = "big" }
 );
 names!(
-    /// An answer to spec §13 q2.
+    /// An answer to spec §13.2.
     AvailName { Advertise = "advertise", Hide = "hide" }
 );
 names!(
@@ -477,6 +477,7 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Loaded, ScenarioError> {
 
 /// Parse scenario text (with `key=value` overrides applied to the document first).
 pub fn parse(path: &Path, source: &str, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    let original = source;
     let source = if sets.is_empty() {
         source.to_string()
     } else {
@@ -490,9 +491,67 @@ pub fn parse(path: &Path, source: &str, sets: &[String]) -> Result<Loaded, Scena
         scenario,
         scripts: Vec::new(),
     };
-    build::validate(&loaded)?;
+    build::validate(&loaded).map_err(|e| relocate(e, original, &loaded.source, sets))?;
     loaded.scripts = build::parse_scripts(&loaded.scenario);
     Ok(loaded)
+}
+
+/// With `--set` overrides the document was rewritten, so a position in it is not one in
+/// the file: name the override when the offending key is one, else find the line in the
+/// file, else give no position.
+fn relocate(e: ScenarioError, original: &str, rewritten: &str, sets: &[String]) -> ScenarioError {
+    let ScenarioError::Invalid {
+        path,
+        line,
+        column,
+        message,
+    } = e
+    else {
+        return e;
+    };
+    if sets.is_empty() {
+        return ScenarioError::Invalid {
+            path,
+            line,
+            column,
+            message,
+        };
+    }
+    let text = rewritten
+        .lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .trim();
+    let key = text.split('=').next().unwrap_or("").trim();
+    let set = sets.iter().find(|s| {
+        let k = s.split('=').next().unwrap_or("").trim();
+        !key.is_empty() && (k == key || k.ends_with(&format!(".{key}")))
+    });
+    if let Some(set) = set {
+        return ScenarioError::Invalid {
+            path,
+            line: 0,
+            column: 0,
+            message: format!("--set {set}: {message}"),
+        };
+    }
+    match original
+        .lines()
+        .position(|l| !text.is_empty() && l.trim() == text)
+    {
+        Some(i) => ScenarioError::Invalid {
+            path,
+            line: i + 1,
+            column,
+            message,
+        },
+        None => ScenarioError::Invalid {
+            path,
+            line: 0,
+            column: 0,
+            message,
+        },
+    }
 }
 
 /// The JSON schema of the scenario format, generated from the same types.

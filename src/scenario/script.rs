@@ -2,8 +2,9 @@
 //!
 //! Steps are strings, one action each, run in order through the same `rseq-abi` helpers a
 //! real program would call. `loop N` … `end` repeats the steps between them. The program
-//! returns counters: the last value each `load` saw, the last syscall result, and the
-//! outcome tally of `release`.
+//! returns counters: the last value each `load FIELD` saw (as `read_FIELD`), the last
+//! syscall result, and the outcome tally of `release` and of a `yield` after a load that
+//! read `granted` set.
 
 use rseq_abi::layout::offset;
 use rseq_abi::platform::{
@@ -53,6 +54,20 @@ impl Field {
         "node_id",
         "mm_cid",
         "rseq_cs",
+    ];
+
+    /// The counter reporting the last value a `load` of each field read.
+    const READ_NAMES: [&'static str; 10] = [
+        "read_request",
+        "read_granted",
+        "read_reserved",
+        "read_ctrl",
+        "read_flags",
+        "read_cpu_id",
+        "read_cpu_id_start",
+        "read_node_id",
+        "read_mm_cid",
+        "read_rseq_cs",
     ];
 
     fn parse(s: &str) -> Result<Self, String> {
@@ -173,6 +188,10 @@ pub enum Step {
     Load(Field),
     /// `store FIELD VALUE` (`VALUE` may be `area+N`).
     Store(Field, Val),
+    /// `clear FIELD MASK`: clear the bits of `MASK` the way a careless program does, with a
+    /// plain load, then a store of the value without them: two user operations an
+    /// interrupt can land between (V1's non-atomic clear, spec §8.2).
+    Clear(Field, u64),
     /// `poke32 OFF VALUE` / `poke64 OFF VALUE`: a raw aligned store at byte `OFF` of the
     /// thread's 256-byte rseq area, e.g. to build a `struct rseq_cs` descriptor there.
     Poke {
@@ -220,7 +239,7 @@ fn unknown(what: &str, s: &str, names: &[&str]) -> String {
     }
 }
 
-const VERBS: [&str; 24] = [
+const VERBS: [&str; 25] = [
     "register",
     "unregister",
     "enable",
@@ -234,6 +253,7 @@ const VERBS: [&str; 24] = [
     "sched_yield",
     "load",
     "store",
+    "clear",
     "unmap",
     "map",
     "membarrier",
@@ -313,6 +333,7 @@ fn parse_step(line: &str) -> Result<Step, String> {
         "sched_yield" => Step::SchedYield,
         "load" => Step::Load(Field::parse(arg(1)?)?),
         "store" => Step::Store(Field::parse(arg(1)?)?, val(2)?),
+        "clear" => Step::Clear(Field::parse(arg(1)?)?, num(2)?),
         "poke32" => poke(4)?,
         "poke64" => poke(8)?,
         "syscall" => {
@@ -451,6 +472,21 @@ struct State {
     yield_1: i64,
     raced: i64,
     consumed: i64,
+    /// The last load of `granted` (or of the whole word) saw a grant, and no `yield` has
+    /// followed it yet: the next `yield` is the protocol's "if granted: yield".
+    saw_granted: bool,
+}
+
+/// Count a yield the program made because it saw `granted` (by `release`, or by a `load`
+/// and a `yield` step): `yielded`, then `yield_1` or `raced` by its result (§8.3).
+fn count_yield(st: &mut State, r: SysResult) {
+    st.yielded += 1;
+    match r {
+        Ok(1) => st.yield_1 += 1,
+        Ok(_) => st.raced += 1,
+        Err(_) => {}
+    }
+    ret(st, r);
 }
 
 fn ret(st: &mut State, r: SysResult) {
@@ -486,23 +522,37 @@ fn exec(p: &mut SimPlatform<'_>, st: &mut State, steps: &[Step]) {
                     SliceOutcome::Unused => {}
                     SliceOutcome::NotInterrupted => st.not_interrupted += 1,
                     SliceOutcome::Consumed => st.consumed += 1,
-                    SliceOutcome::Yielded(r) => {
-                        st.yielded += 1;
-                        match r {
-                            Ok(1) => st.yield_1 += 1,
-                            Ok(_) => st.raced += 1,
-                            Err(_) => {}
-                        }
-                        ret(st, r);
-                    }
+                    SliceOutcome::Yielded(r) => count_yield(st, r),
                 }
             }
             Step::Burn(ns) => p.burn(*ns),
             Step::Sleep(ns) => ret(st, p.syscall(Syscall::Nanosleep { ns: *ns })),
-            Step::Yield => ret(st, p.syscall(Syscall::RseqSliceYield)),
+            Step::Yield => {
+                let r = p.syscall(Syscall::RseqSliceYield);
+                if std::mem::take(&mut st.saw_granted) {
+                    count_yield(st, r);
+                } else {
+                    ret(st, r);
+                }
+            }
             Step::Getpid => ret(st, p.syscall(Syscall::Getpid)),
             Step::SchedYield => ret(st, p.syscall(Syscall::SchedYield)),
-            Step::Load(f) => st.loads[*f as usize] = Some(f.load(p)),
+            Step::Load(f) => {
+                let v = f.load(p);
+                st.loads[*f as usize] = Some(v);
+                match f {
+                    Field::Granted => st.saw_granted = v != 0,
+                    // V1's word is a value: GRANTED is bit 1 whatever the byte order.
+                    Field::Ctrl if p.revision().is_v1() => {
+                        st.saw_granted = v & u64::from(consts::V1_RSEQ_SLICE_EXT_GRANTED) != 0;
+                    }
+                    _ => {}
+                }
+            }
+            Step::Clear(f, mask) => {
+                let v = f.load(p);
+                f.store(p, v & !mask);
+            }
             Step::Store(f, v) => {
                 let v = v.resolve(p);
                 f.store(p, v);
@@ -565,6 +615,13 @@ fn exec(p: &mut SimPlatform<'_>, st: &mut State, steps: &[Step]) {
     }
 }
 
+/// The hint for an expectation naming a counter by its name before loads were reported as
+/// `read_FIELD`: `granted` is now `read_granted`.
+pub fn renamed_counter(name: &str) -> Option<&'static str> {
+    let i = Field::NAMES.iter().position(|n| *n == name)?;
+    Some(Field::READ_NAMES[i])
+}
+
 /// Run a parsed script on the simulator.
 pub fn run(p: &mut SimPlatform<'_>, steps: &[Step]) -> rseq_abi::programs::Counters {
     let mut st = State::default();
@@ -580,7 +637,7 @@ pub fn run(p: &mut SimPlatform<'_>, steps: &[Step]) -> rseq_abi::programs::Count
     ];
     for (i, v) in st.loads.iter().enumerate() {
         if let Some(v) = v {
-            c.push((Field::NAMES[i], *v as i64));
+            c.push((Field::READ_NAMES[i], *v as i64));
         }
     }
     c

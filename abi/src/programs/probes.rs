@@ -240,7 +240,7 @@ pub fn prctl_and_flags(p: &mut dyn Platform) -> Counters {
 }
 
 /// Registration with `RSEQ_FLAG_SLICE_EXT_DEFAULT_ON` (spec §2.3 step 5), a legacy 32-byte
-/// registration, which post-merge kernels do not offer the extension (§12 item 2), and the
+/// registration, which post-merge kernels do not offer the extension (§12.2), and the
 /// alignment a longer registration needs (§2.3 step 3).
 pub fn default_on_and_legacy(p: &mut dyn Platform) -> Counters {
     use PR_RSEQ_SLICE_EXTENSION_GET as GET;
@@ -273,7 +273,7 @@ pub fn default_on_and_legacy(p: &mut dyn Platform) -> Counters {
         ),
     ]);
     // A length other than 32 must be aligned to rseq_alloc_align(): 32 while the struct
-    // ends at 32 bytes, 64 once it grew past them (spec §1.1, §13 item 3).
+    // ends at 32 bytes, 64 once it grew past them (spec §1.1, §13.3).
     let r = rseq_call(p, addr + 32, 48, 0, sig);
     out.push(("len_48_aligned_32", r));
     if r == 0 {

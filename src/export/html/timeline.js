@@ -69,6 +69,7 @@
       case 'circle': c.arc(x, y, 4.5, 0, 2 * Math.PI); c.fill(); return;
       case 'ring': c.arc(x, y, 3.8, 0, 2 * Math.PI); c.stroke(); return;
       case 'square': c.fillRect(x - 4, y - 4, 8, 8); return;
+      case 'box': c.strokeRect(x - 3.5, y - 3.5, 7, 7); return;
       case 'x': c.moveTo(x - 4, y - 4); c.lineTo(x + 4, y + 4); c.moveTo(x + 4, y - 4); c.lineTo(x - 4, y + 4); c.stroke(); return;
       case 'cross': c.lineWidth = 3; c.moveTo(x - 5, y); c.lineTo(x + 5, y); c.moveTo(x, y - 6); c.lineTo(x, y + 6); c.stroke(); return;
     }
