@@ -208,6 +208,8 @@ fn cli_explore_saves_a_schedule_that_run_replays() {
         "--exhaustive",
         "--save",
         file.to_str().unwrap(),
+        "--witness-dir",
+        dir.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "a violation exits 1");
     let text = String::from_utf8(out.stdout).unwrap();
