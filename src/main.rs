@@ -106,7 +106,7 @@ struct SelftestArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Protocol revision the simulated kernel implements.
-    #[arg(long, value_enum, default_value_t = RevArg::Merged)]
+    #[arg(long, value_enum, default_value_t = RevArg::Linux72)]
     revision: RevArg,
     /// Preemption model.
     #[arg(long, value_enum, default_value_t = PreemptArg::Full)]
@@ -173,9 +173,14 @@ pub fn write_trace_quietly(
 
 #[derive(Clone, Copy, ValueEnum)]
 enum RevArg {
+    /// The first posting.
     V1,
-    Merged,
-    PostMerge,
+    /// Linux 7.0 (alias `merged`).
+    #[value(name = "7.0", alias = "merged")]
+    Linux70,
+    /// Linux 7.2 (alias `post-merge`).
+    #[value(name = "7.2", alias = "post-merge")]
+    Linux72,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -253,8 +258,8 @@ fn selftest(a: SelftestArgs) -> Result<()> {
     let cfg = SimConfig {
         revision: match a.revision {
             RevArg::V1 => Revision::V1,
-            RevArg::Merged => Revision::Merged,
-            RevArg::PostMerge => Revision::PostMerge,
+            RevArg::Linux70 => Revision::Merged,
+            RevArg::Linux72 => Revision::PostMerge,
         },
         preempt: match a.preempt {
             PreemptArg::None => Preempt::None,

@@ -185,7 +185,7 @@ fn jsonl_parses_back_with_header_and_every_event() {
     let header = &lines[0];
     assert_eq!(header["format"], "slicesim-jsonl");
     assert_eq!(header["version"], 1);
-    assert_eq!(header["revision"], "merged");
+    assert_eq!(header["revision"], "7.2");
     assert_eq!(header["cpus"], 2);
     assert_eq!(header["tasks"][1]["name"], "holder");
     assert_eq!(header["tasks"][1]["pid"], 1001);

@@ -235,7 +235,7 @@ fn an_override_out_of_range_names_the_override() {
     };
     assert_eq!(
         e,
-        "scenarios/grant-revoke-race.toml: --set machine.slice_ext_nsec=60000: machine: slice_ext_nsec = 60000: outside [5000, 50000] for revision merged (ERANGE)"
+        "scenarios/grant-revoke-race.toml: --set machine.slice_ext_nsec=60000: machine: slice_ext_nsec = 60000: outside [5000, 50000] for revision 7.2 (ERANGE)"
     );
     // A file error found while overrides are applied still points into the file.
     let src = GOOD.replace("cpus = 1", "cpus = 0");

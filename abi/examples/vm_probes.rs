@@ -1,13 +1,13 @@
 //! Run the fidelity probes on the real kernel and print their frame (`docs/fidelity.md`).
 //!
 //! ```text
-//! vm_probes [--only NAME] [--revision merged|post-merge]   every probe, one child each
+//! vm_probes [--only NAME] [--revision v1|7.0|7.2]   every probe, one child each
 //! vm_probes --probe NAME [--revision ...]                  one probe in this process
 //! vm_probes --list                                         the probes and what they check
 //! ```
 //!
 //! The VM's init runs it; `slicesim kernel-diff` reads the frame it prints. The default
-//! revision is `post-merge` (7.1 and later kernels: 64-byte registrations). Exit code 0,
+//! revision is `7.2` (7.1 and later kernels: 64-byte registrations). Exit code 0,
 //! or 2 for a bad command line. Build it static:
 //! `cargo build --release -p rseq-abi --example vm_probes --target x86_64-unknown-linux-musl`
 
@@ -18,7 +18,7 @@ fn main() {
     use rseq_abi::Revision;
 
     let usage =
-        "usage: vm_probes [--only NAME[,NAME...] | --probe NAME | --list] [--revision merged|post-merge]";
+        "usage: vm_probes [--only NAME[,NAME...] | --probe NAME | --list] [--revision v1|7.0|7.2]";
     let bad = |why: String| -> ! {
         eprintln!("vm_probes: {why}\n{usage}");
         std::process::exit(2)

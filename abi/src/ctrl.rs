@@ -8,23 +8,29 @@
 
 use crate::consts::{V1_RSEQ_SLICE_EXT_GRANTED, V1_RSEQ_SLICE_EXT_REQUEST};
 
-/// Which revision of the time slice extension protocol a kernel (or scenario) speaks.
+/// Which revision of the time slice extension protocol a kernel (or scenario) speaks, named
+/// by the kernel that runs it: `v1`, `7.0`, `7.2`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Revision {
-    /// Thomas Gleixner's first posting (2025-09-08): u32 control word with bits, syscall
-    /// 470, any other syscall inside a grant is fatal, 30 µs sysctl default.
+    /// `v1`: Thomas Gleixner's first posting (2025-09-08): u32 control word with bits,
+    /// syscall 470, any other syscall inside a grant is fatal, 30 µs sysctl default.
     V1,
-    /// The state merged for Linux 7.0 (the default).
-    #[default]
+    /// `7.0` (alias `merged`): the state merged for Linux 7.0.
     Merged,
-    /// Merged plus the post-7.0 fixes (spec §12): extension only for registrations larger
-    /// than 32 bytes, AVAILABLE only when enabled at boot.
+    /// `7.2` (alias `post-merge`, the default): Linux 7.2, what a user's machine runs:
+    /// 7.0 plus the post-merge fixes (spec §12: extension only for registrations larger
+    /// than 32 bytes, AVAILABLE only when enabled at boot) and the exit-to-user rseq update
+    /// of the 7.2 source (`docs/kernel-model.md`).
+    #[default]
     PostMerge,
 }
 
 impl Revision {
     /// Every revision, in chronological order.
     pub const ALL: [Revision; 3] = [Revision::V1, Revision::Merged, Revision::PostMerge];
+
+    /// Every accepted spelling: the names, then the older aliases.
+    pub const NAMES: [&'static str; 5] = ["v1", "7.0", "7.2", "merged", "post-merge"];
 
     /// The `rseq_slice_yield` syscall number of this revision (generic/x86 tables).
     pub fn slice_yield_nr(self) -> i64 {
@@ -39,17 +45,22 @@ impl Revision {
         self == Revision::V1
     }
 
-    /// The revision called `name` (as [`Self::name`] prints it).
+    /// The revision called `name`: its name (`v1`, `7.0`, `7.2`) or an older alias
+    /// (`merged`, `post-merge`).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.name() == name)
+        match name {
+            "merged" => Some(Revision::Merged),
+            "post-merge" => Some(Revision::PostMerge),
+            _ => Self::ALL.into_iter().find(|r| r.name() == name),
+        }
     }
 
-    /// Short lower-case name as used in scenario files (`v1`, `merged`, `post-merge`).
+    /// The revision's name, after the kernel that runs it: `v1`, `7.0`, `7.2`.
     pub fn name(self) -> &'static str {
         match self {
             Revision::V1 => "v1",
-            Revision::Merged => "merged",
-            Revision::PostMerge => "post-merge",
+            Revision::Merged => "7.0",
+            Revision::PostMerge => "7.2",
         }
     }
 }

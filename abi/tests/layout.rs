@@ -311,11 +311,22 @@ fn revision_yield_number_is_470_for_v1_and_471_after() {
     assert_eq!(Revision::V1.slice_yield_nr(), 470);
     assert_eq!(Revision::Merged.slice_yield_nr(), 471);
     assert_eq!(Revision::PostMerge.slice_yield_nr(), 471);
-    assert_eq!(Revision::default(), Revision::Merged);
     assert_eq!(
-        Revision::ALL.map(Revision::name),
-        ["v1", "merged", "post-merge"]
+        Revision::default(),
+        Revision::PostMerge,
+        "7.2 is the default"
     );
+    assert_eq!(Revision::ALL.map(Revision::name), ["v1", "7.0", "7.2"]);
+    for (alias, rev) in [
+        ("merged", Revision::Merged),
+        ("post-merge", Revision::PostMerge),
+    ] {
+        assert_eq!(Revision::from_name(alias), Some(rev), "old name {alias}");
+    }
+    for name in Revision::NAMES {
+        assert!(Revision::from_name(name).is_some(), "{name}");
+    }
+    assert_eq!(Revision::from_name("7.1"), None);
     assert_eq!(Revision::ALL.map(Revision::is_v1), [true, false, false]);
 }
 

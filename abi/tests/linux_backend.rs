@@ -402,7 +402,7 @@ fn registered_thread_without_the_feature() {
     assert_eq!(report.exit_code(), probe::EXIT_ENABLE);
     let text = report.to_string();
     assert!(
-        text.contains("len 32, flags 0x0, sig 0x53053053) = 0\n"),
+        text.contains("len 64, flags 0x0, sig 0x53053053) = 0\n"),
         "{text}"
     );
     assert!(
@@ -454,7 +454,7 @@ fn probe_reports_setup_failure() {
         assert_eq!((report.flags, report.cpu_id), (None, None));
         assert_eq!(report.exit_code(), probe::EXIT_GLIBC_OWNS_RSEQ);
         assert!(
-            text.contains("len 32, flags 0x0, sig 0x53053053) = -1 EINVAL (22)"),
+            text.contains("len 64, flags 0x0, sig 0x53053053) = -1 EINVAL (22)"),
             "{text}"
         );
         assert!(text.contains(&format!("# hint: {GLIBC_HINT}")), "{text}");
@@ -500,6 +500,16 @@ fn probe_options_parse() {
     let parse = |s: &str| ProbeOptions::parse(s.split_whitespace().map(String::from));
     assert_eq!(parse(""), Ok(ProbeOptions::default()));
     assert_eq!(ProbeOptions::default().duration_ms, 5_000);
+    // Linux 7.2 by default, with a registration long enough for ABI v2; 7.0 and V1 know
+    // only 32 bytes, unless told otherwise.
+    let d = ProbeOptions::default();
+    assert_eq!((d.revision, d.rseq_len), (Revision::PostMerge, 64));
+    assert_eq!(parse("--revision 7.0").unwrap().rseq_len, 32);
+    assert_eq!(
+        parse("--revision merged").unwrap().revision,
+        Revision::Merged
+    );
+    assert_eq!(parse("--revision 7.0 --rseq-len 64").unwrap().rseq_len, 64);
     let o =
         parse("--duration-ms 250 --variant n2_2_50_no_yield --rseq-len=64 --revision v1 --force")
             .unwrap();

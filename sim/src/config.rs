@@ -162,7 +162,7 @@ impl Default for SimConfig {
             cpus: 2,
             hz: 1000,
             preempt: Preempt::Full,
-            revision: Revision::Merged,
+            revision: Revision::PostMerge,
             config_slice_ext: true,
             slice_ext_boot: true,
             slice_ext_nsec: None,

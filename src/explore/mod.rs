@@ -142,7 +142,12 @@ impl Setup {
 
 /// The stamp for schedules of scenario `l`.
 pub fn stamp(l: &Loaded) -> Stamp {
-    let rev = l.scenario.machine.revision.map_or("merged", |r| r.name());
+    let rev = l
+        .scenario
+        .machine
+        .revision
+        .map_or(rseq_abi::Revision::default(), |r| r.revision())
+        .name();
     Stamp {
         scenario: l.scenario.scenario.name.clone(),
         hash: rseq_sim::trace::fnv1a(l.source.as_bytes()),
@@ -929,6 +934,15 @@ pub fn random_with(
 /// Replay a stamped schedule against `l`: fails if it was made for another scenario text.
 pub fn check_stamp(l: &Loaded, st: &Stamp) -> Result<(), String> {
     let mine = stamp(l);
+    // Schedules written before the revisions were named by kernel carry the old names.
+    let theirs = rseq_abi::Revision::from_name(&st.revision).map_or("?", |r| r.name());
+    if st.hash == mine.hash && theirs != mine.revision {
+        return Err(format!(
+            "the schedule was made for revision {} but `{}` now runs revision {} (the default \
+             revision changed to 7.2; add `revision = \"{}\"` under [machine] to replay it)",
+            st.revision, mine.scenario, mine.revision, theirs
+        ));
+    }
     if st.hash != mine.hash {
         return Err(format!(
             "the schedule was made for scenario `{}` with hash {:016x}, but {} (`{}`) hashes to {:016x}; it would not replay the same run",

@@ -1,7 +1,7 @@
 //! Schedules: everything that makes one explored run what it is, as a compact string.
 //!
 //! ```text
-//! slicesim-schedule/1 scenario=grant-revoke-race@5f1c0a3e9b2d7c41 rev=merged version=0.1.0 seed=7 tie=fifo until=35000 inject=3:irq+resched,9:timer
+//! slicesim-schedule/1 scenario=grant-revoke-race@5f1c0a3e9b2d7c41 rev=7.2 version=0.1.0 seed=7 tie=fifo until=35000 inject=3:irq+resched,9:timer
 //! ```
 //!
 //! `seed` seeds every random draw of the engine, `tie` is the equal-time order, `until`
@@ -61,7 +61,7 @@ pub struct Stamp {
     pub scenario: String,
     /// FNV-1a 64 of the scenario text.
     pub hash: u64,
-    /// Protocol revision (`merged`, `v1`, `post-merge`).
+    /// Protocol revision (`v1`, `7.0`, `7.2`; older schedules say `merged`, `post-merge`).
     pub revision: String,
     /// slicesim version that wrote it.
     pub version: String,
@@ -211,7 +211,7 @@ mod tests {
             stamp: Stamp {
                 scenario: "race".into(),
                 hash: 0xdead_beef,
-                revision: "merged".into(),
+                revision: "7.2".into(),
                 version: "0.1.0".into(),
             },
             schedule: Schedule {
@@ -229,7 +229,7 @@ mod tests {
         let text = s.to_string();
         assert_eq!(
             text,
-            "slicesim-schedule/1 scenario=race@00000000deadbeef rev=merged version=0.1.0 seed=7 tie=seeded until=35000 inject=3:irq+resched,9:timer"
+            "slicesim-schedule/1 scenario=race@00000000deadbeef rev=7.2 version=0.1.0 seed=7 tie=seeded until=35000 inject=3:irq+resched,9:timer"
         );
         assert_eq!(Stamped::parse(&format!("# comment\n{text}\n")).unwrap(), s);
         let mut plain = s.clone();

@@ -423,12 +423,7 @@ fn config(s: &Scenario) -> Result<SimConfig, (&'static str, String)> {
             Some(PreemptName::Lazy) => Preempt::Lazy,
             Some(PreemptName::Rt) => Preempt::Rt,
         },
-        revision: match m.revision {
-            None => d.revision,
-            Some(RevisionName::V1) => rseq_abi::Revision::V1,
-            Some(RevisionName::Merged) => rseq_abi::Revision::Merged,
-            Some(RevisionName::PostMerge) => rseq_abi::Revision::PostMerge,
-        },
+        revision: m.revision.map_or(d.revision, RevisionName::revision),
         config_slice_ext: m.config_slice_ext.unwrap_or(d.config_slice_ext),
         slice_ext_boot: m.slice_ext_boot.unwrap_or(d.slice_ext_boot),
         slice_ext_nsec: match &m.slice_ext_nsec {

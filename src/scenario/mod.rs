@@ -153,7 +153,8 @@ pub struct Machine {
     pub hz: Option<u32>,
     /// `none`, `voluntary`, `full`, `lazy`, `rt` (default: full).
     pub preempt: Option<PreemptName>,
-    /// `v1`, `merged`, `post-merge` (default: merged).
+    /// `v1`, `7.0`, `7.2` (default: 7.2; `merged` and `post-merge` are the older names of
+    /// 7.0 and 7.2).
     pub revision: Option<RevisionName>,
     /// `CONFIG_RSEQ_SLICE_EXTENSION` (default: true).
     pub config_slice_ext: Option<bool>,
@@ -249,8 +250,25 @@ names!(
 );
 names!(
     /// A protocol revision.
-    RevisionName { V1 = "v1", Merged = "merged", PostMerge = "post-merge" }
+    RevisionName {
+        V1 = "v1",
+        Linux70 = "7.0",
+        Linux72 = "7.2",
+        Merged = "merged",
+        PostMerge = "post-merge",
+    }
 );
+
+impl RevisionName {
+    /// The revision this spelling names (`merged` is `7.0`, `post-merge` is `7.2`).
+    pub fn revision(self) -> rseq_abi::Revision {
+        match self {
+            RevisionName::V1 => rseq_abi::Revision::V1,
+            RevisionName::Linux70 | RevisionName::Merged => rseq_abi::Revision::Merged,
+            RevisionName::Linux72 | RevisionName::PostMerge => rseq_abi::Revision::PostMerge,
+        }
+    }
+}
 names!(
     /// A byte order.
     EndianName { Little = "little", Big = "big" }

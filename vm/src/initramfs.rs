@@ -168,7 +168,7 @@ mod tests {
         let entries = layout(
             b"BUSYBOX".to_vec(),
             b"PROBES!!!".to_vec(),
-            "--revision post-merge",
+            "--revision 7.2",
             None,
         );
         let files = read_newc(&newc(&entries));

@@ -19,7 +19,7 @@ use crate::protocol::{self, RseqFlags, SetupError};
 
 use super::{
     glibc_rseq, kernel_release, GlibcRseq, LinuxPlatform, RegisterError, SharedMem,
-    DEFAULT_RSEQ_LEN,
+    DEFAULT_RSEQ_LEN, POST_MERGE_RSEQ_LEN,
 };
 
 /// The selftest variants the probe knows, by their `FIXTURE_VARIANT` names.
@@ -48,9 +48,11 @@ pub struct ProbeOptions {
     pub duration_ms: u64,
     /// One of [`VARIANTS`] (`--variant`, default `n2_2_50`).
     pub variant: &'static str,
-    /// Registration length (`--rseq-len`, default 32; use 64 on post-7.0 kernels).
+    /// Registration length (`--rseq-len`; default 64 for `--revision 7.2`, 32 for 7.0 and
+    /// V1).
     pub rseq_len: u32,
-    /// Protocol revision user code speaks (`--revision merged|v1|post-merge`).
+    /// Protocol revision user code speaks (`--revision v1|7.0|7.2`, default 7.2; the old
+    /// names `merged` and `post-merge` are accepted too).
     pub revision: Revision,
     /// Run the loop even when setup failed (`--force`): on a kernel that never grants,
     /// every section then counts as Success. The exit code still reports the failure.
@@ -62,8 +64,8 @@ impl Default for ProbeOptions {
         Self {
             duration_ms: 5_000,
             variant: VARIANTS[0],
-            rseq_len: DEFAULT_RSEQ_LEN,
-            revision: Revision::Merged,
+            rseq_len: POST_MERGE_RSEQ_LEN,
+            revision: Revision::PostMerge,
             force: false,
         }
     }
@@ -81,12 +83,13 @@ pub enum ArgError {
 /// The usage text of the probe.
 pub const USAGE: &str = "usage: real_kernel_probe [--duration-ms N] \
      [--variant n2_2_50|n50_2_50|n2_2_50_no_yield] [--rseq-len N] \
-     [--revision merged|v1|post-merge] [--force]";
+     [--revision v1|7.0|7.2] [--force]";
 
 impl ProbeOptions {
     /// Parse command-line arguments (without the program name).
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Self, ArgError> {
         let mut o = Self::default();
+        let mut len_given = false;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             let (key, inline) = match arg.split_once('=') {
@@ -130,6 +133,11 @@ impl ProbeOptions {
                 }
                 _ => return Err(ArgError::Bad(format!("unknown argument {arg:?}"))),
             }
+            len_given |= key == "--rseq-len";
+        }
+        // 7.0 and V1 kernels know only the 32-byte layout; 7.2 needs more for ABI v2.
+        if !len_given && o.revision != Revision::PostMerge {
+            o.rseq_len = DEFAULT_RSEQ_LEN;
         }
         Ok(o)
     }
