@@ -558,3 +558,21 @@ fn shrinking_keeps_the_failures_kind() {
     assert!(saved.contains("slicesim-schedule/1"), "{saved}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A schedule saved when 7.0 was the default names revision `merged`; the same scenario
+/// file now runs 7.2, so replaying it would be another run: refused, saying how to pin 7.0.
+#[test]
+fn a_schedule_made_for_another_revision_is_refused_with_the_fix() {
+    let l = load("late-grant");
+    let mine = explore::stamp(&l);
+    assert_eq!(mine.revision, "7.2", "the default revision");
+    let mut old = mine.clone();
+    old.revision = "merged".into();
+    let e = explore::check_stamp(&l, &old).unwrap_err();
+    assert!(e.contains("revision merged"), "{e}");
+    assert!(e.contains("revision = \"7.0\""), "{e}");
+    // The old name of the same revision is the same revision.
+    let mut alias = mine.clone();
+    alias.revision = "post-merge".into();
+    assert_eq!(explore::check_stamp(&l, &alias), Ok(()));
+}
