@@ -183,7 +183,7 @@ fn the_simulator_agrees_with_every_discrete_answer_of_linux_7_2() {
         assert_eq!(kernel.meta("kernel"), Some("7.2.13"));
         let setup = KernelSetup::from_frame(&kernel).unwrap();
         let names: Vec<&str> = kernel.probes.iter().map(|p| p.probe.as_str()).collect();
-        assert_eq!(names.len(), 5, "{config}: every issue-12 probe ran");
+        assert_eq!(names.len(), 6, "{config}: every issue-12 probe ran");
         let sim = fidelity::run_in_sim(&names, &setup.sim_config(0)).unwrap();
         let rows = fidelity::compare(&kernel, &sim, 0.25);
         let bad: Vec<_> = rows.iter().filter(|r| r.verdict.fails()).collect();
@@ -206,6 +206,7 @@ fn the_issue12_probes_give_linux_7_2_answers_in_the_simulator() {
         "legacy_ids_after_switch",
         "v2_ids_after_switch",
         "unregister_ids",
+        "register_clears_word",
         "debug_syscall_return",
         "rseq_cs_syscall_migrate",
     ];
@@ -224,6 +225,8 @@ fn the_issue12_probes_give_linux_7_2_answers_in_the_simulator() {
         assert_eq!(get(&f, "unregister_ids", "cpu_id_start"), Some(0));
         assert_eq!(get(&f, "unregister_ids", "cpu_id"), Some(-1));
         assert_eq!(get(&f, "unregister_ids", "reserved"), Some(0xab));
+        assert_eq!(get(&f, "register_clears_word", "request"), Some(0));
+        assert_eq!(get(&f, "register_clears_word", "reserved"), Some(0));
         assert_eq!(get(&f, "debug_syscall_return", "getpid_returned"), Some(1));
         assert_eq!(get(&f, "rseq_cs_syscall_migrate", "migrated"), Some(1));
         for n in names {

@@ -522,6 +522,26 @@ pub fn unregister_ids(p: &mut dyn Platform) -> Counters {
     ]
 }
 
+/// Linux 7.2 `rseq_register()`: with `CONFIG_RSEQ_SLICE_EXTENSION` the registration zeroes
+/// `slice_ctrl`; without it the word is left as user space wrote it (issue 12 item 7).
+pub fn register_clears_word(p: &mut dyn Platform) -> Counters {
+    let (addr, len, sig) = (p.rseq_addr(), p.rseq_len(), p.rseq_sig());
+    p.store_u8(offset::REQUEST, 1);
+    p.store_u8(offset::RESERVED, 0xab);
+    let register = rseq_call(p, addr, len, 0, sig);
+    let request = i64::from(p.load_u8(offset::REQUEST));
+    let reserved = i64::from(p.load_u8(offset::RESERVED));
+    vec![
+        ("register", register),
+        ("request", request),
+        ("reserved", reserved),
+        (
+            "unregister",
+            rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig),
+        ),
+    ]
+}
+
 /// Linux 7.2 `__rseq_debug_syscall_return()`: with `rseq_debug` an invalid `rseq_cs` is
 /// SIGSEGV on the way out of any syscall; without it the syscall returns (issue 12
 /// item 8).
@@ -660,6 +680,13 @@ pub const PROBES: &[Probe] = &[
         about: "unregister writes the IDs (cpu_id_start 0) and leaves slice_ctrl (issue 12 item 2)",
         threads: Threads::Alone,
         main: unregister_ids,
+        rate_keys: &[],
+    },
+    Probe {
+        name: "register_clears_word",
+        about: "registration zeroes slice_ctrl only with CONFIG_RSEQ_SLICE_EXTENSION (issue 12 item 7)",
+        threads: Threads::Alone,
+        main: register_clears_word,
         rate_keys: &[],
     },
     Probe {
