@@ -3,6 +3,7 @@
 //!
 //! * [`scenario`]: scenario files (TOML), their validation, building and running them,
 //!   and their expectations.
+//! * [`budget`]: the budgets that bound every run in time and memory.
 //! * [`explain`]: a run told in plain language, naming the rule behind each step.
 //! * [`sweep`]: parameter sweeps across seeds, shards and their merge.
 //! * [`plot`]: SVG figures of a run's metrics and of a sweep.
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod explain;
 pub mod explore;
 pub mod export;
