@@ -314,8 +314,9 @@ fn simulate(
     keep_log: bool,
 ) -> Result<std::result::Result<(scenario::RunResult, Option<(Stamped, Vec<Violation>)>), i32>> {
     match read_schedule_arg(a, loaded)? {
-        None => Ok(run_with_bar(loaded, a.seed, a.until.map(|n| n.0), keep_log)?
-            .map(|r| (r, None))),
+        None => {
+            Ok(run_with_bar(loaded, a.seed, a.until.map(|n| n.0), keep_log)?.map(|r| (r, None)))
+        }
         Some(Err(code)) => Ok(Err(code)),
         Some(Ok((st, setup))) => {
             let (o, r) = slicesim::explore::run_schedule(loaded, &setup, &st.schedule)

@@ -63,8 +63,8 @@ impl Outputs {
                 name.to_string_lossy(),
                 std::process::id()
             ));
-            let f = File::create(&tmp)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            let f =
+                File::create(&tmp).with_context(|| format!("cannot write {}", path.display()))?;
             LIVE.lock().expect("not poisoned").push(tmp.clone());
             out.staged.push((path.to_path_buf(), tmp, Some(f)));
         }

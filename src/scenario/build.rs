@@ -659,8 +659,11 @@ pub fn run_streamed(
                 logged += chunk.len() as u64;
             }
             let kept = if o.keep_log { kept } else { 0 };
-            l.budget
-                .check(sim.events_processed(), kept, started.elapsed().as_secs_f64())?;
+            l.budget.check(
+                sim.events_processed(),
+                kept,
+                started.elapsed().as_secs_f64(),
+            )?;
             if done {
                 break;
             }

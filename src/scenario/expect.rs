@@ -227,7 +227,11 @@ impl LogWatch {
                     }
                     // `n`: matching lines.
                     None => {
-                        let text = le.contains.as_deref().or(le.absent.as_deref()).unwrap_or("");
+                        let text = le
+                            .contains
+                            .as_deref()
+                            .or(le.absent.as_deref())
+                            .unwrap_or("");
                         if self.line.contains(text) {
                             *n += 1;
                         }

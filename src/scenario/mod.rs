@@ -18,8 +18,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use build::{
-    build, build_tuned, build_with, key_pos, run, run_streamed, run_with_progress, Built,
-    LogSink, RunOptions, RunResult, SLICES,
+    build, build_tuned, build_with, key_pos, run, run_streamed, run_with_progress, Built, LogSink,
+    RunOptions, RunResult, SLICES,
 };
 pub use error::{closest, ScenarioError};
 pub use expect::{evaluate, evaluate_streamed, Check, CheckOutcome, LogWatch, Range};
