@@ -167,7 +167,17 @@ fn parse_nanos(s: &str) -> Result<Nanos, String> {
 /// Does `run` with these options need the whole log kept in memory? (Without it the log
 /// streams through the expectations and memory does not grow with simulated time.)
 fn needs_whole_log(a: &RunArgs) -> bool {
-    a.metrics.is_some() || a.plot.is_some() || a.timeline.any() || a.trace.trace.is_some()
+    a.metrics.is_some()
+        || a.plot.is_some()
+        || a.timeline.any()
+        || (a.trace.trace.is_some() && !streams_trace(a))
+}
+
+/// Is `--trace` written as the run goes (jsonl, and not a replayed schedule)?
+fn streams_trace(a: &RunArgs) -> bool {
+    a.trace.trace.is_some()
+        && a.trace.format == slicesim::export::Format::Jsonl
+        && a.schedule.is_none()
 }
 
 /// Run one scenario and print its summary; returns the exit code.
@@ -193,7 +203,22 @@ pub fn run(a: RunArgs) -> Result<i32> {
         &a.trace.trace,
     ];
     let mut out = crate::outputs::Outputs::prepare(paths.iter().filter_map(|p| p.as_deref()))?;
-    let (r, violations) = match simulate(&a, &loaded, needs_whole_log(&a))? {
+    // A jsonl trace streams: its lines go to a scratch file as the run produces them.
+    let mut body = match &a.trace.trace {
+        Some(p) if streams_trace(&a) => Some(std::io::BufWriter::new(out.scratch(p)?)),
+        _ => None,
+    };
+    let mut buf = Vec::new();
+    let mut sink = |rs: &[rseq_sim::LogRecord]| -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(b) = &mut body {
+            buf.clear();
+            slicesim::export::jsonl_lines(&mut buf, rs).map_err(std::io::Error::other)?;
+            b.write_all(&buf)?;
+        }
+        Ok(())
+    };
+    let (r, violations) = match simulate(&a, &loaded, needs_whole_log(&a), &mut sink)? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
     };
@@ -209,8 +234,27 @@ pub fn run(a: RunArgs) -> Result<i32> {
         out.write(path, svg.as_bytes())?;
     }
     write_timelines(&r.sim, &s.name, &a.timeline, &mut out)?;
-    let trace_note =
-        crate::write_trace_quietly(&r.sim, format!("scenario {}", s.name), &a.trace, &mut out)?;
+    let workload = format!("scenario {}", s.name);
+    let trace_note = match (body, &a.trace.trace) {
+        (Some(body), Some(path)) => {
+            use std::io::{Seek, Write};
+            let input =
+                slicesim::export::TraceInput::from_simulation(&r.sim).with_workload(workload);
+            let header = slicesim::export::jsonl_header(&input, r.logged as usize)?;
+            out.write(path, &header)?;
+            let mut body = body.into_inner().map_err(|e| e.into_error())?;
+            body.rewind()?;
+            std::io::copy(&mut body, out.file(path))
+                .with_context(|| format!("writing trace {}", path.display()))?;
+            out.file(path).flush()?;
+            Some(format!(
+                "trace: {} events in {} (jsonl)",
+                r.logged,
+                path.display()
+            ))
+        }
+        _ => crate::write_trace_quietly(&r.sim, workload, &a.trace, &mut out)?,
+    };
     out.commit()?;
     if let Some((f @ (MetricsFormat::Json | MetricsFormat::Csv), m)) = &metrics {
         print!("{}", metrics::render(*f, m));
@@ -312,11 +356,12 @@ fn simulate(
     a: &RunArgs,
     loaded: &Loaded,
     keep_log: bool,
+    sink: &mut scenario::LogSink<'_>,
 ) -> Result<std::result::Result<(scenario::RunResult, Option<(Stamped, Vec<Violation>)>), i32>> {
     match read_schedule_arg(a, loaded)? {
-        None => {
-            Ok(run_with_bar(loaded, a.seed, a.until.map(|n| n.0), keep_log)?.map(|r| (r, None)))
-        }
+        None => Ok(
+            run_with_bar(loaded, a.seed, a.until.map(|n| n.0), keep_log, sink)?.map(|r| (r, None)),
+        ),
         Some(Err(code)) => Ok(Err(code)),
         Some(Ok((st, setup))) => {
             let (o, r) = slicesim::explore::run_schedule(loaded, &setup, &st.schedule)
@@ -335,6 +380,7 @@ fn run_with_bar(
     seed: Option<u64>,
     until: Option<u64>,
     keep_log: bool,
+    sink: &mut scenario::LogSink<'_>,
 ) -> Result<std::result::Result<scenario::RunResult, i32>> {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal();
@@ -351,7 +397,7 @@ fn run_with_bar(
         until,
         keep_log,
     };
-    let r = scenario::run_streamed(l, &o, &mut |_| Ok(()), &mut |now, end| {
+    let r = scenario::run_streamed(l, &o, sink, &mut |now, end| {
         let secs = started.elapsed().as_secs();
         if tty && bar.is_hidden() && secs >= 1 {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -397,7 +443,7 @@ pub fn explain(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let (r, _) = match simulate(&a, &loaded, true)? {
+    let (r, _) = match simulate(&a, &loaded, true, &mut |_| Ok(()))? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
     };
@@ -445,7 +491,7 @@ pub fn stats(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let (r, _) = match simulate(&a, &loaded, false)? {
+    let (r, _) = match simulate(&a, &loaded, false, &mut |_| Ok(()))? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
     };

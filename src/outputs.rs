@@ -38,6 +38,8 @@ fn clean_on_ctrl_c() {
 pub struct Outputs {
     /// (final path, temporary path, open file).
     staged: Vec<(PathBuf, PathBuf, Option<File>)>,
+    /// Scratch files (a streamed body), removed in any case.
+    scratch: Vec<PathBuf>,
 }
 
 impl Outputs {
@@ -71,6 +73,27 @@ impl Outputs {
         Ok(out)
     }
 
+    /// A scratch file beside output `path`, removed when the set is committed or dropped
+    /// (a streamed trace's body, before its header is known).
+    pub fn scratch(&mut self, path: &Path) -> Result<File> {
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.body.tmp",
+            path.file_name()
+                .map_or("out".into(), |n| n.to_string_lossy()),
+            std::process::id()
+        ));
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        LIVE.lock().expect("not poisoned").push(tmp.clone());
+        self.scratch.push(tmp);
+        Ok(f)
+    }
+
     /// The open temporary file of output `path` (which must have been prepared).
     pub fn file(&mut self, path: &Path) -> &mut File {
         self.staged
@@ -99,6 +122,10 @@ impl Outputs {
         }
         let staged = std::mem::take(&mut self.staged);
         forget(staged.iter().map(|(_, t, _)| t));
+        for t in std::mem::take(&mut self.scratch) {
+            let _ = std::fs::remove_file(&t);
+            forget(std::iter::once(&t));
+        }
         Ok(())
     }
 }
@@ -119,5 +146,9 @@ impl Drop for Outputs {
             let _ = std::fs::remove_file(tmp);
         }
         forget(self.staged.iter().map(|(_, t, _)| t));
+        for t in &self.scratch {
+            let _ = std::fs::remove_file(t);
+        }
+        forget(self.scratch.iter());
     }
 }
