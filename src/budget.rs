@@ -19,7 +19,7 @@ pub const CHUNK_EVENTS: u64 = 1 << 16;
 
 /// Defaults of every budget.
 pub mod defaults {
-    /// Simulated events in one run (about a minute of wall time).
+    /// Simulated events in one run (a minute or two of wall time on a quiet machine).
     pub const MAX_EVENTS: u64 = 2_000_000_000;
     /// User operations of one task.
     pub const MAX_USER_STEPS: u64 = 1_000_000_000;
