@@ -592,7 +592,7 @@ fn check_one(path: &Path) -> (String, Verdict) {
                     name,
                     Verdict::Pass {
                         checks,
-                        events: r.sim.log().len(),
+                        events: r.logged as usize,
                     },
                 )
             } else {
