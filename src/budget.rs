@@ -77,7 +77,7 @@ pub struct BudgetArgs {
     /// Stop after this many wall-clock seconds [unlimited, or `[budget] max_wall_s`].
     #[arg(long, value_name = "SECONDS")]
     pub max_wall_s: Option<f64>,
-    /// Largest scenario file read, MiB [4] (checked before reading it).
+    /// Largest scenario file read, MiB [4 MiB] (checked before reading it).
     #[arg(long, value_name = "MIB")]
     pub max_file_mib: Option<u64>,
 }
