@@ -758,12 +758,7 @@ pub fn list(dir: &Path) -> Result<()> {
         writeln!(out, "bundled scenarios ({}):", dir.display())?;
         for f in collect(&[dir.to_path_buf()]).unwrap_or_default() {
             match scenario::load(&f, &[]) {
-                Ok(l) => writeln!(
-                    out,
-                    "  {:<45} {}",
-                    f.display(),
-                    l.scenario.scenario.description.lines().next().unwrap_or("")
-                )?,
+                Ok(l) => writeln!(out, "  {:<45} {}", f.display(), l.short_description())?,
                 Err(e) => writeln!(out, "  {:<45} INVALID: {e}", f.display())?,
             }
         }
