@@ -62,3 +62,39 @@ fn a_failing_case_shrinks_to_the_lines_that_fail() {
     assert!(soak::check_case(bad, b"[scenario]\nname = \"x\"\n").is_err());
     assert!(soak::shrink(bad, b"a\nb\nc").len() <= 1);
 }
+
+#[test]
+fn a_task_killed_inside_a_grant_keeps_the_counter_identity() {
+    // Found by the soak run (case 101186, shrunk): SIGTERM to selftest tasks holding grants.
+    let case = r#"[scenario]
+name = "killed-in-grant"
+duration = "20us"
+[machine]
+cpus = 1
+ctx_switch = "1ns"
+[[task]]
+name = "t0"
+program = "selftest"
+count = 3
+[[irq]]
+cpu = 0
+kind = "device_resched"
+every = "7us"
+[[irq]]
+cpu = 0
+kind = "device_resched_lazy"
+at = "10us"
+[[irq]]
+cpu = 0
+kind = "resched_ipi"
+at = "10us"
+[[signal]]
+task = "t0"
+at = "15us"
+signo = 15
+"#;
+    let path = scratch("killed");
+    let v = soak::check_case(&path, case.as_bytes());
+    assert!(matches!(v, Ok(Verdict::Ran { .. })), "{v:?}");
+    let _ = std::fs::remove_file(&path);
+}
