@@ -33,6 +33,8 @@ pub const RSEQ_AREA_SIZE: usize = 256;
 pub(crate) enum Op {
     /// Nothing: the end of a burn (or a clock read) that reached the horizon.
     Wait,
+    /// A `Wait` after this many operations that took no time (the livelock budget).
+    Still(u32),
     /// Load `size` bytes at `off` of the rseq area.
     Load { off: u8, size: u8 },
     /// Store `size` bytes of `val` at `off` of the rseq area.
@@ -59,7 +61,8 @@ impl Op {
     /// The operation in words, for a livelock report.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Op::Wait => "burn or marker".to_string(),
+            Op::Wait => "wait".to_string(),
+            Op::Still(_) => "markers or burn(0)".to_string(),
             Op::Load { off, size } => format!("load of {size} bytes at rseq+{off}"),
             Op::Store { off, size, .. } => format!("store of {size} bytes at rseq+{off}"),
             Op::TestAndClearBit { off, bit } => format!("test-and-clear bit {bit} at rseq+{off}"),
@@ -93,14 +96,11 @@ pub(crate) struct Request {
     pub at: u64,
     pub op: Op,
     pub marks: Marks,
-    /// Operations made in the coroutine since the previous request without time passing
-    /// (markers, `burn(0)`): the engine counts them against the livelock budget.
-    pub still: u32,
 }
 
 /// Zero-time operations a coroutine makes on its own before it hands control to the
-/// engine (which then sees them in [`Request::still`]): a loop of markers or `burn(0)`
-/// would otherwise never come back.
+/// engine (an [`Op::Still`] it counts against the livelock budget): a loop of markers or
+/// `burn(0)` would otherwise never come back.
 const STILL_MAX: u32 = 1024;
 
 /// The result the engine hands back.
@@ -166,7 +166,6 @@ impl<'y> SimPlatform<'y> {
             at: self.now,
             op,
             marks: std::mem::take(&mut self.marks),
-            still: std::mem::take(&mut self.still),
         });
         self.now = r.now;
         self.synced = r.now;
@@ -191,7 +190,8 @@ impl<'y> SimPlatform<'y> {
     fn stand_still(&mut self) {
         self.still += 1;
         if self.still >= STILL_MAX {
-            self.call(Op::Wait);
+            self.still = 0;
+            self.call(Op::Still(STILL_MAX));
         }
     }
 

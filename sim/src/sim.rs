@@ -613,7 +613,10 @@ impl Simulation {
                     }
                     // Time must pass: a task making operations at one instant forever
                     // (zero costs, markers) is stopped as a livelock.
-                    let ops = 1 + u64::from(req.still);
+                    let ops = match req.op {
+                        Op::Still(n) => u64::from(n),
+                        _ => 1,
+                    };
                     if req.at == t.instant_at {
                         t.instant_ops += ops;
                         if t.instant_ops > self.cfg.max_ops_per_instant {
@@ -847,7 +850,7 @@ impl Simulation {
     fn exec_op_inline(&mut self, cpu: u32, tid: u32, op: Op) -> Option<Value> {
         let endian = self.cfg.endian;
         match op {
-            Op::Wait => Some(Value::None),
+            Op::Wait | Op::Still(_) => Some(Value::None),
             Op::Load { off, size } => {
                 let t = &self.tasks[tid as usize];
                 let o = off as usize;
@@ -1095,7 +1098,7 @@ const SIGUSR1: i32 = 10;
 /// that reached the horizon).
 fn point_op(op: &Op) -> Option<PointOp> {
     Some(match op {
-        Op::Wait => return None,
+        Op::Wait | Op::Still(_) => return None,
         Op::Load { off, .. } => PointOp::Load(*off),
         Op::Store { off, .. } => PointOp::Store(*off),
         Op::TestAndClearBit { off, .. } => PointOp::TestAndClear(*off),
