@@ -18,6 +18,8 @@ pub const EXIT_EXPECTATION: i32 = 1;
 pub const EXIT_INVALID: i32 = 3;
 /// Exit code: an I/O or engine error.
 pub const EXIT_ERROR: i32 = 4;
+/// Exit code: a run was stopped by a budget (`slicesim::budget`).
+pub const EXIT_BUDGET: i32 = 5;
 
 /// `slicesim run`.
 #[derive(clap::Args)]
@@ -53,6 +55,8 @@ pub struct RunArgs {
     pub timeline: TimelineArgs,
     #[command(flatten)]
     pub trace: crate::TraceArgs,
+    #[command(flatten)]
+    pub budget: slicesim::budget::BudgetArgs,
 }
 
 /// `--html FILE`, `--timeline-svg FILE`, `--window START..END`: the run as pictures.
@@ -78,12 +82,14 @@ impl TimelineArgs {
     }
 }
 
-/// Draw the run into the files `t` names, each written whole.
-fn write_timelines(sim: &rseq_sim::Simulation, name: &str, t: &TimelineArgs) -> Result<()> {
+/// Draw the run into the files `t` names (staged in `out`).
+fn write_timelines(
+    sim: &rseq_sim::Simulation,
+    name: &str,
+    t: &TimelineArgs,
+    out: &mut crate::outputs::Outputs,
+) -> Result<()> {
     use slicesim::export::{html, svg, TraceInput};
-    if t.window.is_some() && t.html.is_none() && t.timeline_svg.is_none() {
-        anyhow::bail!("--window needs --html or --timeline-svg");
-    }
     let input = TraceInput::from_simulation(sim);
     let title = match t.window {
         Some(w) => format!(
@@ -96,13 +102,11 @@ fn write_timelines(sim: &rseq_sim::Simulation, name: &str, t: &TimelineArgs) -> 
     if let Some(path) = &t.html {
         let page = html::render(&input, &format!("scenario {name}"), t.window)
             .context("drawing the HTML timeline")?;
-        crate::write_whole(path, page.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        out.write(path, page.as_bytes())?;
     }
     if let Some(path) = &t.timeline_svg {
         let figure = svg::render(&input, &title, t.window).context("drawing the SVG timeline")?;
-        crate::write_whole(path, figure.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        out.write(path, figure.as_bytes())?;
     }
     Ok(())
 }
@@ -126,10 +130,17 @@ pub struct CheckArgs {
 
 /// Load `a.scenario` with its overrides, or print why not and give the exit code.
 fn load_or_report(a: &RunArgs) -> std::result::Result<Loaded, i32> {
-    scenario::load(&a.scenario, &a.sets).map_err(|e| {
+    let max_bytes = a
+        .budget
+        .max_file_mib
+        .unwrap_or(slicesim::budget::defaults::MAX_FILE_MIB)
+        .saturating_mul(1 << 20);
+    let mut l = scenario::load_limited(&a.scenario, &a.sets, max_bytes).map_err(|e| {
         eprintln!("error: {e}");
         load_error_code(&e)
-    })
+    })?;
+    l.set_budget(&a.budget);
+    Ok(l)
 }
 
 /// An unreadable file is an I/O error (4), a readable but wrong one invalid (3).
@@ -137,49 +148,125 @@ pub(crate) fn load_error_code(e: &ScenarioError) -> i32 {
     match e {
         ScenarioError::Io { .. } => EXIT_ERROR,
         ScenarioError::Invalid { .. } => EXIT_INVALID,
+        ScenarioError::Budget(_) => EXIT_BUDGET,
     }
 }
 
+/// `--until`: a time, at most the one-hour limit of `duration`.
 fn parse_nanos(s: &str) -> Result<Nanos, String> {
-    Nanos::parse(s)
+    let n = Nanos::parse(s)?;
+    let max = scenario::limits::DURATION_NS;
+    if n.0 > max {
+        return Err(format!(
+            "{s} is over the limit of 1h ({max} ns), the same as a scenario's `duration`"
+        ));
+    }
+    Ok(n)
+}
+
+/// Does `run` with these options need the whole log kept in memory? (Without it the log
+/// streams through the expectations and memory does not grow with simulated time.)
+fn needs_whole_log(a: &RunArgs) -> bool {
+    a.metrics.is_some()
+        || a.plot.is_some()
+        || a.timeline.any()
+        || (a.trace.trace.is_some() && !streams_trace(a))
+}
+
+/// Is `--trace` written as the run goes (jsonl, and not a replayed schedule)?
+fn streams_trace(a: &RunArgs) -> bool {
+    a.trace.trace.is_some()
+        && a.trace.format == slicesim::export::Format::Jsonl
+        && a.schedule.is_none()
 }
 
 /// Run one scenario and print its summary; returns the exit code.
 pub fn run(a: RunArgs) -> Result<i32> {
+    if a.timeline.window.is_some() && a.timeline.html.is_none() && a.timeline.timeline_svg.is_none()
+    {
+        anyhow::bail!("--window needs --html or --timeline-svg");
+    }
     let loaded = match load_or_report(&a) {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let (r, violations) = match simulate(&a, &loaded)? {
+    let metrics_format = a
+        .metrics
+        .as_deref()
+        .map(str::parse::<MetricsFormat>)
+        .transpose()?;
+    // Every file is named before the run: an unwritable one fails now, not after it.
+    let paths = [
+        &a.plot,
+        &a.timeline.html,
+        &a.timeline.timeline_svg,
+        &a.trace.trace,
+    ];
+    let mut out = crate::outputs::Outputs::prepare(paths.iter().filter_map(|p| p.as_deref()))?;
+    // A jsonl trace streams: its lines go to a scratch file as the run produces them.
+    let mut body = match &a.trace.trace {
+        Some(p) if streams_trace(&a) => Some(std::io::BufWriter::new(out.scratch(p)?)),
+        _ => None,
+    };
+    let mut buf = Vec::new();
+    let mut sink = |rs: &[rseq_sim::LogRecord]| -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(b) = &mut body {
+            buf.clear();
+            slicesim::export::jsonl_lines(&mut buf, rs).map_err(std::io::Error::other)?;
+            b.write_all(&buf)?;
+        }
+        Ok(())
+    };
+    let (r, violations) = match simulate(&a, &loaded, needs_whole_log(&a), &mut sink)? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
     };
     let s = &loaded.scenario.scenario;
-    let metrics = match a.metrics.as_deref().map(str::parse::<MetricsFormat>) {
+    let metrics = match metrics_format {
         None => None,
-        Some(f) => Some((f?, Metrics::compute(&r.sim)?)),
+        Some(f) => Some((f, Metrics::compute(&r.sim)?)),
     };
     if let Some(path) = &a.plot {
         let m = Metrics::compute(&r.sim)?;
         let svg = slicesim::plot::metrics_svg(&m, &format!("scenario {}", s.name))
             .map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
-        crate::write_whole(path, svg.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        out.write(path, svg.as_bytes())?;
     }
-    write_timelines(&r.sim, &s.name, &a.timeline)?;
+    write_timelines(&r.sim, &s.name, &a.timeline, &mut out)?;
+    let workload = format!("scenario {}", s.name);
+    let trace_note = match (body, &a.trace.trace) {
+        (Some(body), Some(path)) => {
+            use std::io::{Seek, Write};
+            let input =
+                slicesim::export::TraceInput::from_simulation(&r.sim).with_workload(workload);
+            let header = slicesim::export::jsonl_header(&input, r.logged as usize)?;
+            out.write(path, &header)?;
+            let mut body = body.into_inner().map_err(|e| e.into_error())?;
+            body.rewind()?;
+            std::io::copy(&mut body, out.file(path))
+                .with_context(|| format!("writing trace {}", path.display()))?;
+            out.file(path).flush()?;
+            Some(format!(
+                "trace: {} events in {} (jsonl)",
+                r.logged,
+                path.display()
+            ))
+        }
+        _ => crate::write_trace_quietly(&r.sim, workload, &a.trace, &mut out)?,
+    };
+    out.commit()?;
     if let Some((f @ (MetricsFormat::Json | MetricsFormat::Csv), m)) = &metrics {
         print!("{}", metrics::render(*f, m));
         // stdout is the metrics alone: the trace's note goes to stderr.
-        if let Some(note) =
-            crate::write_trace_quietly(&r.sim, format!("scenario {}", s.name), &a.trace)?
-        {
+        if let Some(note) = trace_note {
             eprintln!("{note}");
         }
         return Ok(if r.passed() { 0 } else { EXIT_EXPECTATION });
     }
     println!("scenario {} ({})", s.name, a.scenario.display());
-    if !s.description.is_empty() {
-        println!("  {}", s.description.trim());
+    if !s.description.trim().is_empty() {
+        println!("  {}", loaded.short_description());
     }
     let cfg = r.sim.config();
     println!(
@@ -188,7 +275,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         cfg.revision.name(),
         cfg.preempt.name(),
         cfg.seed,
-        r.sim.log().len(),
+        r.logged,
         r.sim.now()
     );
     println!("rseq/stats:");
@@ -236,7 +323,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if let Some((f, m)) = &metrics {
         print!("{}", metrics::render(*f, m));
     }
-    crate::write_trace(&r.sim, format!("scenario {}", s.name), &a.trace, "")?;
+    if let Some(note) = trace_note {
+        println!("{note}");
+    }
     Ok(if failed > 0 { EXIT_EXPECTATION } else { 0 })
 }
 
@@ -266,12 +355,13 @@ fn read_schedule_arg(
 fn simulate(
     a: &RunArgs,
     loaded: &Loaded,
+    keep_log: bool,
+    sink: &mut scenario::LogSink<'_>,
 ) -> Result<std::result::Result<(scenario::RunResult, Option<(Stamped, Vec<Violation>)>), i32>> {
     match read_schedule_arg(a, loaded)? {
-        None => Ok(Ok((
-            run_with_bar(loaded, a.seed, a.until.map(|n| n.0))?,
-            None,
-        ))),
+        None => Ok(
+            run_with_bar(loaded, a.seed, a.until.map(|n| n.0), keep_log, sink)?.map(|r| (r, None)),
+        ),
         Some(Err(code)) => Ok(Err(code)),
         Some(Ok((st, setup))) => {
             let (o, r) = slicesim::explore::run_schedule(loaded, &setup, &st.schedule)
@@ -282,8 +372,16 @@ fn simulate(
 }
 
 /// Run with a progress bar on stderr, shown only on a terminal and only once the run has
-/// taken more than a second (wall time touches the display, never the simulation).
-fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<scenario::RunResult> {
+/// taken more than a second (wall time touches the display, never the simulation); off a
+/// terminal, a line every 10 s of a long run. Keeps the whole log only if `keep_log`. A
+/// budget that stops the run is reported here (`Err`: the exit code, 5).
+fn run_with_bar(
+    l: &Loaded,
+    seed: Option<u64>,
+    until: Option<u64>,
+    keep_log: bool,
+    sink: &mut scenario::LogSink<'_>,
+) -> Result<std::result::Result<scenario::RunResult, i32>> {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
@@ -293,15 +391,35 @@ fn run_with_bar(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<sce
             .expect("valid template"),
     );
     bar.set_length(scenario::SLICES);
-    let r = scenario::run_with_progress(l, seed, until, &mut |_, _| {
-        if tty && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
+    let mut last_line = 0;
+    let o = scenario::RunOptions {
+        seed,
+        until,
+        keep_log,
+    };
+    let r = scenario::run_streamed(l, &o, sink, &mut |now, end| {
+        let secs = started.elapsed().as_secs();
+        if tty && bar.is_hidden() && secs >= 1 {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
+        if !tty && secs >= last_line + 10 {
+            last_line = secs;
+            eprintln!(
+                "progress: {now} of {end} ns simulated ({}%) after {secs} s",
+                now * 100 / end.max(1)
+            );
+        }
         bar.inc(1);
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    });
     bar.finish_and_clear();
-    Ok(r)
+    match r {
+        Ok(r) => Ok(Ok(r)),
+        Err(e @ ScenarioError::Budget(_)) => {
+            eprintln!("error: {e}");
+            Ok(Err(EXIT_BUDGET))
+        }
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
 }
 
 /// `explain`, `step` and `stats` share `run`'s arguments but draw nothing: say so rather
@@ -338,14 +456,14 @@ pub fn explain(e: ExplainArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let (r, _) = match simulate(&a, &loaded)? {
+    let (r, _) = match simulate(&a, &loaded, true, &mut |_| Ok(()))? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
     };
     println!(
         "{}: {}",
         loaded.scenario.scenario.name,
-        loaded.scenario.scenario.description.trim()
+        loaded.short_description()
     );
     let opts = slicesim::explain::Options { brief: e.brief };
     print!("{}", slicesim::explain::explain_with(&r.sim, opts));
@@ -387,7 +505,7 @@ pub fn stats(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let (r, _) = match simulate(&a, &loaded)? {
+    let (r, _) = match simulate(&a, &loaded, false, &mut |_| Ok(()))? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
     };
@@ -469,7 +587,9 @@ fn check_one(path: &Path) -> (String, Verdict) {
         Err(e) => return (path.display().to_string(), Verdict::Invalid(e)),
     };
     let name = loaded.scenario.scenario.name.clone();
-    match scenario::run(&loaded, None, None) {
+    // Only the expectations read the log: it streams through them and is not kept.
+    let o = scenario::RunOptions::default();
+    match scenario::run_streamed(&loaded, &o, &mut |_| Ok(()), &mut |_, _| {}) {
         Err(e) => (name, Verdict::Invalid(e)),
         Ok(r) => {
             let failed: Vec<String> = r
@@ -486,7 +606,7 @@ fn check_one(path: &Path) -> (String, Verdict) {
                     name,
                     Verdict::Pass {
                         checks,
-                        events: r.sim.log().len(),
+                        events: r.logged as usize,
                     },
                 )
             } else {
@@ -652,12 +772,7 @@ pub fn list(dir: &Path) -> Result<()> {
         writeln!(out, "bundled scenarios ({}):", dir.display())?;
         for f in collect(&[dir.to_path_buf()]).unwrap_or_default() {
             match scenario::load(&f, &[]) {
-                Ok(l) => writeln!(
-                    out,
-                    "  {:<45} {}",
-                    f.display(),
-                    l.scenario.scenario.description.lines().next().unwrap_or("")
-                )?,
+                Ok(l) => writeln!(out, "  {:<45} {}", f.display(), l.short_description())?,
                 Err(e) => writeln!(out, "  {:<45} INVALID: {e}", f.display())?,
             }
         }

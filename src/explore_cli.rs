@@ -71,6 +71,43 @@ pub struct ExploreArgs {
 
 /// A progress bar on stderr, only on a terminal: runs of a known total, or a counter of
 /// schedules for an exhaustive search (whose size shows only as it goes).
+/// Most injected events per run, on the command line as in the scenario key.
+const MAX_K: u32 = 8;
+
+/// Before an exhaustive search: the size of its space, from the unperturbed run's points
+/// (every kind at every set of at most K points, before the reduction prunes equivalent
+/// kinds), and whether `--max-schedules` will cut it.
+fn print_estimate(l: &scenario::Loaded, setup: &Setup, seed: u64, max: u64) -> Result<()> {
+    let plain = explore::Schedule::plain(seed);
+    let (o, _) = explore::run_schedule(l, setup, &plain).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (p, m) = (u128::from(o.point_count), setup.kinds.len() as u128);
+    // sum over k <= K of C(p, k) * m^k, saturating.
+    let (mut total, mut term) = (1u128, 1u128);
+    for k in 1..=u128::from(setup.max_k) {
+        if k > p {
+            break;
+        }
+        term = term.saturating_mul(p + 1 - k).saturating_mul(m) / k;
+        total = total.saturating_add(term);
+    }
+    let size = if total > u128::from(u64::MAX) {
+        "more than 10^19".to_string()
+    } else {
+        group(total as u64)
+    };
+    println!(
+        "  estimate: about {size} schedules before reduction ({p} points in the unperturbed run, {m} kinds, K = {})",
+        setup.max_k
+    );
+    if total > u128::from(max) {
+        println!(
+            "  the space is larger than --max-schedules {}: the search stops there (narrow it with --task, fewer kinds, a shorter run or a lower K)",
+            group(max)
+        );
+    }
+    Ok(())
+}
+
 fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
@@ -147,6 +184,12 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
         );
         return Ok(2);
     }
+    if let Some(k) = a.max_interrupts.filter(|&k| k > MAX_K) {
+        eprintln!(
+            "error: --max-interrupts {k}: at most {MAX_K}, as the scenario key explore.max_interrupts"
+        );
+        return Ok(2);
+    }
     let setup = match Setup::new(&l, &a.tasks, a.max_interrupts) {
         Ok(s) => Setup {
             max_schedules: a.max_schedules,
@@ -180,11 +223,31 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
         kinds.join(","),
         setup.watched.join(",")
     );
+    if a.exhaustive {
+        print_estimate(&l, &setup, seed, a.max_schedules)?;
+    }
     // Ctrl-C stops handing out runs; what finished is reported, marked as interrupted.
     static STOP: AtomicBool = AtomicBool::new(false);
     let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
     let bar = progress_bar(if a.exhaustive { None } else { Some(a.runs) });
-    let tick = || bar.inc(1);
+    // Off a terminal, a line every 10 s (wall time touches the display only).
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let last_line = std::sync::atomic::AtomicU64::new(0);
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let tick = || {
+        bar.inc(1);
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        let secs = started.elapsed().as_secs();
+        let last = last_line.load(Ordering::Relaxed);
+        if !tty
+            && secs >= last + 10
+            && last_line
+                .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            eprintln!("progress: {n} runs after {secs} s");
+        }
+    };
     let ctl = explore::Control {
         stop: &STOP,
         progress: &tick,

@@ -161,7 +161,8 @@ fn exit_code(exit: Option<&TaskExit>) -> i64 {
         Some(TaskExit::Exited) => 0,
         Some(TaskExit::Signaled { signo, .. }) => i64::from(*signo),
         Some(TaskExit::Panicked(_)) => EXIT_PANIC,
-        Some(TaskExit::StepBudget(_) | TaskExit::SpawnFailed(_)) | None => -1,
+        Some(TaskExit::StepBudget(_) | TaskExit::SpawnFailed(_) | TaskExit::Livelock { .. })
+        | None => -1,
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 mod commands;
 mod explore_cli;
+mod outputs;
 
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -140,21 +141,13 @@ pub struct TraceArgs {
     pub format: Format,
 }
 
-/// Render a finished simulation's trace per `t` and write it whole; prints where it went
-/// (on stdout, after `prefix`).
-pub fn write_trace(sim: &Simulation, workload: String, t: &TraceArgs, prefix: &str) -> Result<()> {
-    if let Some(note) = write_trace_quietly(sim, workload, t)? {
-        println!("{prefix}{note}");
-    }
-    Ok(())
-}
-
-/// [`write_trace`], returning the note instead of printing it (for commands whose stdout
-/// is machine-readable).
+/// Render a finished simulation's trace per `t` into its staged file in `out` (prepared
+/// before the run); returns the note that says where it went.
 pub fn write_trace_quietly(
     sim: &Simulation,
     workload: String,
     t: &TraceArgs,
+    out: &mut outputs::Outputs,
 ) -> Result<Option<String>> {
     let Some(path) = &t.trace else {
         return Ok(None);
@@ -162,7 +155,7 @@ pub fn write_trace_quietly(
     let input = TraceInput::from_simulation(sim).with_workload(workload);
     let bytes = export::render(t.format, &input)
         .with_context(|| format!("rendering the {} trace", t.format))?;
-    write_whole(path, &bytes).with_context(|| format!("writing trace {}", path.display()))?;
+    out.write(path, &bytes)?;
     Ok(Some(format!(
         "trace: {} events in {} ({})",
         sim.log().len(),
@@ -275,6 +268,7 @@ fn selftest(a: SelftestArgs) -> Result<()> {
         log_user_accesses: a.trace.trace.is_some(),
         ..SimConfig::default()
     };
+    let mut out = outputs::Outputs::prepare(a.trace.trace.as_deref())?;
     let mut sim = Simulation::new(cfg).context("building the simulation")?;
     let main = rseq_sim::spawn_selftest(
         &mut sim,
@@ -287,6 +281,8 @@ fn selftest(a: SelftestArgs) -> Result<()> {
     // The loop ends after total_ns; give teardown a generous margin.
     sim.run_until(params.total_ns + 100_000_000);
 
+    let note = write_trace_quietly(&sim, format!("selftest {}", a.variant), &a.trace, &mut out)?;
+    out.commit()?;
     println!(
         "# slice_ext.{} (simulated, revision {}, seed {})",
         a.variant,
@@ -311,7 +307,9 @@ fn selftest(a: SelftestArgs) -> Result<()> {
     for line in sim.stats_debugfs().lines() {
         println!("# {line}");
     }
-    write_trace(&sim, format!("selftest {}", a.variant), &a.trace, "# ")?;
+    if let Some(note) = note {
+        println!("# {note}");
+    }
     Ok(())
 }
 

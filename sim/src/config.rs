@@ -144,6 +144,10 @@ pub struct SimConfig {
     /// Per-task budget of user-side platform calls; a task exceeding it is killed and
     /// reported as faulty (`u64::MAX` = unlimited).
     pub max_user_steps: u64,
+    /// Most user operations a task may make at one simulated instant before it is stopped
+    /// as a livelock (`TaskExit::Livelock`): with zero costs (`shared_access_ns = 0`,
+    /// markers, `burn(0)`) a spin loop would otherwise never let time pass.
+    pub max_ops_per_instant: u64,
     /// Record the event log (turn off for benchmarks; statistics are unaffected).
     pub log: bool,
     /// Also record every user access to the control word in the log.
@@ -187,6 +191,7 @@ impl Default for SimConfig {
             syscall_work_delay_ns: 0,
             load_balance: true,
             max_user_steps: u64::MAX,
+            max_ops_per_instant: 100_000,
             log: true,
             log_user_accesses: true,
             max_threads: 30_000,

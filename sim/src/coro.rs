@@ -33,6 +33,8 @@ pub const RSEQ_AREA_SIZE: usize = 256;
 pub(crate) enum Op {
     /// Nothing: the end of a burn (or a clock read) that reached the horizon.
     Wait,
+    /// A `Wait` after this many operations that took no time (the livelock budget).
+    Still(u32),
     /// Load `size` bytes at `off` of the rseq area.
     Load { off: u8, size: u8 },
     /// Store `size` bytes of `val` at `off` of the rseq area.
@@ -55,6 +57,28 @@ pub(crate) enum Op {
 }
 
 /// An access to a shared word.
+impl Op {
+    /// The operation in words, for a livelock report.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Op::Wait => "wait".to_string(),
+            Op::Still(_) => "markers or burn(0)".to_string(),
+            Op::Load { off, size } => format!("load of {size} bytes at rseq+{off}"),
+            Op::Store { off, size, .. } => format!("store of {size} bytes at rseq+{off}"),
+            Op::TestAndClearBit { off, bit } => format!("test-and-clear bit {bit} at rseq+{off}"),
+            Op::Syscall(c) => format!("syscall {c:?}"),
+            Op::GetAffinity => "sched_getaffinity".to_string(),
+            Op::Shared(SharedOp::Load(w)) => format!("shared load of word {}", w.0),
+            Op::Shared(SharedOp::Store(w, _)) => format!("shared store to word {}", w.0),
+            Op::Shared(SharedOp::Cas(w, ..)) => format!("shared cas on word {}", w.0),
+            Op::Shared(SharedOp::FetchAdd(w, _)) => format!("shared fetch_add on word {}", w.0),
+            Op::Spawn { .. } => "spawn".to_string(),
+            Op::Exec { .. } => "exec".to_string(),
+            Op::SetRseqMapped(_) => "set rseq mapped".to_string(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum SharedOp {
     Load(SharedWord),
@@ -73,6 +97,11 @@ pub(crate) struct Request {
     pub op: Op,
     pub marks: Marks,
 }
+
+/// Zero-time operations a coroutine makes on its own before it hands control to the
+/// engine (an [`Op::Still`] it counts against the livelock budget): a loop of markers or
+/// `burn(0)` would otherwise never come back.
+const STILL_MAX: u32 = 1024;
 
 /// The result the engine hands back.
 #[derive(Clone, Debug)]
@@ -127,6 +156,8 @@ pub struct SimPlatform<'y> {
     horizon: u64,
     info: ThreadInfo,
     marks: Marks,
+    /// Zero-time operations since the last request.
+    still: u32,
 }
 
 impl<'y> SimPlatform<'y> {
@@ -152,6 +183,16 @@ impl<'y> SimPlatform<'y> {
         let v = self.call(Op::Shared(op));
         self.now += self.info.costs.shared_access_ns;
         v
+    }
+
+    /// Count an operation that lets no time pass; every [`STILL_MAX`] of them, go to the
+    /// engine (a `Wait` at the same instant) so its livelock budget sees them.
+    fn stand_still(&mut self) {
+        self.still += 1;
+        if self.still >= STILL_MAX {
+            self.still = 0;
+            self.call(Op::Still(STILL_MAX));
+        }
     }
 
     fn check(&self, off: usize, size: usize) -> u8 {
@@ -301,6 +342,9 @@ impl Platform for SimPlatform<'_> {
     }
 
     fn burn(&mut self, ns: u64) {
+        if ns == 0 {
+            self.stand_still();
+        }
         let end = self.now.saturating_add(ns);
         if end < self.horizon {
             self.now = end;
@@ -336,6 +380,7 @@ impl Platform for SimPlatform<'_> {
     }
 
     fn mark(&mut self, marker: Marker) {
+        self.stand_still();
         if self.info.log_marks {
             self.marks.push((self.now, marker));
         }
@@ -378,6 +423,7 @@ impl UserThread {
                     horizon: first.horizon,
                     info,
                     marks: Marks::new(),
+                    still: 0,
                 };
                 let how = match catch_unwind(AssertUnwindSafe(|| program(&mut p))) {
                     Ok(counters) => {

@@ -294,6 +294,8 @@ impl Simulation {
             exit: None,
             counters: Vec::new(),
             user_steps: 0,
+            instant_at: u64::MAX,
+            instant_ops: 0,
             kcont: KCont::None,
             pending_op: None,
             pending_at: 0,
@@ -398,6 +400,35 @@ impl Simulation {
         self.now = self.now.max(end);
         self.flush_marks();
         false
+    }
+
+    /// Run until `end`, or until about `events` more events have been processed (the
+    /// count may be passed by the user operations of the last event). Returns whether
+    /// `end` was reached. Runs cut this way are the run in one go: callers use it to drain
+    /// the log ([`Simulation::drain_log`]) and check budgets between chunks.
+    pub fn run_chunk(&mut self, end: u64, events: u64) -> bool {
+        self.limit = end;
+        let target = self.events.saturating_add(events);
+        while self.events < target {
+            let Some((time, ev)) = self.queue.pop_before(end) else {
+                self.now = self.now.max(end);
+                self.flush_marks();
+                return true;
+            };
+            self.now = time;
+            self.events += 1;
+            self.dispatch(ev);
+        }
+        self.flush_marks();
+        false
+    }
+
+    /// Take the log records so far, leaving the log empty (markers the clock has not
+    /// reached stay pending): a long run streams its log to its consumers this way and
+    /// keeps none of it.
+    pub fn drain_log(&mut self) -> Vec<LogRecord> {
+        let cap = self.log.capacity();
+        std::mem::replace(&mut self.log, Vec::with_capacity(cap.min(1 << 16)))
     }
 
     /// Process exactly one queued event before `end`; false if there was none.
@@ -579,6 +610,28 @@ impl Simulation {
                         self.now = req.at.max(self.now);
                         self.kill_now(cpu, tid, TaskExit::StepBudget(n));
                         return;
+                    }
+                    // Time must pass: a task making operations at one instant forever
+                    // (zero costs, markers) is stopped as a livelock.
+                    let ops = match req.op {
+                        Op::Still(n) => u64::from(n),
+                        _ => 1,
+                    };
+                    if req.at == t.instant_at {
+                        t.instant_ops += ops;
+                        if t.instant_ops > self.cfg.max_ops_per_instant {
+                            let exit = TaskExit::Livelock {
+                                ops: t.instant_ops,
+                                at_ns: req.at,
+                                op: req.op.describe(),
+                            };
+                            self.now = req.at.max(self.now);
+                            self.kill_now(cpu, tid, exit);
+                            return;
+                        }
+                    } else {
+                        t.instant_at = req.at;
+                        t.instant_ops = ops;
                     }
                     if self.watching && t.watched {
                         if let Some(p) = point_op(&req.op) {
@@ -797,7 +850,7 @@ impl Simulation {
     fn exec_op_inline(&mut self, cpu: u32, tid: u32, op: Op) -> Option<Value> {
         let endian = self.cfg.endian;
         match op {
-            Op::Wait => Some(Value::None),
+            Op::Wait | Op::Still(_) => Some(Value::None),
             Op::Load { off, size } => {
                 let t = &self.tasks[tid as usize];
                 let o = off as usize;
@@ -1045,7 +1098,7 @@ const SIGUSR1: i32 = 10;
 /// that reached the horizon).
 fn point_op(op: &Op) -> Option<PointOp> {
     Some(match op {
-        Op::Wait => return None,
+        Op::Wait | Op::Still(_) => return None,
         Op::Load { off, .. } => PointOp::Load(*off),
         Op::Store { off, .. } => PointOp::Store(*off),
         Op::TestAndClearBit { off, .. } => PointOp::TestAndClear(*off),

@@ -75,6 +75,17 @@ pub enum TaskExit {
     StepBudget(u64),
     /// The simulator could not create the task's coroutine.
     SpawnFailed(String),
+    /// The task made `ops` user operations (markers, zero-cost accesses, `burn(0)`) at
+    /// one simulated instant without time passing: a livelock. It is stopped there; the
+    /// simulation goes on (`SimConfig::max_ops_per_instant`).
+    Livelock {
+        /// Operations at that instant.
+        ops: u64,
+        /// The instant, ns.
+        at_ns: u64,
+        /// The operation it was making when stopped, e.g. `shared load of word 0`.
+        op: String,
+    },
 }
 
 impl std::fmt::Display for TaskExit {
@@ -89,6 +100,11 @@ impl std::fmt::Display for TaskExit {
             TaskExit::Panicked(m) => write!(f, "panicked: {m}"),
             TaskExit::StepBudget(n) => write!(f, "exceeded the step budget of {n} user steps"),
             TaskExit::SpawnFailed(m) => write!(f, "could not be created: {m}"),
+            TaskExit::Livelock { ops, at_ns, op } => write!(
+                f,
+                "livelock: {ops} user operations at {at_ns} ns without time passing (last: {op}); \
+                 give the operations a cost or raise max_ops_per_instant"
+            ),
         }
     }
 }
@@ -230,6 +246,10 @@ pub struct Task {
     pub counters: Counters,
     /// User-side steps taken.
     pub user_steps: u64,
+    /// The instant of the task's latest user operation, and how many it made there (the
+    /// livelock budget, `SimConfig::max_ops_per_instant`).
+    pub(crate) instant_at: u64,
+    pub(crate) instant_ops: u64,
     pub(crate) kcont: KCont,
     pub(crate) pending_op: Option<crate::coro::Op>,
     pub(crate) pending_at: u64,

@@ -320,7 +320,15 @@ fn run_with(
     sim.give_stacks(std::mem::take(pool));
     sim.run_until(duration);
     let checks = scenario::evaluate(&l.scenario.expect, &sim, &names);
-    Ok((scenario::RunResult { sim, names, checks }, duration))
+    let logged = sim.log().len() as u64;
+    let r = scenario::RunResult {
+        sim,
+        names,
+        checks,
+        logged,
+        peak_kept: logged,
+    };
+    Ok((r, duration))
 }
 
 /// Build `l`'s simulation for schedule `s` with `chooser`, watching `setup`'s tasks.

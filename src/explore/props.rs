@@ -167,7 +167,10 @@ pub fn check(sim: &Simulation, correct: &[bool], end: u64) -> Vec<Violation> {
                 ),
             });
         }
-        if let Some(e @ (TaskExit::Panicked(_) | TaskExit::StepBudget(_))) = &task.exit {
+        if let Some(
+            e @ (TaskExit::Panicked(_) | TaskExit::StepBudget(_) | TaskExit::Livelock { .. }),
+        ) = &task.exit
+        {
             if is_correct(task.id) {
                 out.push(Violation {
                     property: "correct-code-no-fault",

@@ -162,16 +162,29 @@ enum Kind<'a> {
 
 pub(crate) fn render(input: &TraceInput<'_>) -> Result<Vec<u8>, ExportError> {
     let mut out = Vec::with_capacity(128 * (input.log.len() + 1));
-    serde_json::to_writer(&mut out, &header(input))?;
+    serde_json::to_writer(&mut out, &header(input, input.log.len()))?;
     out.push(b'\n');
-    for r in input.log {
-        serde_json::to_writer(&mut out, &line(r))?;
-        out.push(b'\n');
-    }
+    lines(&mut out, input.log)?;
     Ok(out)
 }
 
-fn header<'a>(input: &'a TraceInput<'a>) -> Header<'a> {
+/// The record lines of `records`, appended to `out` (the streaming writer's body).
+pub(crate) fn lines(out: &mut Vec<u8>, records: &[LogRecord]) -> Result<(), ExportError> {
+    for r in records {
+        serde_json::to_writer(&mut *out, &line(r))?;
+        out.push(b'\n');
+    }
+    Ok(())
+}
+
+/// The header line of a run whose `events` records were streamed (`input.log` unused).
+pub(crate) fn header_line(input: &TraceInput<'_>, events: usize) -> Result<Vec<u8>, ExportError> {
+    let mut out = serde_json::to_vec(&header(input, events))?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+fn header<'a>(input: &'a TraceInput<'a>, events: usize) -> Header<'a> {
     let m = &input.meta;
     let s = input.stats;
     Header {
@@ -186,7 +199,7 @@ fn header<'a>(input: &'a TraceInput<'a>) -> Header<'a> {
         rseq_debug: m.rseq_debug,
         cpus: input.cpus,
         end_ns: m.end_ns,
-        events: input.log.len(),
+        events,
         workload: m.workload.as_deref(),
         tasks: (0..input.tasks.len() as u32)
             .map(|id| TaskJson {

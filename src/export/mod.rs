@@ -331,6 +331,20 @@ pub(crate) fn swapper(cpu: u32) -> String {
     format!("swapper/{cpu}")
 }
 
+/// The streaming `jsonl` writer, for a run that does not keep its log: [`jsonl_lines`]
+/// renders each chunk of records as the run produces them; [`jsonl_header`], the first
+/// line, holds the run's totals and is written before them when the run has ended. Header
+/// and lines together are byte for byte what [`render`] gives for the whole log.
+pub fn jsonl_lines(out: &mut Vec<u8>, records: &[LogRecord]) -> Result<(), ExportError> {
+    jsonl::lines(out, records)
+}
+
+/// The header line of a streamed `jsonl` trace of `events` records (see [`jsonl_lines`]);
+/// `input.log` is not read.
+pub fn jsonl_header(input: &TraceInput<'_>, events: usize) -> Result<Vec<u8>, ExportError> {
+    jsonl::header_line(input, events)
+}
+
 /// `ns` as µs with three decimals: `12.345`.
 pub fn us(ns: u64) -> String {
     format!("{}.{:03}", ns / 1000, ns % 1000)

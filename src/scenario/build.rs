@@ -13,6 +13,8 @@ use rseq_sim::config::AvailableWhenBootDisabled;
 use rseq_sim::*;
 
 use super::*;
+use crate::budget::{Budget, CHUNK_EVENTS};
+use rseq_sim::LogRecord;
 
 /// A finished run: the simulation, the task names, and the expectation checks.
 pub struct RunResult {
@@ -22,6 +24,11 @@ pub struct RunResult {
     pub names: BTreeMap<String, u32>,
     /// Every expectation with its verdict.
     pub checks: Vec<Check>,
+    /// Log records the run produced (kept or streamed).
+    pub logged: u64,
+    /// Most log records held in memory at once: the whole log when it was kept, at most
+    /// about one chunk's when it streamed.
+    pub peak_kept: u64,
 }
 
 impl RunResult {
@@ -218,7 +225,7 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
     let (path, src, s) = (&l.path, &l.source, &l.scenario);
     let err = |at: usize, m: String| Err(ScenarioError::at(path, src, at, m));
     validate_explore(l)?;
-    config(s).map_err(|m| ScenarioError::at(path, src, key_pos(src, m.0), m.1))?;
+    config(s, &l.budget).map_err(|m| ScenarioError::at(path, src, key_pos(src, m.0), m.1))?;
     if s.scenario.duration.0 == 0 || s.scenario.duration.0 > limits::DURATION_NS {
         return err(
             key_pos(src, "duration"),
@@ -408,7 +415,7 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
 }
 
 /// The machine section as a `SimConfig`; on error, (key, message).
-fn config(s: &Scenario) -> Result<SimConfig, (&'static str, String)> {
+fn config(s: &Scenario, budget: &Budget) -> Result<SimConfig, (&'static str, String)> {
     let m = &s.machine;
     let d = SimConfig::default();
     let ns = |v: Option<Nanos>, dflt: u64| v.map_or(dflt, |n| n.0);
@@ -473,7 +480,8 @@ fn config(s: &Scenario) -> Result<SimConfig, (&'static str, String)> {
         timer_jitter_ns: ns(m.timer_jitter, d.timer_jitter_ns),
         syscall_work_delay_ns: ns(m.syscall_work_delay, d.syscall_work_delay_ns),
         load_balance: m.load_balance.unwrap_or(d.load_balance),
-        max_user_steps: m.max_user_steps.unwrap_or(d.max_user_steps),
+        max_user_steps: budget.max_user_steps,
+        max_ops_per_instant: budget.max_ops_per_instant,
         max_threads: m.max_threads.unwrap_or(d.max_threads),
         ..d
     };
@@ -579,7 +587,8 @@ fn program(d: &TaskDef, duration: u64, script: Option<Vec<script::Step>>) -> Sim
     }
 }
 
-/// Build and run a validated scenario (with an optional seed and end-time override).
+/// Build and run a validated scenario (with an optional seed and end-time override),
+/// keeping its whole log.
 pub fn run(l: &Loaded, seed: Option<u64>, until: Option<u64>) -> Result<RunResult, ScenarioError> {
     run_with_progress(l, seed, until, &mut |_, _| {})
 }
@@ -595,18 +604,92 @@ pub fn run_with_progress(
     until: Option<u64>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RunResult, ScenarioError> {
+    run_streamed(
+        l,
+        &RunOptions {
+            seed,
+            until,
+            keep_log: true,
+        },
+        &mut |_| Ok(()),
+        progress,
+    )
+}
+
+/// How [`run_streamed`] runs a scenario.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Override the scenario's seed.
+    pub seed: Option<u64>,
+    /// Stop here instead of at the scenario's duration, ns.
+    pub until: Option<u64>,
+    /// Keep the whole log in the simulation (for outputs that need it); otherwise the log
+    /// only streams through the expectations and the sink, and memory does not grow with
+    /// simulated time.
+    pub keep_log: bool,
+}
+
+/// A sink of log records as a run produces them (a streaming trace writer).
+pub type LogSink<'a> = dyn FnMut(&[LogRecord]) -> std::io::Result<()> + 'a;
+
+/// Build and run a validated scenario, checking its budgets ([`Loaded::budget`]) every
+/// [`CHUNK_EVENTS`] events and streaming the log through the `[[expect.log]]` conditions
+/// and `sink`. Cut into the same [`SLICES`] as [`run_with_progress`], and the same run.
+pub fn run_streamed(
+    l: &Loaded,
+    o: &RunOptions,
+    sink: &mut LogSink<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunResult, ScenarioError> {
     let Built {
         mut sim,
         names,
         duration,
-    } = build(l, seed, until)?;
+    } = build(l, o.seed, o.until)?;
+    let mut watch = expect::LogWatch::new(&l.scenario.expect.log);
+    let (mut logged, mut peak_kept) = (0u64, 0u64);
+    let started = std::time::Instant::now();
+    let sink_error = |e: std::io::Error| ScenarioError::Io {
+        path: l.path.clone(),
+        message: format!("streaming the log: {e}"),
+    };
     for i in 1..=SLICES {
         let t = duration / SLICES * i + if i == SLICES { duration % SLICES } else { 0 };
-        sim.run_until(t);
+        loop {
+            let done = sim.run_chunk(t, CHUNK_EVENTS);
+            let kept = sim.log().len() as u64;
+            peak_kept = peak_kept.max(kept);
+            if o.keep_log {
+                let new = &sim.log()[(logged as usize)..];
+                watch.feed(new);
+                sink(new).map_err(sink_error)?;
+                logged = kept;
+            } else {
+                let chunk = sim.drain_log();
+                watch.feed(&chunk);
+                sink(&chunk).map_err(sink_error)?;
+                logged += chunk.len() as u64;
+            }
+            let kept = if o.keep_log { kept } else { 0 };
+            l.budget.check(
+                sim.events_processed(),
+                kept,
+                started.elapsed().as_secs_f64(),
+            )?;
+            if done {
+                break;
+            }
+        }
         progress(t, duration);
     }
-    let checks = expect::evaluate(&l.scenario.expect, &sim, &names);
-    Ok(RunResult { sim, names, checks })
+    let checks = expect::evaluate_streamed(&l.scenario.expect, &sim, &names, &watch);
+    Ok(RunResult {
+        sim,
+        names,
+        checks,
+        logged,
+        peak_kept,
+    })
 }
 
 /// A scenario's simulation, built but not yet run.
@@ -645,7 +728,20 @@ pub fn build_tuned(
     chooser: Option<Box<dyn Chooser>>,
 ) -> Result<Built, ScenarioError> {
     let s = &l.scenario;
-    let mut cfg = config(s)
+    if let Some(u) = until {
+        if u > limits::DURATION_NS {
+            return Err(ScenarioError::at(
+                &l.path,
+                &l.source,
+                key_pos(&l.source, "duration"),
+                format!(
+                    "--until {u} ns is over the limit of {} ns, one hour (the longest `duration` too)",
+                    limits::DURATION_NS
+                ),
+            ));
+        }
+    }
+    let mut cfg = config(s, &l.budget)
         .map_err(|m| ScenarioError::at(&l.path, &l.source, key_pos(&l.source, m.0), m.1))?;
     if let Some(seed) = seed {
         cfg.seed = seed;

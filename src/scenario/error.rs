@@ -26,6 +26,9 @@ pub enum ScenarioError {
         /// What is wrong (and the closest valid spelling, if any).
         message: String,
     },
+    /// The run was stopped by a budget (exit code 5).
+    #[error("{0}")]
+    Budget(#[from] crate::budget::BudgetError),
 }
 
 /// `FILE:LINE:COLUMN: message`, or `FILE: message` for an error without a position in

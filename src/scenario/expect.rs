@@ -182,9 +182,73 @@ fn range_check(what: String, r: &Range, v: i64) -> Check {
     }
 }
 
-/// Evaluate every expectation against a finished simulation.
-/// Check expectations `e` against a finished simulation.
+/// Check expectations `e` against a finished simulation that kept its whole log.
 pub fn evaluate(e: &Expect, sim: &Simulation, names: &BTreeMap<String, u32>) -> Vec<Check> {
+    let mut watch = LogWatch::new(&e.log);
+    watch.feed(sim.log());
+    evaluate_streamed(e, sim, names, &watch)
+}
+
+/// The `[[expect.log]]` conditions, fed the log chunk by chunk as a run produces it: the
+/// state is a counter or a position per condition, whatever the length of the run.
+#[derive(Debug, Clone)]
+pub struct LogWatch {
+    conds: Vec<(LogExpect, u64)>,
+    line: String,
+}
+
+impl LogWatch {
+    /// Start watching for `log` conditions.
+    pub fn new(log: &[LogExpect]) -> Self {
+        Self {
+            conds: log.iter().map(|l| (l.clone(), 0)).collect(),
+            line: String::new(),
+        }
+    }
+
+    /// Consume the next records of the log.
+    pub fn feed(&mut self, records: &[rseq_sim::LogRecord]) {
+        if self.conds.is_empty() {
+            return;
+        }
+        use std::fmt::Write;
+        for r in records {
+            self.line.clear();
+            let _ = write!(self.line, "{}", r.kind);
+            for (le, n) in &mut self.conds {
+                match &le.sequence {
+                    // `n`: how many of the sequence's texts were seen, in order.
+                    Some(seq) => {
+                        if let Some(w) = seq.get(*n as usize) {
+                            if self.line.contains(w.as_str()) {
+                                *n += 1;
+                            }
+                        }
+                    }
+                    // `n`: matching lines.
+                    None => {
+                        let text = le
+                            .contains
+                            .as_deref()
+                            .or(le.absent.as_deref())
+                            .unwrap_or("");
+                        if self.line.contains(text) {
+                            *n += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`evaluate`] for a run whose log was streamed into `watch` rather than kept.
+pub fn evaluate_streamed(
+    e: &Expect,
+    sim: &Simulation,
+    names: &BTreeMap<String, u32>,
+    watch: &LogWatch,
+) -> Vec<Check> {
     let s = sim.stats();
     let mut out = Vec::new();
     for (n, r, v) in [
@@ -268,22 +332,15 @@ pub fn evaluate(e: &Expect, sim: &Simulation, names: &BTreeMap<String, u32>) -> 
             }
         }
     }
-    for le in &e.log {
-        out.push(log_check(le, sim));
+    for (le, n) in &watch.conds {
+        out.push(log_check(le, *n));
     }
     out
 }
 
-fn log_check(le: &LogExpect, sim: &Simulation) -> Check {
+fn log_check(le: &LogExpect, n: u64) -> Check {
     if let Some(seq) = &le.sequence {
-        let mut want = seq.iter().peekable();
-        for r in sim.log() {
-            let Some(w) = want.peek() else { break };
-            if r.kind.to_string().contains(w.as_str()) {
-                want.next();
-            }
-        }
-        let outcome = match want.next() {
+        let outcome = match seq.get(n as usize) {
             None => CheckOutcome::Pass,
             Some(w) => CheckOutcome::Fail(format!("no {w:?} after the earlier ones")),
         };
@@ -297,11 +354,7 @@ fn log_check(le: &LogExpect, sim: &Simulation) -> Check {
         .as_deref()
         .or(le.absent.as_deref())
         .unwrap_or("");
-    let n = sim
-        .log()
-        .iter()
-        .filter(|r| r.kind.to_string().contains(text))
-        .count() as i64;
+    let n = n as i64;
     if le.absent.is_some() {
         let outcome = if n == 0 {
             CheckOutcome::Pass

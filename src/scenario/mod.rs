@@ -18,10 +18,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use build::{
-    build, build_tuned, build_with, key_pos, run, run_with_progress, Built, RunResult, SLICES,
+    build, build_tuned, build_with, key_pos, run, run_streamed, run_with_progress, Built, LogSink,
+    RunOptions, RunResult, SLICES,
 };
 pub use error::{closest, ScenarioError};
-pub use expect::{evaluate, Check, CheckOutcome, Range};
+pub use expect::{evaluate, evaluate_streamed, Check, CheckOutcome, LogWatch, Range};
 pub use units::Nanos;
 
 /// Most CPUs, tasks (after `count`), interrupt sources and simulated time a scenario may ask for.
@@ -65,6 +66,9 @@ pub struct Scenario {
     /// What `slicesim explore` searches and checks, `[explore]`.
     #[serde(default)]
     pub explore: ExploreDef,
+    /// Budgets of a run, `[budget]` (docs/scenarios.md).
+    #[serde(default)]
+    pub budget: crate::budget::BudgetDef,
 }
 
 /// `[explore]`: the search space and the properties of `slicesim explore`.
@@ -482,19 +486,123 @@ pub struct Loaded {
     /// same scenario thousands of times. Each build gets its own copy: a shared `Arc`'s
     /// count bounced between the explorer's threads on every run.
     pub(crate) scripts: Vec<Option<Vec<script::Step>>>,
+    /// The budgets in force: the defaults and the scenario's `[budget]`; a command line
+    /// applies its `--max-*` flags with [`Loaded::set_budget`].
+    pub budget: crate::budget::Budget,
 }
 
-/// Read, override and parse a scenario file.
+impl Loaded {
+    /// Apply `--max-*` flags over the scenario's `[budget]`.
+    pub fn set_budget(&mut self, args: &crate::budget::BudgetArgs) {
+        self.budget = crate::budget::Budget::resolve(
+            &self.scenario.budget,
+            self.scenario.machine.max_user_steps,
+            args,
+        );
+    }
+
+    /// The description as printed: its first line, at most [`DESCRIPTION_CHARS`]
+    /// characters (a long one is cut with `…`).
+    pub fn short_description(&self) -> String {
+        let d = self.scenario.scenario.description.trim();
+        let first = d.lines().next().unwrap_or("");
+        let mut out: String = first.chars().take(DESCRIPTION_CHARS).collect();
+        if out.len() < d.len() {
+            out.push('…');
+        }
+        out
+    }
+}
+
+/// Longest description printed by a run.
+pub const DESCRIPTION_CHARS: usize = 200;
+
+/// Read, override and parse a scenario file (at most
+/// [`MAX_FILE_MIB`](crate::budget::defaults::MAX_FILE_MIB) MiB).
 pub fn load(path: &Path, sets: &[String]) -> Result<Loaded, ScenarioError> {
-    let source = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
+    load_limited(path, sets, crate::budget::defaults::MAX_FILE_MIB << 20)
+}
+
+/// [`load`] with a size limit, bytes: a larger file is refused before it is read.
+pub fn load_limited(path: &Path, sets: &[String], max_bytes: u64) -> Result<Loaded, ScenarioError> {
+    let io = |e: std::io::Error| ScenarioError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > max_bytes {
+        return Err(ScenarioError::Invalid {
+            path: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!(
+                "the file is {size} bytes, over the limit of {max_bytes} bytes \
+                 ({} MiB); raise it with --max-file-mib",
+                max_bytes >> 20
+            ),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let source = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let good = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let prefix = std::str::from_utf8(&bytes[..good]).expect("valid up to here");
+            return Err(ScenarioError::at(
+                path,
+                prefix,
+                good,
+                format!(
+                    "invalid UTF-8 (byte {:#04x}): a scenario file is UTF-8 text",
+                    bytes[good]
+                ),
+            ));
+        }
+    };
     parse(path, &source, sets)
+}
+
+/// Count the `[[table]]` headers before parsing: a file of a million `[[irq]]` tables is
+/// refused at the cost of one scan, not after building all of them.
+fn count_tables(path: &Path, source: &str) -> Result<(), ScenarioError> {
+    let (mut tasks, mut sources, mut others) = (0u64, 0usize, 0usize);
+    let mut at = 0;
+    for line in source.split_inclusive('\n') {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("[[") {
+            let name = rest.split("]]").next().unwrap_or("").trim();
+            let (n, limit, what) = match name {
+                "task" => {
+                    tasks += 1;
+                    (tasks as usize, limits::TASKS as usize, "[[task]] tables")
+                }
+                "irq" | "signal" => {
+                    sources += 1;
+                    (sources, limits::SOURCES, "[[irq]] and [[signal]] tables")
+                }
+                _ => {
+                    others += 1;
+                    (others, limits::SOURCES, "other [[...]] tables")
+                }
+            };
+            if n > limit {
+                return Err(ScenarioError::at(
+                    path,
+                    source,
+                    at + (line.len() - t.len()),
+                    format!("more than {limit} {what}"),
+                ));
+            }
+        }
+        at += line.len();
+    }
+    Ok(())
 }
 
 /// Parse scenario text (with `key=value` overrides applied to the document first).
 pub fn parse(path: &Path, source: &str, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    count_tables(path, source)?;
     let original = source;
     let source = if sets.is_empty() {
         source.to_string()
@@ -506,6 +614,11 @@ pub fn parse(path: &Path, source: &str, sets: &[String]) -> Result<Loaded, Scena
     let mut loaded = Loaded {
         path: path.to_path_buf(),
         source,
+        budget: crate::budget::Budget::resolve(
+            &scenario.budget,
+            scenario.machine.max_user_steps,
+            &Default::default(),
+        ),
         scenario,
         scripts: Vec::new(),
     };

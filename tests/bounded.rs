@@ -1,0 +1,424 @@
+//! Bounded by construction (issue 15): every accepted input ends in bounded time and
+//! memory, each case of the issue as a user would meet it. No test measures wall time:
+//! memory is shown by the number of log records held at once, budgets by their messages.
+
+mod support;
+use std::path::{Path, PathBuf};
+
+use slicesim::budget::{BudgetArgs, CHUNK_EVENTS};
+use slicesim::scenario::{self, RunOptions};
+use support::slicesim;
+
+/// A fresh folder for one test's files.
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("slicesim-bounded-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const SPINNERS: &str = r#"
+[scenario]
+name = "spinners"
+duration = "DURATION"
+[machine]
+cpus = CPUS
+hz = 10000
+[[task]]
+name = "spin"
+program = "spinner"
+count = CPUS
+"#;
+
+fn spinners(cpus: u32, duration: &str) -> String {
+    SPINNERS
+        .replace("CPUS", &cpus.to_string())
+        .replace("DURATION", duration)
+}
+
+#[test]
+fn a_long_run_without_a_whole_log_output_keeps_a_bounded_log() {
+    let d = dir("flat");
+    let mut peaks = Vec::new();
+    for duration in ["50ms", "2s"] {
+        let p = write(&d, "s.toml", &spinners(8, duration));
+        let l = scenario::load(&p, &[]).unwrap();
+        let o = RunOptions::default();
+        let r = scenario::run_streamed(&l, &o, &mut |_| Ok(()), &mut |_, _| {}).unwrap();
+        // Ten times longer produces ten times the records ...
+        peaks.push((r.logged, r.peak_kept));
+    }
+    let ((short_logged, short_peak), (long_logged, long_peak)) = (peaks[0], peaks[1]);
+    assert!(long_logged > 5 * short_logged, "{peaks:?}");
+    assert!(long_logged > 4 * CHUNK_EVENTS, "{peaks:?}");
+    // ... but what is held at once does not grow with simulated time: at most about a
+    // chunk's records.
+    assert!(long_peak <= 4 * CHUNK_EVENTS, "{peaks:?}");
+    assert!(long_peak < long_logged / 4, "{peaks:?}");
+    assert!(short_peak <= long_peak, "{peaks:?}");
+    // Kept whole, it is the whole log.
+    let l = scenario::load(&d.join("s.toml"), &[]).unwrap();
+    let o = RunOptions {
+        keep_log: true,
+        ..RunOptions::default()
+    };
+    let r = scenario::run_streamed(&l, &o, &mut |_| Ok(()), &mut |_, _| {}).unwrap();
+    assert_eq!(r.peak_kept, long_logged);
+    assert_eq!(r.sim.log().len() as u64, long_logged);
+}
+
+#[test]
+fn streaming_the_log_changes_neither_the_run_nor_its_log_expectations() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/workloads/spinlock-ext.toml");
+    let l = scenario::load(&p, &[]).unwrap();
+    let kept = scenario::run(&l, None, None).unwrap();
+    let mut hash = Vec::new();
+    let o = RunOptions::default();
+    let streamed = scenario::run_streamed(
+        &l,
+        &o,
+        &mut |rs| {
+            hash.extend(rs.iter().map(|r| r.to_string()));
+            Ok(())
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let whole: Vec<String> = kept.sim.log().iter().map(|r| r.to_string()).collect();
+    assert_eq!(hash, whole);
+    assert_eq!(streamed.logged, whole.len() as u64);
+    assert_eq!(
+        format!("{:?}", streamed.checks),
+        format!("{:?}", kept.checks)
+    );
+    assert_eq!(streamed.sim.stats(), kept.sim.stats());
+}
+
+#[test]
+fn the_1024_cpu_hour_stops_at_the_events_budget_with_how_to_raise_it() {
+    let d = dir("1024");
+    let p = write(&d, "s.toml", &spinners(1024, "3600s"));
+    let out = slicesim(&["run", p.to_str().unwrap(), "--max-events", "300000"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("simulated events budget"), "{err}");
+    assert!(err.contains("--max-events"), "{err}");
+    assert!(err.contains("max_events"), "{err}");
+    assert!(out.stdout.is_empty(), "no report of a stopped run");
+}
+
+#[test]
+fn a_budget_table_in_the_scenario_sets_the_budget_and_a_flag_overrides_it() {
+    let d = dir("table");
+    let s = spinners(4, "1s") + "[budget]\nmax_events = 20000\n";
+    let p = write(&d, "s.toml", &s);
+    let out = slicesim(&["run", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    let s = spinners(4, "1ms") + "[budget]\nmax_events = 20000\n";
+    let p = write(&d, "s.toml", &s);
+    let out = slicesim(&["run", p.to_str().unwrap(), "--max-events", "100000000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn many_script_tasks_stop_at_a_budget_not_at_the_host_memory() {
+    let d = dir("scripts");
+    let s = r#"
+[scenario]
+name = "many-scripts"
+duration = "3600s"
+[machine]
+cpus = 64
+[[task]]
+name = "w"
+program = "script"
+count = 5000
+steps = ["register", "enable", "loop 1000", "request", "burn 1us", "release", "end"]
+"#;
+    let p = write(&d, "s.toml", s);
+    let out = slicesim(&["run", p.to_str().unwrap(), "--max-events", "200000"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("--max-events"), "{err}");
+}
+
+#[test]
+fn until_obeys_the_one_hour_limit_of_duration() {
+    let out = slicesim(&[
+        "run",
+        "scenarios/edge/grant-then-yield.toml",
+        "--until",
+        "100000000s",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("over the limit of 1h"));
+    // The library refuses it too.
+    let l = scenario::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/edge/grant-then-yield.toml"),
+        &[],
+    )
+    .unwrap();
+    let e = scenario::run(&l, None, Some(100_000_000_000_000_000))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("over the limit"), "{e}");
+}
+
+#[test]
+fn too_many_tables_are_refused_before_parsing_and_a_big_file_before_reading() {
+    let d = dir("tables");
+    let mut s = String::from("[scenario]\nname = \"irqs\"\nduration = \"1ms\"\n");
+    for i in 0..10_001 {
+        s.push_str(&format!("[[irq]]\ncpu = 0\nkind = \"device\"\nat = {i}\n"));
+    }
+    let p = write(&d, "irqs.toml", &s);
+    let out = slicesim(&["run", p.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    // The 10 001st table's line: 3 header lines, 4 lines per table.
+    assert!(err.contains(&format!(":{}:1:", 4 + 4 * 10_000)), "{err}");
+    assert!(err.contains("more than 10000 [[irq]]"), "{err}");
+
+    let big = format!("{s}# {}\n", "x".repeat(5 << 20));
+    let p = write(&d, "big.toml", &big);
+    let out = slicesim(&["run", p.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--max-file-mib"), "{err}");
+    // Raised, it is read, and then the tables are counted.
+    let out = slicesim(&["run", p.to_str().unwrap(), "--max-file-mib", "16"]);
+    assert!(text(&out.stderr).contains("more than 10000"));
+}
+
+const ZERO_COST: [(&str, &str); 3] = [
+    (
+        "spin",
+        "[machine]\ncpus = 2\nshared_access = \"0ns\"\n[[task]]\nname = \"locker\"\nprogram = \"spinlock\"\ncount = 3\n",
+    ),
+    (
+        "marks",
+        "[[task]]\nname = \"marker\"\nprogram = \"script\"\nsteps = [\"loop 1000000000\", \"mark cs_enter\", \"end\"]\n",
+    ),
+    (
+        "loads",
+        "[machine]\nmem_access = \"0ns\"\n[[task]]\nname = \"loader\"\nprogram = \"script\"\nsteps = [\"register\", \"loop 1000000000\", \"load request\", \"end\"]\n",
+    ),
+];
+
+#[test]
+fn zero_cost_loops_end_as_a_livelock_of_that_task_and_the_run_goes_on() {
+    let d = dir("livelock");
+    for (name, body) in ZERO_COST {
+        let s = format!("[scenario]\nname = \"{name}\"\nduration = \"1ms\"\n{body}");
+        let p = write(&d, &format!("{name}.toml"), &s);
+        let out = slicesim(&["run", p.to_str().unwrap()]);
+        let so = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        assert!(so.contains("livelock: "), "{name}: {so}");
+        assert!(so.contains("max_ops_per_instant"), "{name}: {so}");
+        assert!(
+            so.contains("until 1000000 ns"),
+            "{name}: the run reaches its end\n{so}"
+        );
+        // Raised, the same loop is stopped later.
+        let out = slicesim(&[
+            "run",
+            p.to_str().unwrap(),
+            "--max-ops-per-instant",
+            "200000",
+        ]);
+        let so = text(&out.stdout);
+        let ops: u64 = so
+            .split("livelock: ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((200_000..210_000).contains(&ops), "{name}: {so}");
+    }
+}
+
+#[test]
+fn every_task_has_a_finite_step_budget_by_default() {
+    let b = slicesim::budget::Budget::resolve(&Default::default(), None, &BudgetArgs::default());
+    assert!(b.max_user_steps < u64::MAX);
+    let d = dir("steps");
+    let s = "[scenario]\nname = \"steps\"\nduration = \"1s\"\n[[task]]\nname = \"loader\"\nprogram = \"script\"\nsteps = [\"register\", \"loop 1000000000\", \"load request\", \"end\"]\n";
+    let p = write(&d, "s.toml", s);
+    let out = slicesim(&["run", p.to_str().unwrap(), "--max-user-steps", "5000"]);
+    assert!(text(&out.stdout).contains("exceeded the step budget of 5000"));
+}
+
+#[test]
+fn explore_caps_k_like_the_scenario_key_and_estimates_the_space() {
+    let out = slicesim(&[
+        "explore",
+        "scenarios/workloads/spinlock-ext.toml",
+        "--exhaustive",
+        "--max-interrupts",
+        "50",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("at most 8"));
+    let out = slicesim(&[
+        "explore",
+        "scenarios/races/yield-after-revoke.toml",
+        "--exhaustive",
+    ]);
+    assert!(text(&out.stdout).contains("estimate: about "));
+}
+
+#[test]
+fn a_long_description_prints_cut() {
+    let d = dir("desc");
+    let s = format!(
+        "[scenario]\nname = \"d\"\ndescription = \"{}\"\nduration = \"10us\"\n",
+        "word ".repeat(200_000)
+    );
+    let p = write(&d, "s.toml", &s);
+    for cmd in ["run", "explain"] {
+        let out = slicesim(&[cmd, p.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(out.stdout.len() < 4000, "{cmd}: {} bytes", out.stdout.len());
+        assert!(text(&out.stdout).contains("word word"));
+    }
+}
+
+#[test]
+fn invalid_utf8_is_an_invalid_scenario_with_its_position() {
+    let d = dir("utf8");
+    let p = d.join("s.toml");
+    std::fs::write(&p, b"[scenario]\nname = \"ab\xffc\"\nduration = \"1ms\"\n").unwrap();
+    let out = slicesim(&["run", p.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("s.toml:2:11: invalid UTF-8 (byte 0xff)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn outputs_are_all_or_nothing_and_checked_before_the_run() {
+    let d = dir("outputs");
+    let html = d.join("run.html");
+    let out = slicesim(&[
+        "run",
+        "scenarios/edge/grant-then-yield.toml",
+        "--html",
+        html.to_str().unwrap(),
+        "--trace",
+        "/nonexistent-dir/run.log",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(text(&out.stderr).contains("/nonexistent-dir/run.log"));
+    assert!(out.stdout.is_empty(), "nothing runs: {}", text(&out.stdout));
+    let left: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+    // Both writable: both written, no temporary file left.
+    let svg = d.join("run.svg");
+    let out = slicesim(&[
+        "run",
+        "scenarios/edge/grant-then-yield.toml",
+        "--html",
+        html.to_str().unwrap(),
+        "--timeline-svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["run.html", "run.svg"]);
+    // The same file twice is refused before the run.
+    let out = slicesim(&[
+        "run",
+        "scenarios/edge/grant-then-yield.toml",
+        "--html",
+        html.to_str().unwrap(),
+        "--trace",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(text(&out.stderr).contains("same file"));
+}
+
+#[test]
+fn a_whole_log_output_is_capped_by_its_budget() {
+    let d = dir("cap");
+    let p = write(&d, "s.toml", &spinners(8, "100ms"));
+    let html = d.join("run.html");
+    let out = slicesim(&[
+        "run",
+        p.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--max-log-events",
+        "1000",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("--max-log-events"), "{err}");
+    assert!(!html.exists());
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        1,
+        "only the scenario"
+    );
+}
+
+#[test]
+fn a_jsonl_trace_streams_and_is_the_same_file_as_one_rendered_whole() {
+    let d = dir("jsonl");
+    let (a, b, html) = (d.join("a.jsonl"), d.join("b.jsonl"), d.join("b.html"));
+    let scen = "scenarios/workloads/spinlock-ext.toml";
+    // Alone, the trace streams; with --html beside it the log is kept whole.
+    let out = slicesim(&[
+        "run",
+        scen,
+        "--trace",
+        a.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = slicesim(&[
+        "run",
+        scen,
+        "--trace",
+        b.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(ta.len() > 10_000);
+    assert_eq!(ta, tb);
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["a.jsonl", "b.html", "b.jsonl"],
+        "no scratch file left"
+    );
+}
