@@ -439,6 +439,31 @@ pub fn explain_with(sim: &Simulation, opts: Options) -> String {
                 Some(format!("signal {signo} is queued: {c} (§7)"))
             }
             LogKind::Signal { signo, cause: None } => Some(format!("signal {signo} is queued")),
+            LogKind::UserStore { off, after } if !cx.rev.is_v1() && usize::from(*off) != offset::SLICE_CTRL => {
+                // A byte store (§1.2): tell what was written where, not what it looks like.
+                let was_granted = v.granted;
+                v.word = *after;
+                let byte = after.bytes[usize::from(*off) - offset::SLICE_CTRL];
+                Some(match usize::from(*off) {
+                    offset::REQUEST if byte != 0 => "stores request = 1: asks for an extension of its time slice around its critical section (§8.1)".to_string(),
+                    offset::REQUEST => format!(
+                        "stores request = 0 on leaving its critical section: now {} (§8.1)",
+                        cx.word(after)
+                    ),
+                    offset::GRANTED if byte == 0 && was_granted => format!(
+                        "stores granted = 0: now {}: only the kernel may write granted; the store hides the grant the kernel still holds (§8.2, §7.3)",
+                        cx.word(after)
+                    ),
+                    offset::GRANTED => format!(
+                        "stores granted = {byte}: only the kernel may write granted, so this is a protocol violation (rseq_debug checks the word when a task the kernel thinks granted enters a syscall: SIGSEGV, §7.3): now {}",
+                        cx.word(after)
+                    ),
+                    _ => format!(
+                        "stores {byte:#04x} into a reserved byte of the word (offset {off}): __reserved must stay 0 (§1.2; rseq_debug checks it when a granted task enters a syscall: SIGSEGV, §7.3): now {}",
+                        cx.word(after)
+                    ),
+                })
+            }
             LogKind::UserStore { after, .. } => {
                 v.word = *after;
                 Some(if cx.requested(after) && !cx.granted(after) {

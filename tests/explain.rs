@@ -160,3 +160,32 @@ fn brief_keeps_the_old_density() {
     let full = story("scenarios/grant-revoke-race.toml");
     assert!(brief.lines().count() < full.lines().count());
 }
+
+/// Issue 12 item 14: a store is told as what it wrote, where: a reserved byte or `granted`
+/// is never "clears request on leaving its critical section".
+#[test]
+fn issue12_item14_stores_are_told_by_what_they_wrote() {
+    let s = story("scenarios/edge/misbehave-reserved-bytes.toml");
+    let l = line_with(
+        &s,
+        "stores 0xa5 into a reserved byte of the word (offset 30)",
+    );
+    assert!(l.contains("__reserved must stay 0"), "{l}");
+    assert!(!l.contains("leaving its critical section"), "{l}");
+    line_with(
+        &s,
+        "stores 0x5a into a reserved byte of the word (offset 31)",
+    );
+    line_with(&s, "stores request = 0 on leaving its critical section");
+    let s = story("scenarios/edge/misbehave-writes-granted.toml");
+    let l = line_with(&s, "stores granted = 1");
+    assert!(l.contains("only the kernel may write granted"), "{l}");
+    let l = line_with(&s, "stores granted = 0");
+    assert!(!l.contains("leaving its critical section"), "{l}");
+    for l in s
+        .lines()
+        .filter(|l| l.contains("leaving its critical section"))
+    {
+        assert!(l.contains("stores request = 0"), "{l}");
+    }
+}
