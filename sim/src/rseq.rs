@@ -204,28 +204,20 @@ impl Simulation {
         if reg.sig != sig {
             return Err(Errno::EPERM);
         }
-        if self.rev() == Revision::PostMerge {
+        let ok = if self.rev() == Revision::PostMerge {
             // 7.2 `rseq_reset_ids()` then `rseq_reset()`: only the ID fields are written
             // (cpu_id_start = 0), the word is left alone and the state wiped uncounted.
-            if !self.write_ids(tid, addr, RESET_IDS) {
-                self.force_sig(
-                    cpu,
-                    tid,
-                    rseq_abi::consts::signal::SIGSEGV,
-                    Some(FaultCause::UnregisterFault),
-                );
-                return Err(Errno::EFAULT);
-            }
-            self.tasks[tid as usize].rseq = RseqTask::default();
-            return Ok(0);
-        }
-        let ok = self.write_ids(tid, addr, UNINIT_IDS);
-        let was = self.tasks[tid as usize].rseq.granted;
-        let ok = ok
-            && (!self.cfg.static_key()
-                || !reg.v2
-                || self.clear_user_word(cpu, tid, RevokePath::R7Unregister, was));
-        self.rseq_slice_clear_grant(cpu, tid, true);
+            self.write_ids(tid, addr, RESET_IDS)
+        } else {
+            let ok = self.write_ids(tid, addr, UNINIT_IDS);
+            let was = self.tasks[tid as usize].rseq.granted;
+            let ok = ok
+                && (!self.cfg.static_key()
+                    || !reg.v2
+                    || self.clear_user_word(cpu, tid, RevokePath::R7Unregister, was));
+            self.rseq_slice_clear_grant(cpu, tid, true);
+            ok
+        };
         if !ok {
             self.force_sig(
                 cpu,

@@ -458,34 +458,11 @@ fn switch_out_and_back(p: &mut dyn Platform) -> i64 {
     sys(p.syscall(Syscall::Nanosleep { ns: 20_000_000 }))
 }
 
-/// Linux 7.2 `rseq_sched_switch_event()`: a legacy (32-byte) registration gets a full ID
-/// update after every context switch, a voluntary one on the same CPU included; with
-/// `rseq_debug` that update first checks the fields, so the scribble is fatal (issue 12
-/// items 1 and 3).
-pub fn legacy_ids_after_switch(p: &mut dyn Platform) -> Counters {
+/// Register with `len` bytes on a pinned CPU, scribble on `cpu_id_start`, switch out and
+/// back, and report whether the field then holds the CPU (`rewritten`) or the scribble
+/// (`kept`); the field is put back before unregistering.
+fn ids_after_switch(p: &mut dyn Platform, len: u32) -> Counters {
     let (addr, sig) = (p.rseq_addr(), p.rseq_sig());
-    let register = rseq_call(p, addr, ORIG_RSEQ_SIZE, 0, sig);
-    let cpu = pin_here(p);
-    p.store_u32(offset::CPU_ID_START, SCRIBBLE);
-    let sleep = switch_out_and_back(p);
-    let after = p.load_u32(offset::CPU_ID_START);
-    p.store_u32(offset::CPU_ID_START, cpu);
-    vec![
-        ("register", register),
-        ("sleep", sleep),
-        ("rewritten", i64::from(after == cpu)),
-        (
-            "unregister",
-            rseq_call(p, addr, ORIG_RSEQ_SIZE, RSEQ_FLAG_UNREGISTER, sig),
-        ),
-    ]
-}
-
-/// The same with the platform's registration (64 bytes, ABI v2, on the 7.2 revision): a
-/// switch that changes no ID leaves the fields alone, unchecked; `rseq_debug` checks them
-/// (issue 12 item 1).
-pub fn v2_ids_after_switch(p: &mut dyn Platform) -> Counters {
-    let (addr, len, sig) = (p.rseq_addr(), p.rseq_len(), p.rseq_sig());
     let register = rseq_call(p, addr, len, 0, sig);
     let cpu = pin_here(p);
     p.store_u32(offset::CPU_ID_START, SCRIBBLE);
@@ -495,12 +472,29 @@ pub fn v2_ids_after_switch(p: &mut dyn Platform) -> Counters {
     vec![
         ("register", register),
         ("sleep", sleep),
+        ("rewritten", i64::from(after == cpu)),
         ("kept", i64::from(after == SCRIBBLE)),
         (
             "unregister",
             rseq_call(p, addr, len, RSEQ_FLAG_UNREGISTER, sig),
         ),
     ]
+}
+
+/// Linux 7.2 `rseq_sched_switch_event()`: a legacy (32-byte) registration gets a full ID
+/// update after every context switch, a voluntary one on the same CPU included; with
+/// `rseq_debug` that update first checks the fields, so the scribble is fatal (issue 12
+/// items 1 and 3).
+pub fn legacy_ids_after_switch(p: &mut dyn Platform) -> Counters {
+    ids_after_switch(p, ORIG_RSEQ_SIZE)
+}
+
+/// The same with the platform's registration (64 bytes, ABI v2, on the 7.2 revision): a
+/// switch that changes no ID leaves the fields alone, unchecked; `rseq_debug` has nothing to
+/// check either, since no rseq update runs (issue 12 item 1).
+pub fn v2_ids_after_switch(p: &mut dyn Platform) -> Counters {
+    let len = p.rseq_len();
+    ids_after_switch(p, len)
 }
 
 /// Linux 7.2 `rseq_reset_ids()`: unregistering writes `cpu_id_start = 0`,
