@@ -173,10 +173,15 @@ fn needs_whole_log(a: &RunArgs) -> bool {
         || (a.trace.trace.is_some() && !streams_trace(a))
 }
 
-/// Is `--trace` written as the run goes (jsonl, and not a replayed schedule)?
+/// Is `--trace` written as the run goes (jsonl, text or ftrace, and not a replayed
+/// schedule)?
 fn streams_trace(a: &RunArgs) -> bool {
+    use slicesim::export::Format;
     a.trace.trace.is_some()
-        && a.trace.format == slicesim::export::Format::Jsonl
+        && matches!(
+            a.trace.format,
+            Format::Jsonl | Format::Text | Format::Ftrace
+        )
         && a.schedule.is_none()
 }
 
@@ -203,21 +208,27 @@ pub fn run(a: RunArgs) -> Result<i32> {
         &a.trace.trace,
     ];
     let mut out = crate::outputs::Outputs::prepare(paths.iter().filter_map(|p| p.as_deref()))?;
-    // A jsonl trace streams: its lines go to a scratch file as the run produces them.
+    // A jsonl, text or ftrace trace streams: its lines go to a scratch file as the run
+    // produces them; the header, which holds the totals, goes in front at the end.
     let mut body = match &a.trace.trace {
-        Some(p) if streams_trace(&a) => Some(std::io::BufWriter::new(out.scratch(p)?)),
+        Some(p) if streams_trace(&a) => Some((None, std::io::BufWriter::new(out.scratch(p)?))),
         _ => None,
     };
-    let mut buf = Vec::new();
-    let mut sink = |rs: &[rseq_sim::LogRecord]| -> std::io::Result<()> {
-        use std::io::Write;
-        if let Some(b) = &mut body {
-            buf.clear();
-            slicesim::export::jsonl_lines(&mut buf, rs).map_err(std::io::Error::other)?;
-            b.write_all(&buf)?;
-        }
-        Ok(())
+    let format = a.trace.format;
+    // The writer is made from the first chunk's simulation, which knows the CPU count.
+    let writer_for = move |sim: &rseq_sim::Simulation| {
+        slicesim::export::StreamWriter::new(format, sim.config().cpus as u32)
+            .expect("streams_trace allows only formats that stream")
     };
+    let mut sink =
+        |sim: &rseq_sim::Simulation, rs: &[rseq_sim::LogRecord]| -> std::io::Result<()> {
+            if let Some((writer, b)) = &mut body {
+                let input = slicesim::export::TraceInput::from_simulation(sim);
+                let w = writer.get_or_insert_with(|| writer_for(sim));
+                w.records(&input, rs, b)?;
+            }
+            Ok(())
+        };
     let (r, violations) = match simulate(&a, &loaded, needs_whole_log(&a), &mut sink)? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
@@ -236,21 +247,26 @@ pub fn run(a: RunArgs) -> Result<i32> {
     write_timelines(&r.sim, &s.name, &a.timeline, &mut out)?;
     let workload = format!("scenario {}", s.name);
     let trace_note = match (body, &a.trace.trace) {
-        (Some(body), Some(path)) => {
+        (Some((writer, body)), Some(path)) => {
             use std::io::{Seek, Write};
             let input =
                 slicesim::export::TraceInput::from_simulation(&r.sim).with_workload(workload);
-            let header = slicesim::export::jsonl_header(&input, r.logged as usize)?;
+            let writer = writer.unwrap_or_else(|| writer_for(&r.sim));
+            let header = writer.header(&input, r.logged as usize)?;
             out.write(path, &header)?;
             let mut body = body.into_inner().map_err(|e| e.into_error())?;
             body.rewind()?;
             std::io::copy(&mut body, out.file(path))
                 .with_context(|| format!("writing trace {}", path.display()))?;
+            out.file(path)
+                .write_all(&writer.footer(&input))
+                .with_context(|| format!("writing trace {}", path.display()))?;
             out.file(path).flush()?;
             Some(format!(
-                "trace: {} events in {} (jsonl)",
+                "trace: {} events in {} ({})",
                 r.logged,
-                path.display()
+                path.display(),
+                a.trace.format
             ))
         }
         _ => crate::write_trace_quietly(&r.sim, workload, &a.trace, &mut out)?,
@@ -456,7 +472,7 @@ pub fn explain(e: ExplainArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let (r, _) = match simulate(&a, &loaded, true, &mut |_| Ok(()))? {
+    let (r, _) = match simulate(&a, &loaded, true, &mut |_, _| Ok(()))? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
     };
@@ -505,7 +521,7 @@ pub fn stats(a: RunArgs) -> Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let (r, _) = match simulate(&a, &loaded, false, &mut |_| Ok(()))? {
+    let (r, _) = match simulate(&a, &loaded, false, &mut |_, _| Ok(()))? {
         Ok(rv) => rv,
         Err(code) => return Ok(code),
     };
@@ -589,7 +605,7 @@ fn check_one(path: &Path) -> (String, Verdict) {
     let name = loaded.scenario.scenario.name.clone();
     // Only the expectations read the log: it streams through them and is not kept.
     let o = scenario::RunOptions::default();
-    match scenario::run_streamed(&loaded, &o, &mut |_| Ok(()), &mut |_, _| {}) {
+    match scenario::run_streamed(&loaded, &o, &mut |_, _| Ok(()), &mut |_, _| {}) {
         Err(e) => (name, Verdict::Invalid(e)),
         Ok(r) => {
             let failed: Vec<String> = r

@@ -306,7 +306,7 @@ fn check_unwinding(path: &Path, bytes: &[u8]) -> Result<Verdict, String> {
         let r = scenario::run_streamed(
             &l,
             &RunOptions::default(),
-            &mut |rs| {
+            &mut |_, rs| {
                 hash.feed(rs);
                 identity.feed(rs);
                 Ok(())

@@ -54,7 +54,7 @@ fn a_long_run_without_a_whole_log_output_keeps_a_bounded_log() {
         let p = write(&d, "s.toml", &spinners(8, duration));
         let l = scenario::load(&p, &[]).unwrap();
         let o = RunOptions::default();
-        let r = scenario::run_streamed(&l, &o, &mut |_| Ok(()), &mut |_, _| {}).unwrap();
+        let r = scenario::run_streamed(&l, &o, &mut |_, _| Ok(()), &mut |_, _| {}).unwrap();
         // Ten times longer produces ten times the records ...
         peaks.push((r.logged, r.peak_kept));
     }
@@ -72,7 +72,7 @@ fn a_long_run_without_a_whole_log_output_keeps_a_bounded_log() {
         keep_log: true,
         ..RunOptions::default()
     };
-    let r = scenario::run_streamed(&l, &o, &mut |_| Ok(()), &mut |_, _| {}).unwrap();
+    let r = scenario::run_streamed(&l, &o, &mut |_, _| Ok(()), &mut |_, _| {}).unwrap();
     assert_eq!(r.peak_kept, long_logged);
     assert_eq!(r.sim.log().len() as u64, long_logged);
 }
@@ -87,7 +87,7 @@ fn streaming_the_log_changes_neither_the_run_nor_its_log_expectations() {
     let streamed = scenario::run_streamed(
         &l,
         &o,
-        &mut |rs| {
+        &mut |_, rs| {
             hash.extend(rs.iter().map(|r| r.to_string()));
             Ok(())
         },
@@ -421,4 +421,94 @@ fn a_jsonl_trace_streams_and_is_the_same_file_as_one_rendered_whole() {
         ["a.jsonl", "b.html", "b.jsonl"],
         "no scratch file left"
     );
+}
+
+/// Run `scen` with a `format` trace twice: alone, where it streams (and so passes a kept-log
+/// budget far below the run's events), and beside `--html`, which keeps the log whole and
+/// renders the trace from it; the two files must be the same bytes.
+fn streamed_trace_is_the_whole_one(format: &str, scen: &str) -> Vec<u8> {
+    let d = dir(&format!("stream-{format}"));
+    let (a, b, html) = (d.join("a.trace"), d.join("b.trace"), d.join("b.html"));
+    let out = slicesim(&[
+        "run",
+        scen,
+        "--trace",
+        a.to_str().unwrap(),
+        "--format",
+        format,
+        "--max-log-events",
+        "1000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = slicesim(&[
+        "run",
+        scen,
+        "--trace",
+        b.to_str().unwrap(),
+        "--format",
+        format,
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(ta.len() > 10_000);
+    assert_eq!(ta, tb);
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["a.trace", "b.html", "b.trace"],
+        "no scratch file left"
+    );
+    ta
+}
+
+#[test]
+fn a_text_trace_streams_and_is_the_same_file_as_one_rendered_whole() {
+    let t = streamed_trace_is_the_whole_one("text", "scenarios/workloads/spinlock-ext.toml");
+    assert!(text(&t).contains("# rseq/stats at the end of the run:"));
+}
+
+#[test]
+fn an_ftrace_trace_streams_and_is_the_same_file_as_one_rendered_whole() {
+    let t = streamed_trace_is_the_whole_one("ftrace", SLEEPY);
+    // The streamed writer learns a sleeping task's prev_state after the fact.
+    assert!(text(&t).contains("prev_state=S"));
+}
+
+/// A bundled scenario whose tasks sleep and are woken (`prev_state=S` in ftrace).
+const SLEEPY: &str = "scenarios/selftest/n2_2_50.toml";
+
+/// Every streaming format, fed the log in chunks of many sizes (so a sleeping task's
+/// `prev_state` is often learned a chunk later), gives the whole-log rendering's bytes.
+#[test]
+fn streamed_formats_are_the_whole_rendering_at_any_chunk_size() {
+    use slicesim::export::{render, Format, StreamWriter, TraceInput};
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(SLEEPY);
+    let l = scenario::load(&p, &[]).unwrap();
+    let r = scenario::run(&l, None, None).unwrap();
+    let input = TraceInput::from_simulation(&r.sim).with_workload("chunks");
+    let log = r.sim.log();
+    for format in Format::ALL {
+        let Some(_) = StreamWriter::new(format, input.cpus) else {
+            assert!(matches!(format, Format::Chrome | Format::Perfetto));
+            continue;
+        };
+        let whole = render(format, &input).unwrap();
+        for size in [1, 7, 100, 4096, log.len().max(1)] {
+            let mut w = StreamWriter::new(format, input.cpus).unwrap();
+            let mut body = std::io::Cursor::new(Vec::new());
+            for chunk in log.chunks(size) {
+                w.records(&input, chunk, &mut body).unwrap();
+            }
+            let mut got = w.header(&input, log.len()).unwrap();
+            got.extend(body.into_inner());
+            got.extend(w.footer(&input));
+            assert!(got == whole, "{format} in chunks of {size}");
+        }
+    }
 }

@@ -345,6 +345,96 @@ pub fn jsonl_header(input: &TraceInput<'_>, events: usize) -> Result<Vec<u8>, Ex
     jsonl::header_line(input, events)
 }
 
+/// A trace written as the run goes, for a run that does not keep its log: `jsonl`, `text`
+/// and `ftrace` ([`StreamWriter::new`] is `None` for the others, which need the whole log).
+///
+/// [`StreamWriter::records`] renders each chunk of records as the run produces them into
+/// the body; when the run has ended, [`StreamWriter::header`] (which holds the run's
+/// totals) goes in front of the body and [`StreamWriter::footer`] after it. Header, body
+/// and footer together are byte for byte what [`render`] gives for the whole log.
+pub struct StreamWriter {
+    state: Streaming,
+}
+
+enum Streaming {
+    Jsonl,
+    Text(timeline::Current),
+    Ftrace(Box<ftrace::Stream>),
+}
+
+impl StreamWriter {
+    /// A writer of `format` for a machine of `cpus` CPUs, if the format streams.
+    pub fn new(format: Format, cpus: u32) -> Option<StreamWriter> {
+        let state = match format {
+            Format::Jsonl => Streaming::Jsonl,
+            Format::Text => Streaming::Text(timeline::Current::new(cpus)),
+            Format::Ftrace => Streaming::Ftrace(Box::new(ftrace::Stream::new(cpus))),
+            Format::Chrome | Format::Perfetto => return None,
+        };
+        Some(StreamWriter { state })
+    }
+
+    /// Append the rendering of `records` (the next chunk of the log) to `body`, the bytes
+    /// this writer has written so far. `input` gives the tasks, CPUs and configuration
+    /// (`input.log` is not read). The `ftrace` writer may also rewrite one byte of an
+    /// earlier line (a `prev_state` it has just learned), so `body` must be seekable; it is
+    /// left positioned at its end.
+    pub fn records<W: std::io::Write + std::io::Seek>(
+        &mut self,
+        input: &TraceInput<'_>,
+        records: &[LogRecord],
+        body: &mut W,
+    ) -> std::io::Result<()> {
+        match &mut self.state {
+            Streaming::Jsonl => {
+                let mut buf = Vec::with_capacity(128 * records.len());
+                jsonl::lines(&mut buf, records).map_err(std::io::Error::other)?;
+                body.write_all(&buf)
+            }
+            Streaming::Text(current) => {
+                let mut buf = String::with_capacity(96 * records.len());
+                text::lines(&mut buf, input, current, records);
+                body.write_all(buf.as_bytes())
+            }
+            Streaming::Ftrace(stream) => {
+                let (lines, earlier) = stream.chunk(input, records);
+                if !earlier.is_empty() {
+                    let end = body.stream_position()?;
+                    for at in earlier {
+                        body.seek(std::io::SeekFrom::Start(at))?;
+                        body.write_all(b"S")?;
+                    }
+                    body.seek(std::io::SeekFrom::Start(end))?;
+                }
+                body.write_all(lines.as_bytes())
+            }
+        }
+    }
+
+    /// What goes in front of the body of a run that streamed `events` records: the header,
+    /// with the run's totals (`input.log` is not read).
+    pub fn header(&self, input: &TraceInput<'_>, events: usize) -> Result<Vec<u8>, ExportError> {
+        Ok(match self.state {
+            Streaming::Jsonl => jsonl::header_line(input, events)?,
+            Streaming::Text(_) => text::header(input, events).into_bytes(),
+            Streaming::Ftrace(_) => ftrace::header(input).into_bytes(),
+        })
+    }
+
+    /// What goes after the body: the text timeline's final `rseq/stats`, nothing for the
+    /// other formats.
+    pub fn footer(&self, input: &TraceInput<'_>) -> Vec<u8> {
+        match self.state {
+            Streaming::Text(_) => {
+                let mut out = String::new();
+                text::footer(input, &mut out);
+                out.into_bytes()
+            }
+            Streaming::Jsonl | Streaming::Ftrace(_) => Vec::new(),
+        }
+    }
+}
+
 /// `ns` as µs with three decimals: `12.345`.
 pub fn us(ns: u64) -> String {
     format!("{}.{:03}", ns / 1000, ns % 1000)

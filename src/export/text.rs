@@ -8,6 +8,8 @@
 
 use std::fmt::Write;
 
+use rseq_sim::LogRecord;
+
 use super::timeline::Current;
 use super::{endian_name, us, TraceInput};
 
@@ -15,20 +17,24 @@ use super::{endian_name, us, TraceInput};
 pub(crate) const MAX_LANES: u32 = 8;
 
 pub(crate) fn render(input: &TraceInput<'_>) -> String {
-    let mut out = String::new();
-    header(input, &mut out);
+    let mut out = header(input, input.log.len());
+    let mut current = Current::new(input.cpus);
+    lines(&mut out, input, &mut current, input.log);
+    footer(input, &mut out);
+    out
+}
+
+/// The event lines of `records`, appended to `out`; `current` carries each CPU's current
+/// task from one chunk of a streamed log to the next.
+pub(crate) fn lines(
+    out: &mut String,
+    input: &TraceInput<'_>,
+    current: &mut Current,
+    records: &[LogRecord],
+) {
     let lanes = input.cpus <= MAX_LANES;
     let width = lane_width(input.cpus);
-    if lanes {
-        let mut h = format!("#{:>11}  ", "time/us");
-        for c in 0..input.cpus {
-            let _ = write!(h, "{:<width$}", format!("cpu{c}"));
-        }
-        out.push_str(h.trim_end());
-        out.push('\n');
-    }
-    let mut current = Current::new(input.cpus);
-    for r in input.log {
+    for r in records {
         let _ = write!(out, "{:>12}  ", us(r.time));
         if lanes {
             for c in 0..r.cpu {
@@ -48,11 +54,14 @@ pub(crate) fn render(input: &TraceInput<'_>) -> String {
         let _ = writeln!(out, "{}{}", r.kind, gloss.unwrap_or_default());
         current.observe(r);
     }
+}
+
+/// The lines after the events: the final `rseq/stats`.
+pub(crate) fn footer(input: &TraceInput<'_>, out: &mut String) {
     out.push_str("#\n# rseq/stats at the end of the run:\n");
     for line in input.stats.debugfs().lines() {
         let _ = writeln!(out, "# {line}");
     }
-    out
 }
 
 /// Lane width: the widest that keeps eight lanes within about 120 columns.
@@ -60,7 +69,11 @@ fn lane_width(cpus: u32) -> usize {
     (120 / cpus.max(1) as usize).clamp(16, 40)
 }
 
-fn header(input: &TraceInput<'_>, out: &mut String) {
+/// The lines before the events, for a log of `events` records: they hold the run's totals,
+/// so a streamed trace writes them last, in front of the events.
+pub(crate) fn header(input: &TraceInput<'_>, events: usize) -> String {
+    let mut text = String::new();
+    let out = &mut text;
     let m = &input.meta;
     let _ = writeln!(out, "# slicesim trace, text timeline");
     let _ = writeln!(
@@ -81,7 +94,7 @@ fn header(input: &TraceInput<'_>, out: &mut String) {
         out,
         "# {} CPUs, {} events, run ended at {} us",
         input.cpus,
-        input.log.len(),
+        events,
         us(m.end_ns)
     );
     let tasks: Vec<String> = (0..input.tasks.len() as u32)
@@ -95,4 +108,14 @@ fn header(input: &TraceInput<'_>, out: &mut String) {
         );
     }
     out.push_str("#\n");
+    if input.cpus <= MAX_LANES {
+        let width = lane_width(input.cpus);
+        let mut h = format!("#{:>11}  ", "time/us");
+        for c in 0..input.cpus {
+            let _ = write!(h, "{:<width$}", format!("cpu{c}"));
+        }
+        out.push_str(h.trim_end());
+        out.push('\n');
+    }
+    text
 }

@@ -611,7 +611,7 @@ pub fn run_with_progress(
             until,
             keep_log: true,
         },
-        &mut |_| Ok(()),
+        &mut |_, _| Ok(()),
         progress,
     )
 }
@@ -629,8 +629,9 @@ pub struct RunOptions {
     pub keep_log: bool,
 }
 
-/// A sink of log records as a run produces them (a streaming trace writer).
-pub type LogSink<'a> = dyn FnMut(&[LogRecord]) -> std::io::Result<()> + 'a;
+/// A sink of log records as a run produces them (a streaming trace writer), given the
+/// simulation they come from for the tasks, CPUs and configuration they name.
+pub type LogSink<'a> = dyn FnMut(&Simulation, &[LogRecord]) -> std::io::Result<()> + 'a;
 
 /// Build and run a validated scenario, checking its budgets ([`Loaded::budget`]) every
 /// [`CHUNK_EVENTS`] events and streaming the log through the `[[expect.log]]` conditions
@@ -662,12 +663,12 @@ pub fn run_streamed(
             if o.keep_log {
                 let new = &sim.log()[(logged as usize)..];
                 watch.feed(new);
-                sink(new).map_err(sink_error)?;
+                sink(&sim, new).map_err(sink_error)?;
                 logged = kept;
             } else {
                 let chunk = sim.drain_log();
                 watch.feed(&chunk);
-                sink(&chunk).map_err(sink_error)?;
+                sink(&sim, &chunk).map_err(sink_error)?;
                 logged += chunk.len() as u64;
             }
             let kept = if o.keep_log { kept } else { 0 };
