@@ -382,47 +382,6 @@ fn a_whole_log_output_is_capped_by_its_budget() {
     );
 }
 
-#[test]
-fn a_jsonl_trace_streams_and_is_the_same_file_as_one_rendered_whole() {
-    let d = dir("jsonl");
-    let (a, b, html) = (d.join("a.jsonl"), d.join("b.jsonl"), d.join("b.html"));
-    let scen = "scenarios/workloads/spinlock-ext.toml";
-    // Alone, the trace streams; with --html beside it the log is kept whole.
-    let out = slicesim(&[
-        "run",
-        scen,
-        "--trace",
-        a.to_str().unwrap(),
-        "--format",
-        "jsonl",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = slicesim(&[
-        "run",
-        scen,
-        "--trace",
-        b.to_str().unwrap(),
-        "--format",
-        "jsonl",
-        "--html",
-        html.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-    assert!(ta.len() > 10_000);
-    assert_eq!(ta, tb);
-    let mut names: Vec<String> = std::fs::read_dir(&d)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(
-        names,
-        ["a.jsonl", "b.html", "b.jsonl"],
-        "no scratch file left"
-    );
-}
-
 /// Run `scen` with a `format` trace twice: alone, where it streams (and so passes a kept-log
 /// budget far below the run's events), and beside `--html`, which keeps the log whole and
 /// renders the trace from it; the two files must be the same bytes.
@@ -465,6 +424,11 @@ fn streamed_trace_is_the_whole_one(format: &str, scen: &str) -> Vec<u8> {
         "no scratch file left"
     );
     ta
+}
+
+#[test]
+fn a_jsonl_trace_streams_and_is_the_same_file_as_one_rendered_whole() {
+    streamed_trace_is_the_whole_one("jsonl", "scenarios/workloads/spinlock-ext.toml");
 }
 
 #[test]
