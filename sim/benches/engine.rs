@@ -4,11 +4,15 @@
 //! line in a stable format:
 //! `bench NAME: wall W s, E M events, R M events/s, S sim-s/wall-s[, ...]`.
 //! Wall-clock time is measured here only; the simulator itself never reads it.
+//!
+//! Options: `--revision=7.0` (or `v1`, `7.2`) simulates that revision instead of the default
+//! (7.2; the figures before issue 12 were taken on 7.0, the default then), and `--log` keeps
+//! the event log (off by default, as in a run with no trace output).
 
 use std::time::Instant;
 
 use rseq_abi::programs::{Counters, SelftestParams};
-use rseq_abi::{Platform, SharedWord, Syscall};
+use rseq_abi::{Platform, Revision, SharedWord, Syscall};
 use rseq_sim::{
     spawn_selftest, IrqKind, IrqPattern, IrqSource, ReschedReq, SimConfig, SimProgram, Simulation,
     TaskExit, TaskSpec,
@@ -17,11 +21,26 @@ use rseq_sim::{
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
 
+/// The options every benchmark's machine takes.
+#[derive(Clone, Copy)]
+struct Opts {
+    revision: Revision,
+    log: bool,
+}
+
+static OPTS: std::sync::OnceLock<Opts> = std::sync::OnceLock::new();
+
 fn quiet(cpus: usize) -> SimConfig {
+    let d = SimConfig::default();
+    let o = OPTS.get().copied().unwrap_or(Opts {
+        revision: d.revision,
+        log: false,
+    });
     SimConfig {
         cpus,
-        log: false,
-        ..SimConfig::default()
+        log: o.log,
+        revision: o.revision,
+        ..d
     }
 }
 
@@ -187,6 +206,7 @@ fn scale_in_child(n: u64) -> bool {
     let exe = std::env::current_exe().expect("current exe");
     let out = std::process::Command::new(exe)
         .args(["__scale", &n.to_string()])
+        .args(std::env::args().filter(|a| a == "--log" || a.starts_with("--revision=")))
         .env("RUST_BACKTRACE", "0")
         .stderr(std::process::Stdio::piped())
         .output()
@@ -231,6 +251,19 @@ fn ensure_map_count(tasks: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut opts = Opts {
+        revision: SimConfig::default().revision,
+        log: args.iter().any(|a| a == "--log"),
+    };
+    for a in &args {
+        if let Some(name) = a.strip_prefix("--revision=") {
+            opts.revision = Revision::from_name(name).unwrap_or_else(|| {
+                eprintln!("unknown revision {name:?} (v1, 7.0, 7.2)");
+                std::process::exit(2)
+            });
+        }
+    }
+    let _ = OPTS.set(opts);
     if args.first().map(String::as_str) == Some("__scale") {
         let n = args[1].parse().expect("task count");
         std::process::exit(if bench_scale(n) { 0 } else { 2 });

@@ -156,8 +156,10 @@ pub struct SimPlatform<'y> {
     horizon: u64,
     info: ThreadInfo,
     marks: Marks,
-    /// Zero-time operations since the last request.
+    /// Markers and `burn(0)`s at local time `still_at` not yet reported to the engine
+    /// (the coroutine's side of the livelock budget).
     still: u32,
+    still_at: u64,
 }
 
 impl<'y> SimPlatform<'y> {
@@ -185,9 +187,14 @@ impl<'y> SimPlatform<'y> {
         v
     }
 
-    /// Count an operation that lets no time pass; every [`STILL_MAX`] of them, go to the
-    /// engine (a `Wait` at the same instant) so its livelock budget sees them.
+    /// Count an operation that never reaches the engine and lets no time pass (a marker,
+    /// `burn(0)`); every [`STILL_MAX`] of them at one instant, go to the engine (a `Wait`
+    /// at the same instant) so its livelock budget sees them.
     fn stand_still(&mut self) {
+        if self.now != self.still_at {
+            self.still_at = self.now;
+            self.still = 0;
+        }
         self.still += 1;
         if self.still >= STILL_MAX {
             self.still = 0;
@@ -424,6 +431,7 @@ impl UserThread {
                     info,
                     marks: Marks::new(),
                     still: 0,
+                    still_at: u64::MAX,
                 };
                 let how = match catch_unwind(AssertUnwindSafe(|| program(&mut p))) {
                     Ok(counters) => {

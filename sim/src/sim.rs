@@ -611,28 +611,6 @@ impl Simulation {
                         self.kill_now(cpu, tid, TaskExit::StepBudget(n));
                         return;
                     }
-                    // Time must pass: a task making operations at one instant forever
-                    // (zero costs, markers) is stopped as a livelock.
-                    let ops = match req.op {
-                        Op::Still(n) => u64::from(n),
-                        _ => 1,
-                    };
-                    if req.at == t.instant_at {
-                        t.instant_ops += ops;
-                        if t.instant_ops > self.cfg.max_ops_per_instant {
-                            let exit = TaskExit::Livelock {
-                                ops: t.instant_ops,
-                                at_ns: req.at,
-                                op: req.op.describe(),
-                            };
-                            self.now = req.at.max(self.now);
-                            self.kill_now(cpu, tid, exit);
-                            return;
-                        }
-                    } else {
-                        t.instant_at = req.at;
-                        t.instant_ops = ops;
-                    }
                     if self.watching && t.watched {
                         if let Some(p) = point_op(&req.op) {
                             if let Some((what, point)) = self.offer_point(cpu, tid, req.at, p) {
@@ -850,8 +828,21 @@ impl Simulation {
     fn exec_op_inline(&mut self, cpu: u32, tid: u32, op: Op) -> Option<Value> {
         let endian = self.cfg.endian;
         match op {
-            Op::Wait | Op::Still(_) => Some(Value::None),
+            Op::Wait => Some(Value::None),
+            Op::Still(n) => {
+                if let Some(exit) = self.instant_budget(tid, u64::from(n), &op) {
+                    self.kill_now(cpu, tid, exit);
+                    return None;
+                }
+                Some(Value::None)
+            }
             Op::Load { off, size } => {
+                if self.cfg.mem_access_ns == 0 {
+                    if let Some(exit) = self.instant_budget(tid, 1, &op) {
+                        self.kill_now(cpu, tid, exit);
+                        return None;
+                    }
+                }
                 let t = &self.tasks[tid as usize];
                 let o = off as usize;
                 let v = match size {
@@ -872,6 +863,12 @@ impl Simulation {
                 Some(Value::U64(v))
             }
             Op::Store { off, size, val } => {
+                if self.cfg.mem_access_ns == 0 {
+                    if let Some(exit) = self.instant_budget(tid, 1, &op) {
+                        self.kill_now(cpu, tid, exit);
+                        return None;
+                    }
+                }
                 let t = &mut self.tasks[tid as usize];
                 let o = off as usize;
                 match size {
@@ -895,6 +892,12 @@ impl Simulation {
                 Some(Value::None)
             }
             Op::TestAndClearBit { off, bit } => {
+                if self.cfg.mem_access_ns == 0 {
+                    if let Some(exit) = self.instant_budget(tid, 1, &op) {
+                        self.kill_now(cpu, tid, exit);
+                        return None;
+                    }
+                }
                 let t = &mut self.tasks[tid as usize];
                 let o = off as usize;
                 let w = endian.u32_from(t.mem.bytes[o..o + 4].try_into().unwrap());
@@ -906,28 +909,57 @@ impl Simulation {
                 }
                 Some(Value::U64(u64::from(was)))
             }
-            Op::Shared(s) => Some(self.shared_op(s)),
-            Op::Syscall(call) => {
-                self.syscall_enter(cpu, tid, crate::syscall::KSys::Std(*call));
-                None
+            Op::Shared(s) => {
+                if self.cfg.shared_access_ns == 0 {
+                    if let Some(exit) = self.instant_budget(tid, 1, &op) {
+                        self.kill_now(cpu, tid, exit);
+                        return None;
+                    }
+                }
+                Some(self.shared_op(s))
             }
-            Op::GetAffinity => {
-                self.syscall_enter(cpu, tid, crate::syscall::KSys::GetAffinity);
-                None
-            }
-            Op::Spawn { clone_vm, program } => {
-                self.syscall_enter(cpu, tid, crate::syscall::KSys::Spawn { clone_vm, program });
-                None
-            }
-            Op::Exec { program } => {
-                self.syscall_enter(cpu, tid, crate::syscall::KSys::Exec { program });
-                None
-            }
-            Op::SetRseqMapped(m) => {
-                self.syscall_enter(cpu, tid, crate::syscall::KSys::SetRseqMapped(m));
+            Op::Syscall(_)
+            | Op::GetAffinity
+            | Op::Spawn { .. }
+            | Op::Exec { .. }
+            | Op::SetRseqMapped(_) => {
+                if let Some(exit) = self.instant_budget(tid, 1, &op) {
+                    self.kill_now(cpu, tid, exit);
+                    return None;
+                }
+                use crate::syscall::KSys;
+                let k = match op {
+                    Op::Syscall(call) => KSys::Std(*call),
+                    Op::GetAffinity => KSys::GetAffinity,
+                    Op::Spawn { clone_vm, program } => KSys::Spawn { clone_vm, program },
+                    Op::Exec { program } => KSys::Exec { program },
+                    Op::SetRseqMapped(m) => KSys::SetRseqMapped(m),
+                    _ => unreachable!("not a kernel entry"),
+                };
+                self.syscall_enter(cpu, tid, k);
                 None
             }
         }
+    }
+
+    /// The livelock budget (`SimConfig::max_ops_per_instant`): count `ops` operations of
+    /// `tid` at `self.now`, and say how it ends if time has stood still too long. Counted:
+    /// kernel entries, memory accesses only when their cost is zero (else time passes and
+    /// the hot path need not count), and the coroutine's `Still` reports of markers and
+    /// `burn(0)`.
+    fn instant_budget(&mut self, tid: u32, ops: u64, op: &Op) -> Option<TaskExit> {
+        let now = self.now;
+        let t = &mut self.tasks[tid as usize];
+        if t.instant_at != now {
+            t.instant_at = now;
+            t.instant_ops = 0;
+        }
+        t.instant_ops += ops;
+        (t.instant_ops > self.cfg.max_ops_per_instant).then(|| TaskExit::Livelock {
+            ops: t.instant_ops,
+            at_ns: now,
+            op: op.describe(),
+        })
     }
 
     fn shared_op(&mut self, s: SharedOp) -> Value {

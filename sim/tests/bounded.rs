@@ -2,7 +2,7 @@
 
 mod common;
 
-use rseq_abi::programs::SelftestParams;
+use rseq_abi::programs::{Counters, SelftestParams};
 use rseq_abi::{Marker, Platform, SharedWord};
 use rseq_sim::*;
 
@@ -39,6 +39,49 @@ fn a_zero_cost_spin_is_stopped_as_a_livelock_and_the_others_go_on() {
     }
     assert_eq!(sim.tasks()[1].exit, Some(TaskExit::Exited));
     assert_eq!(sim.now(), 1_000_000);
+}
+
+/// Each way an operation can take no time is counted: rseq-area accesses when
+/// `mem_access_ns = 0` (counted by the engine only then, so the hot path pays nothing), and
+/// kernel entries when `syscall_ns = 0`.
+#[test]
+fn zero_cost_memory_and_syscall_loops_are_stopped_as_livelocks() {
+    let cases: [(&str, SimConfig, fn(&mut SimPlatform<'_>) -> Counters, &str); 2] = [
+        (
+            "load",
+            SimConfig {
+                mem_access_ns: 0,
+                ..cfg1()
+            },
+            |p| loop {
+                let _ = p.load_u8(0);
+            },
+            "load of 1 bytes at rseq+0",
+        ),
+        (
+            "getpid",
+            SimConfig {
+                syscall_ns: 0,
+                ..cfg1()
+            },
+            |p| loop {
+                let _ = p.syscall(rseq_abi::Syscall::Getpid);
+            },
+            "syscall Getpid",
+        ),
+    ];
+    for (name, cfg, body, what) in cases {
+        let mut sim = Simulation::new(cfg).unwrap();
+        sim.spawn(TaskSpec::new(name), Box::new(body));
+        sim.run_until(1_000_000);
+        match &sim.tasks()[0].exit {
+            Some(TaskExit::Livelock { ops, op, .. }) => {
+                assert_eq!(*ops, sim.config().max_ops_per_instant + 1, "{name}");
+                assert_eq!(op, what, "{name}");
+            }
+            e => panic!("{name}: {e:?}"),
+        }
+    }
 }
 
 #[test]
