@@ -300,10 +300,18 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
     println!("tasks (each program's own counters: what it saw and did; the kernel's counts are rseq/stats):");
     for t in r.sim.tasks() {
-        let exit = t
+        let mut exit = t
             .exit
             .as_ref()
             .map_or("running".to_string(), |e| e.to_string());
+        if t.exit
+            .as_ref()
+            .is_some_and(|e| *e != rseq_sim::TaskExit::Exited)
+        {
+            if let Some(note) = loaded.step_note(t) {
+                exit = format!("{exit} {note}");
+            }
+        }
         let counters: Vec<String> = t.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(
             "  T{:<4} {:<20} {:<30} {}",

@@ -200,31 +200,40 @@ fn too_many_tables_are_refused_before_parsing_and_a_big_file_before_reading() {
     assert!(text(&out.stderr).contains("more than 10000"));
 }
 
-const ZERO_COST: [(&str, &str); 3] = [
+/// Scenarios whose one task makes time stand still, and what its outcome names: the
+/// operation, and for a script the step and its line in the file.
+const ZERO_COST: [(&str, &str, &str); 3] = [
     (
         "spin",
         "[machine]\ncpus = 2\nshared_access = \"0ns\"\n[[task]]\nname = \"locker\"\nprogram = \"spinlock\"\ncount = 3\n",
+        "(last: shared load of word 0)",
     ),
     (
         "marks",
         "[[task]]\nname = \"marker\"\nprogram = \"script\"\nsteps = [\"loop 1000000000\", \"mark cs_enter\", \"end\"]\n",
+        "(last: markers or burn(0)); give the operations a cost or raise max_ops_per_instant [at script step 2 `mark cs_enter`, line 7]",
     ),
     (
         "loads",
         "[machine]\nmem_access = \"0ns\"\n[[task]]\nname = \"loader\"\nprogram = \"script\"\nsteps = [\"register\", \"loop 1000000000\", \"load request\", \"end\"]\n",
+        "(last: load of 1 bytes at rseq+28); give the operations a cost or raise max_ops_per_instant [at script step 3 `load request`, line 9]",
     ),
 ];
 
 #[test]
 fn zero_cost_loops_end_as_a_livelock_of_that_task_and_the_run_goes_on() {
     let d = dir("livelock");
-    for (name, body) in ZERO_COST {
+    for (name, body, names) in ZERO_COST {
         let s = format!("[scenario]\nname = \"{name}\"\nduration = \"1ms\"\n{body}");
         let p = write(&d, &format!("{name}.toml"), &s);
         let out = slicesim(&["run", p.to_str().unwrap()]);
         let so = text(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
         assert!(so.contains("livelock: "), "{name}: {so}");
+        assert!(
+            so.contains(names),
+            "{name}: the outcome names {names}\n{so}"
+        );
         assert!(so.contains("max_ops_per_instant"), "{name}: {so}");
         assert!(
             so.contains("until 1000000 ns"),
@@ -475,4 +484,22 @@ fn streamed_formats_are_the_whole_rendering_at_any_chunk_size() {
             assert!(got == whole, "{format} in chunks of {size}");
         }
     }
+}
+
+/// A script task stopped by a panic names the step it was at, also in a forked child,
+/// which runs lines of its parent's script.
+#[test]
+fn a_stopped_script_names_its_step_and_line_even_in_a_forked_child() {
+    let d = dir("step-note");
+    let s = "[scenario]\nname = \"panics\"\nduration = \"1ms\"\n[[task]]\nname = \"p\"\nprogram = \"script\"\nsteps = [\n  \"fork\",\n  \"burn 1us\",\n  \"panic\",\n  \"end\",\n  \"burn 5us\",\n]\n";
+    let p = write(&d, "panics.toml", s);
+    let out = slicesim(&["run", p.to_str().unwrap()]);
+    let so = text(&out.stdout);
+    assert!(
+        so.contains("p.child") && so.contains("[at script step 3 `panic`, line 10]"),
+        "{so}"
+    );
+    // The parent ended normally: no note.
+    let parent = so.lines().find(|l| l.contains(" p ")).unwrap();
+    assert!(!parent.contains("[at script step"), "{parent}");
 }

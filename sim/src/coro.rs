@@ -15,7 +15,9 @@
 //! the engine with the next request (or the program's end), never with a round trip of
 //! their own: reporting them changes neither the schedule nor the event count.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
@@ -160,6 +162,8 @@ pub struct SimPlatform<'y> {
     /// (the coroutine's side of the livelock budget).
     still: u32,
     still_at: u64,
+    /// Shared with the engine's `UserThread`.
+    step: Rc<Cell<u32>>,
 }
 
 impl<'y> SimPlatform<'y> {
@@ -208,6 +212,14 @@ impl<'y> SimPlatform<'y> {
             "rseq area access of {size} bytes at offset {off} is misaligned or out of bounds"
         );
         off as u8
+    }
+
+    /// Simulator only: say which step of its own description the program is at (a script
+    /// line, a state of a state machine: the program's choice of numbering). If the task is
+    /// stopped (a livelock, a budget, a panic), its outcome names the last step announced
+    /// ([`crate::Task::step`]). Costs one store; the engine does not see it otherwise.
+    pub fn at_step(&mut self, step: u32) {
+        self.step.set(step);
     }
 
     /// The simulated task id of this thread.
@@ -399,7 +411,14 @@ type Co = Coroutine<Resume, Request, (Finished, Marks), DefaultStack>;
 /// A user thread: its coroutine, or nothing once it finished.
 pub(crate) struct UserThread {
     co: Co,
+    /// The step its program announced last ([`SimPlatform::at_step`]), [`NO_STEP`] if none:
+    /// shared with the program so that reading it when the thread is stopped (a livelock,
+    /// a budget, a panic) costs the running program nothing but a store.
+    step: Rc<Cell<u32>>,
 }
+
+/// No step announced.
+const NO_STEP: u32 = u32::MAX;
 
 /// What resuming a thread produced.
 pub(crate) enum Step {
@@ -420,10 +439,13 @@ impl UserThread {
             Some(s) => s,
             None => DefaultStack::new(stack_size)?,
         };
+        let step = Rc::new(Cell::new(NO_STEP));
+        let announced = Rc::clone(&step);
         let co = Coroutine::with_stack(
             stack,
             move |yielder: &Yielder<Resume, Request>, first: Resume| {
                 let mut p = SimPlatform {
+                    step: announced,
                     yielder,
                     now: first.now,
                     synced: first.now,
@@ -447,7 +469,12 @@ impl UserThread {
                 (how, p.marks)
             },
         );
-        Ok(Self { co })
+        Ok(Self { co, step })
+    }
+
+    /// The step the program announced last, if it announced any.
+    pub fn step(&self) -> Option<u32> {
+        Some(self.step.get()).filter(|&s| s != NO_STEP)
     }
 
     /// Run the thread until its next request or its end.

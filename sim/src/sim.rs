@@ -292,6 +292,7 @@ impl Simulation {
             rseq_len: default_len,
             sig_pending: Vec::new(),
             exit: None,
+            step: None,
             counters: Vec::new(),
             user_steps: 0,
             instant_at: u64::MAX,
@@ -1046,6 +1047,7 @@ impl Simulation {
     /// Tear down `tid`'s coroutine (if any) and keep its stack for reuse.
     pub(crate) fn release_thread(&mut self, tid: u32) {
         if let Some(th) = self.threads[tid as usize].take() {
+            self.tasks[tid as usize].step = th.step();
             self.stack_pool.push(th.into_stack());
             self.live_threads -= 1;
         }

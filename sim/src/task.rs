@@ -242,6 +242,10 @@ pub struct Task {
     pub sig_pending: Vec<(i32, Option<FaultCause>)>,
     /// How it ended.
     pub exit: Option<TaskExit>,
+    /// The step its program last announced with [`crate::SimPlatform::at_step`] before it
+    /// ended (a script's line index), if it announced any: where a livelock, a budget or a
+    /// panic stopped it.
+    pub step: Option<u32>,
     /// The program's counters (when it returned).
     pub counters: Counters,
     /// User-side steps taken.

@@ -112,7 +112,7 @@ fn validate_expect(
 }
 
 /// Parse every `script` task's steps (the scenario is validated).
-pub(super) fn parse_scripts(s: &Scenario) -> Vec<Option<Vec<script::Step>>> {
+pub(super) fn parse_scripts(s: &Scenario) -> Vec<Option<script::Body>> {
     s.tasks
         .iter()
         .map(|t| {
@@ -508,7 +508,7 @@ fn enable_mode(e: Option<EnableName>) -> EnableMode {
 }
 
 /// The program of a task definition.
-fn program(d: &TaskDef, duration: u64, script: Option<Vec<script::Step>>) -> SimProgram {
+fn program(d: &TaskDef, duration: u64, script: Option<script::Body>) -> SimProgram {
     match d.program {
         ProgramName::Selftest => {
             let mut params = SelftestParams::variant(d.variant.as_deref().unwrap_or("n2_2_50"))

@@ -485,7 +485,7 @@ pub struct Loaded {
     /// Each task's parsed `script` steps (by task index), parsed once: explorers build the
     /// same scenario thousands of times. Each build gets its own copy: a shared `Arc`'s
     /// count bounced between the explorer's threads on every run.
-    pub(crate) scripts: Vec<Option<Vec<script::Step>>>,
+    pub(crate) scripts: Vec<Option<script::Body>>,
     /// The budgets in force: the defaults and the scenario's `[budget]`; a command line
     /// applies its `--max-*` flags with [`Loaded::set_budget`].
     pub budget: crate::budget::Budget,
@@ -499,6 +499,36 @@ impl Loaded {
             self.scenario.machine.max_user_steps,
             args,
         );
+    }
+
+    /// Where a stopped task was, for its outcome line: the `script` step its program
+    /// announced last (`SimPlatform::at_step`), with its line in the file, e.g.
+    /// ``[at script step 3 `load granted`, line 12]``. A forked child or thread (`NAME.child`,
+    /// `NAME.thread`) runs steps of its parent's script. `None` for other programs.
+    pub fn step_note(&self, task: &rseq_sim::Task) -> Option<String> {
+        let step = task.step? as usize;
+        let mut name = task.name.as_str();
+        let def = loop {
+            if let Some(t) = self
+                .scenario
+                .tasks
+                .iter()
+                .find(|t| t.get_ref().name == name)
+            {
+                break t.get_ref();
+            }
+            name = name
+                .strip_suffix(".child")
+                .or_else(|| name.strip_suffix(".thread"))?;
+        };
+        let line = def.steps.as_ref()?.get(step)?;
+        let at = line.span().start.min(self.source.len());
+        let line_no = self.source[..at].matches('\n').count() + 1;
+        Some(format!(
+            "[at script step {} `{}`, line {line_no}]",
+            step + 1,
+            line.get_ref().trim()
+        ))
     }
 
     /// The description as printed: its first line, at most [`DESCRIPTION_CHARS`]

@@ -158,6 +158,11 @@ fn parse_num(a: &str) -> Result<u64, String> {
     parsed.map_err(|_| format!("`{a}` is not a number"))
 }
 
+/// Steps with the index of the `steps` line each came from (a `loop` or `fork` block
+/// carries its opening line's): the program announces it as it goes
+/// (`SimPlatform::at_step`), so a livelock or a panic names the line.
+pub type Body = Vec<(u32, Step)>;
+
 /// One step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -207,7 +212,7 @@ pub enum Step {
     Syscall(Syscall),
     /// `fork` … `end`: fork a child process that runs the steps in between (it inherits
     /// the registration and a copy of the area); the parent goes on.
-    Fork(Vec<Step>),
+    Fork(Body),
     /// `unmap` / `map` the rseq area.
     Mapped(bool),
     /// `membarrier register` / `membarrier rseq`.
@@ -229,7 +234,7 @@ pub enum Step {
     /// `mark cs_enter`, `mark lock_acquired 0`, ...: report a marker for the metrics.
     Mark(Marker),
     /// `loop N` … `end`.
-    Loop(u64, Vec<Step>),
+    Loop(u64, Body),
 }
 
 fn unknown(what: &str, s: &str, names: &[&str]) -> String {
@@ -405,9 +410,9 @@ fn parse_step(line: &str) -> Result<Step, String> {
 }
 
 /// Parse a script; errors carry the index of the offending step.
-pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
-    // Open blocks: `Some(n)` a loop, `None` a fork.
-    let mut stack: Vec<(Option<u64>, Vec<Step>)> = vec![(Some(1), Vec::new())];
+pub fn parse(lines: &[&str]) -> Result<Body, (usize, String)> {
+    // Open blocks: their opening line, `Some(n)` a loop or `None` a fork, and their steps.
+    let mut stack: Vec<(u32, Option<u64>, Body)> = vec![(0, Some(1), Vec::new())];
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim();
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -417,7 +422,7 @@ pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
                     .get(1)
                     .and_then(|n| n.parse().ok())
                     .ok_or((i, format!("`{line}`: write `loop N`")))?;
-                stack.push((Some(n), Vec::new()));
+                stack.push((i as u32, Some(n), Vec::new()));
             }
             Some("fork") => {
                 if words.len() > 1 {
@@ -426,28 +431,27 @@ pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
                         format!("`{line}`: write `fork` alone, then the child's steps and `end`"),
                     ));
                 }
-                stack.push((None, Vec::new()));
+                stack.push((i as u32, None, Vec::new()));
             }
             Some("end") => {
                 if stack.len() == 1 {
                     return Err((i, "`end` without `loop` or `fork`".into()));
                 }
-                let (n, body) = stack.pop().expect("checked");
+                let (at, n, body) = stack.pop().expect("checked");
                 let step = match n {
                     Some(n) => Step::Loop(n, body),
                     None => Step::Fork(body),
                 };
-                stack.last_mut().expect("root").1.push(step);
+                stack.last_mut().expect("root").2.push((at, step));
             }
-            _ => stack
-                .last_mut()
-                .expect("root")
-                .1
-                .push(parse_step(line).map_err(|e| (i, e))?),
+            _ => {
+                let step = parse_step(line).map_err(|e| (i, e))?;
+                stack.last_mut().expect("root").2.push((i as u32, step));
+            }
         }
     }
     if stack.len() != 1 {
-        let what = if stack.last().is_some_and(|b| b.0.is_none()) {
+        let what = if stack.last().is_some_and(|b| b.1.is_none()) {
             "fork"
         } else {
             "loop"
@@ -457,7 +461,7 @@ pub fn parse(lines: &[&str]) -> Result<Vec<Step>, (usize, String)> {
             format!("`{what}` without `end`"),
         ));
     }
-    Ok(stack.pop().expect("root").1)
+    Ok(stack.pop().expect("root").2)
 }
 
 /// What a script saw.
@@ -499,8 +503,9 @@ fn ret(st: &mut State, r: SysResult) {
     }
 }
 
-fn exec(p: &mut SimPlatform<'_>, st: &mut State, steps: &[Step]) {
-    for step in steps {
+fn exec(p: &mut SimPlatform<'_>, st: &mut State, steps: &[(u32, Step)]) {
+    for (at, step) in steps {
+        p.at_step(*at);
         match step {
             Step::Register { default_on } => {
                 let flags = if *default_on {
@@ -623,7 +628,7 @@ pub fn renamed_counter(name: &str) -> Option<&'static str> {
 }
 
 /// Run a parsed script on the simulator.
-pub fn run(p: &mut SimPlatform<'_>, steps: &[Step]) -> rseq_abi::programs::Counters {
+pub fn run(p: &mut SimPlatform<'_>, steps: &[(u32, Step)]) -> rseq_abi::programs::Counters {
     let mut st = State::default();
     exec(p, &mut st, steps);
     let mut c: rseq_abi::programs::Counters = vec![
@@ -654,7 +659,12 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.len(), 3);
-        assert!(matches!(&s[2], Step::Loop(2, body) if body.len() == 3));
+        // Each step keeps its line; a block, its opening line.
+        assert!(matches!(&s[2], (2, Step::Loop(2, body)) if body.len() == 3));
+        let Step::Loop(_, body) = &s[2].1 else {
+            unreachable!()
+        };
+        assert_eq!(body.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [3, 4, 5]);
         assert_eq!(
             parse(&["relase"]).unwrap_err(),
             (0, "unknown step `relase` (did you mean `release`?)".into())
@@ -671,8 +681,8 @@ mod tests {
         assert_eq!(
             parse(&["mark lock_acquired 3", "mark cs_exit"]).unwrap(),
             vec![
-                Step::Mark(Marker::LockAcquired(SharedWord(3))),
-                Step::Mark(Marker::CsExit)
+                (0, Step::Mark(Marker::LockAcquired(SharedWord(3)))),
+                (1, Step::Mark(Marker::CsExit))
             ]
         );
         assert_eq!(
