@@ -503,3 +503,44 @@ fn a_stopped_script_names_its_step_and_line_even_in_a_forked_child() {
     let parent = so.lines().find(|l| l.contains(" p ")).unwrap();
     assert!(!parent.contains("[at script step"), "{parent}");
 }
+
+/// Ctrl-C in the middle of a run that writes a streamed trace and an HTML timeline leaves
+/// nothing behind: neither output, nor a temporary file, nor the trace's scratch body.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_a_run_leaves_no_file_behind() {
+    let d = dir("ctrl-c");
+    let scen = write(&d, "long.toml", &spinners(64, "3600s"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
+        .args(["run", scen.to_str().unwrap()])
+        .arg("--trace")
+        .arg(d.join("t.jsonl"))
+        .arg("--html")
+        .arg(d.join("t.html"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // Wait until the run has staged its outputs (the temporary files exist), then interrupt.
+    let staged = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        names().iter().any(|n| n.ends_with(".tmp"))
+    });
+    assert!(staged, "the run never staged its outputs: {:?}", names());
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted: {status:?}");
+    assert_eq!(names(), ["long.toml"], "only the scenario is left");
+}
