@@ -173,14 +173,14 @@ fn needs_whole_log(a: &RunArgs) -> bool {
         || (a.trace.trace.is_some() && !streams_trace(a))
 }
 
-/// Is `--trace` written as the run goes (jsonl, text or ftrace, and not a replayed
+/// Is `--trace` written as the run goes (jsonl, text, ftrace or perfetto, and not a replayed
 /// schedule)?
 fn streams_trace(a: &RunArgs) -> bool {
     use slicesim::export::Format;
     a.trace.trace.is_some()
         && matches!(
             a.trace.format,
-            Format::Jsonl | Format::Text | Format::Ftrace
+            Format::Jsonl | Format::Text | Format::Ftrace | Format::Perfetto
         )
         && a.schedule.is_none()
 }
@@ -251,7 +251,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
             use std::io::{Seek, Write};
             let input =
                 slicesim::export::TraceInput::from_simulation(&r.sim).with_workload(workload);
-            let writer = writer.unwrap_or_else(|| writer_for(&r.sim));
+            let mut writer = writer.unwrap_or_else(|| writer_for(&r.sim));
             let header = writer.header(&input, r.logged as usize)?;
             out.write(path, &header)?;
             let mut body = body.into_inner().map_err(|e| e.into_error())?;

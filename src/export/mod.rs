@@ -345,8 +345,9 @@ pub fn jsonl_header(input: &TraceInput<'_>, events: usize) -> Result<Vec<u8>, Ex
     jsonl::header_line(input, events)
 }
 
-/// A trace written as the run goes, for a run that does not keep its log: `jsonl`, `text`
-/// and `ftrace` ([`StreamWriter::new`] is `None` for the others, which need the whole log).
+/// A trace written as the run goes, for a run that does not keep its log: `jsonl`, `text`,
+/// `ftrace` and `perfetto` ([`StreamWriter::new`] is `None` for `chrome`, which needs the
+/// whole log).
 ///
 /// [`StreamWriter::records`] renders each chunk of records as the run produces them into
 /// the body; when the run has ended, [`StreamWriter::header`] (which holds the run's
@@ -360,6 +361,7 @@ enum Streaming {
     Jsonl,
     Text(timeline::Current),
     Ftrace(Box<ftrace::Stream>),
+    Perfetto(Box<perfetto::Stream>),
 }
 
 impl StreamWriter {
@@ -369,7 +371,8 @@ impl StreamWriter {
             Format::Jsonl => Streaming::Jsonl,
             Format::Text => Streaming::Text(timeline::Current::new(cpus)),
             Format::Ftrace => Streaming::Ftrace(Box::new(ftrace::Stream::new(cpus))),
-            Format::Chrome | Format::Perfetto => return None,
+            Format::Perfetto => Streaming::Perfetto(Box::new(perfetto::Stream::new(cpus))),
+            Format::Chrome => return None,
         };
         Some(StreamWriter { state })
     }
@@ -408,6 +411,7 @@ impl StreamWriter {
                 }
                 body.write_all(lines.as_bytes())
             }
+            Streaming::Perfetto(stream) => stream.records(input, records, body),
         }
     }
 
@@ -418,18 +422,21 @@ impl StreamWriter {
             Streaming::Jsonl => jsonl::header_line(input, events)?,
             Streaming::Text(_) => text::header(input, events).into_bytes(),
             Streaming::Ftrace(_) => ftrace::header(input).into_bytes(),
+            Streaming::Perfetto(_) => Vec::new(),
         })
     }
 
-    /// What goes after the body: the text timeline's final `rseq/stats`, nothing for the
-    /// other formats.
-    pub fn footer(&self, input: &TraceInput<'_>) -> Vec<u8> {
-        match self.state {
+    /// What goes after the body, once the run has ended: the text timeline's final
+    /// `rseq/stats`, perfetto's last bundles (and grant windows open at the end), nothing
+    /// for the other formats.
+    pub fn footer(&mut self, input: &TraceInput<'_>) -> Vec<u8> {
+        match &mut self.state {
             Streaming::Text(_) => {
                 let mut out = String::new();
                 text::footer(input, &mut out);
                 out.into_bytes()
             }
+            Streaming::Perfetto(stream) => stream.finish(input),
             Streaming::Jsonl | Streaming::Ftrace(_) => Vec::new(),
         }
     }

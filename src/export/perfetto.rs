@@ -15,7 +15,7 @@
 use prost::Message;
 use rseq_sim::{LogKind, LogRecord};
 
-use super::timeline::{grant_windows, prev_states, Current, PrevState};
+use super::timeline::{Current, PrevState};
 use super::{comm, swapper, TraceInput, PRIO};
 
 /// The subset of Perfetto's trace protos this exporter writes.
@@ -214,54 +214,336 @@ const SEQUENCE_ID: u32 = 1;
 /// Most events per `FtraceEventBundle` (keeps packets small, as `traced_probes` does).
 const BUNDLE_EVENTS: usize = 4096;
 
+/// The whole trace: the streaming writer fed the whole log at once, so a streamed trace and
+/// a rendered one are the same bytes.
 pub(crate) fn render(input: &TraceInput<'_>) -> Vec<u8> {
-    let mut packets = descriptors(input);
-    let mut per_cpu: Vec<Vec<FtraceEvent>> = vec![Vec::new(); input.cpus as usize];
-    // Grant windows as atrace begin/end markers, each placed right after the record that
-    // opened or closed it (windows still open at the end close after the last record).
-    let mut marks: Vec<(usize, u32, FtraceEvent)> = Vec::new();
-    for w in grant_windows(input) {
-        let (pid, tgid) = (input.pid(w.task), input.tgid(w.task));
-        let begin = print(w.start_ns, pid, format!("B|{tgid}|slice_ext grant"));
-        marks.push((w.start_index, w.cpu, begin));
-        let end_index = w.end_index.unwrap_or(usize::MAX);
-        marks.push((
-            end_index,
-            w.end_cpu,
-            print(w.end_ns, pid, format!("E|{tgid}")),
-        ));
-    }
-    marks.sort_by_key(|m| m.0);
-    let mut marks = marks.into_iter().peekable();
+    let mut stream = Stream::new(input.cpus);
+    let mut out = Vec::new();
+    let mut body = std::io::Cursor::new(&mut out);
+    stream
+        .records(input, input.log, &mut body)
+        .expect("writing to memory");
+    let tail = stream.finish(input);
+    out.extend(tail);
+    out
+}
 
-    let states = prev_states(input);
-    let mut current = Current::new(input.cpus);
-    for (i, r) in input.log.iter().enumerate() {
-        if let Some(e) = sched_event(input, r, states[i], &current) {
-            per_cpu[r.cpu as usize].push(e);
+/// An event waiting in its CPU's next bundle.
+struct Slot {
+    event: FtraceEvent,
+    /// A `sched_switch` whose previous task's state is not known yet (written as R).
+    pending: Option<u32>,
+}
+
+/// Where a switched-out task's `prev_state` is, until its next wakeup (then it was S) or
+/// switch-in (R, as written).
+#[derive(Clone, Copy)]
+enum Pending {
+    /// In the CPU's bundle not written yet, at this index.
+    Buffered { cpu: u32, index: usize },
+    /// Written: the byte at this offset of the file.
+    Written(u64),
+}
+
+/// The `perfetto` writer, streaming: a run's records go in chunk by chunk, and what it
+/// holds is bounded by the machine (one bundle of at most [`BUNDLE_EVENTS`] events per CPU,
+/// one pending `prev_state` and one open grant window per task), never by simulated time.
+///
+/// Packets: a process and a thread `TrackDescriptor` the first time a task appears, then
+/// per CPU an `FtraceEventBundle` each time the CPU has [`BUNDLE_EVENTS`] events, and the
+/// remainder of every CPU at the end. A `sched_switch`'s `prev_state` is learned later (a
+/// wakeup says the task was sleeping); it is written as R and, if need be, its one byte
+/// (every state's varint is one byte) is patched afterwards, as `ftrace`'s letter is.
+pub(crate) struct Stream {
+    bundles: Vec<Vec<Slot>>,
+    current: Current,
+    /// Bytes written so far.
+    written: u64,
+    /// Tasks whose descriptors are written; processes likewise.
+    described: std::collections::BTreeSet<u32>,
+    processes: std::collections::BTreeSet<u32>,
+    exited: std::collections::BTreeSet<u32>,
+    pending: std::collections::BTreeMap<u32, Pending>,
+    /// Open grant windows: task → its pid, tgid and the CPU of the grant.
+    open: std::collections::BTreeMap<u32, (u32, u32, u32)>,
+    /// Time of the latest record.
+    last_ns: u64,
+}
+
+impl Stream {
+    pub(crate) fn new(cpus: u32) -> Self {
+        Stream {
+            bundles: (0..cpus).map(|_| Vec::new()).collect(),
+            current: Current::new(cpus),
+            written: 0,
+            described: Default::default(),
+            processes: Default::default(),
+            exited: Default::default(),
+            pending: Default::default(),
+            open: Default::default(),
+            last_ns: 0,
         }
-        current.observe(r);
-        while let Some((_, cpu, e)) = marks.next_if(|m| m.0 <= i) {
-            per_cpu[cpu as usize].push(e);
-        }
-    }
-    for (_, cpu, e) in marks {
-        per_cpu[cpu as usize].push(e);
     }
 
-    for (cpu, events) in per_cpu.into_iter().enumerate() {
-        for chunk in events.chunks(BUNDLE_EVENTS) {
-            packets.push(TracePacket {
-                timestamp: None,
-                trusted_packet_sequence_id: Some(SEQUENCE_ID),
-                data: Some(Data::FtraceEvents(FtraceEventBundle {
-                    cpu: Some(cpu as u32),
-                    event: chunk.to_vec(),
-                })),
-            });
+    /// Write the packets `records` complete to `body` (positioned at its end, which is left
+    /// there), patching `prev_state` bytes of earlier packets.
+    pub(crate) fn records<W: std::io::Write + std::io::Seek>(
+        &mut self,
+        input: &TraceInput<'_>,
+        records: &[LogRecord],
+        body: &mut W,
+    ) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        let mut earlier = Vec::new();
+        let base = self.written;
+        for r in records {
+            self.last_ns = self.last_ns.max(r.time);
+            for t in [r.task, record_other_task(r)].into_iter().flatten() {
+                self.describe(input, t, &mut out);
+            }
+            let mut state = None;
+            match r.kind {
+                LogKind::Wakeup { task, .. } => match self.pending.remove(&task) {
+                    Some(Pending::Buffered { cpu, index }) => {
+                        let slot = &mut self.bundles[cpu as usize][index];
+                        set_prev_state(&mut slot.event, PrevState::Sleeping);
+                        slot.pending = None;
+                    }
+                    Some(Pending::Written(at)) if at >= base => {
+                        out[(at - base) as usize] = PrevState::Sleeping.bits() as u8;
+                    }
+                    Some(Pending::Written(at)) => earlier.push(at),
+                    None => {}
+                },
+                LogKind::Switch { prev, next } => {
+                    if let Some(n) = next {
+                        if let Some(Pending::Buffered { cpu, index }) = self.pending.remove(&n) {
+                            self.bundles[cpu as usize][index].pending = None;
+                        }
+                    }
+                    if let Some(p) = prev {
+                        state = Some(if self.exited.contains(&p) {
+                            let leader =
+                                input.tasks.get(p as usize).is_some_and(|t| t.process == p);
+                            PrevState::Dead { leader }
+                        } else {
+                            PrevState::Runnable
+                        });
+                    }
+                }
+                LogKind::TaskExit { .. } => {
+                    if let Some(t) = r.task {
+                        self.exited.insert(t);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(e) = sched_event(input, r, state, &self.current) {
+                let pending = match (&r.kind, state) {
+                    (&LogKind::Switch { prev: Some(p), .. }, Some(PrevState::Runnable)) => {
+                        let index = self.bundles[r.cpu as usize].len();
+                        self.pending
+                            .insert(p, Pending::Buffered { cpu: r.cpu, index });
+                        Some(p)
+                    }
+                    _ => None,
+                };
+                self.push(r.cpu, Slot { event: e, pending }, &mut out);
+            }
+            self.current.observe(r);
+            self.grant_marks(input, r, &mut out);
+        }
+        if !earlier.is_empty() {
+            let end = body.stream_position()?;
+            for at in earlier {
+                body.seek(std::io::SeekFrom::Start(at))?;
+                body.write_all(&[PrevState::Sleeping.bits() as u8])?;
+            }
+            body.seek(std::io::SeekFrom::Start(end))?;
+        }
+        body.write_all(&out)
+    }
+
+    /// The rest, once the run has ended: grant windows still open close at the end of the
+    /// trace, every task not seen yet gets its descriptors, every CPU's last bundle.
+    pub(crate) fn finish(&mut self, input: &TraceInput<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let end_ns = self.last_ns.max(input.meta.end_ns);
+        for (pid, tgid, cpu) in std::mem::take(&mut self.open).into_values() {
+            let e = print(end_ns, pid, format!("E|{tgid}"));
+            self.push(
+                cpu,
+                Slot {
+                    event: e,
+                    pending: None,
+                },
+                &mut out,
+            );
+        }
+        for t in 0..input.tasks.len() as u32 {
+            self.describe(input, t, &mut out);
+        }
+        for cpu in 0..self.bundles.len() as u32 {
+            self.flush(cpu, &mut out);
+        }
+        out
+    }
+
+    /// Begin (at a grant) and end (at whatever ends it) markers of grant windows, in the
+    /// CPU's bundle after the record's own event.
+    fn grant_marks(&mut self, input: &TraceInput<'_>, r: &LogRecord, out: &mut Vec<u8>) {
+        let Some(task) = r.task else { return };
+        let ends = matches!(
+            r.kind,
+            LogKind::Grant { .. }
+                | LogKind::Revoke {
+                    was_granted: true,
+                    ..
+                }
+                | LogKind::SliceSyscall { .. }
+                | LogKind::TimerExpire { hit: true }
+                | LogKind::TaskExit { .. }
+        );
+        if !ends {
+            return;
+        }
+        if let Some((pid, tgid, _)) = self.open.remove(&task) {
+            let e = print(r.time, pid, format!("E|{tgid}"));
+            self.push(
+                r.cpu,
+                Slot {
+                    event: e,
+                    pending: None,
+                },
+                out,
+            );
+        }
+        if let LogKind::Grant { .. } = r.kind {
+            let (pid, tgid) = (input.pid(task), input.tgid(task));
+            let e = print(r.time, pid, format!("B|{tgid}|slice_ext grant"));
+            self.push(
+                r.cpu,
+                Slot {
+                    event: e,
+                    pending: None,
+                },
+                out,
+            );
+            self.open.insert(task, (pid, tgid, r.cpu));
         }
     }
-    Trace { packet: packets }.encode_to_vec()
+
+    fn push(&mut self, cpu: u32, slot: Slot, out: &mut Vec<u8>) {
+        self.bundles[cpu as usize].push(slot);
+        if self.bundles[cpu as usize].len() >= BUNDLE_EVENTS {
+            self.flush(cpu, out);
+        }
+    }
+
+    /// Write `cpu`'s bundle as one packet; its switches still pending are now bytes of the
+    /// file, found by encoding it a second time with them set to S.
+    fn flush(&mut self, cpu: u32, out: &mut Vec<u8>) {
+        let slots = std::mem::take(&mut self.bundles[cpu as usize]);
+        if slots.is_empty() {
+            return;
+        }
+        let waiting: Vec<u32> = slots.iter().filter_map(|s| s.pending).collect();
+        let packet = |slots: &[Slot]| TracePacket {
+            timestamp: None,
+            trusted_packet_sequence_id: Some(SEQUENCE_ID),
+            data: Some(Data::FtraceEvents(FtraceEventBundle {
+                cpu: Some(cpu),
+                event: slots.iter().map(|s| s.event.clone()).collect(),
+            })),
+        };
+        let bytes = packet_bytes(&packet(&slots));
+        if !waiting.is_empty() {
+            let mut asleep = slots;
+            for s in asleep.iter_mut().filter(|s| s.pending.is_some()) {
+                set_prev_state(&mut s.event, PrevState::Sleeping);
+            }
+            let other = packet_bytes(&packet(&asleep));
+            debug_assert_eq!(bytes.len(), other.len(), "prev_state is one byte");
+            let at = bytes
+                .iter()
+                .zip(&other)
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .map(|(i, _)| i);
+            let start = self.written;
+            for (task, i) in waiting.into_iter().zip(at) {
+                self.pending
+                    .insert(task, Pending::Written(start + i as u64));
+            }
+        }
+        self.written += bytes.len() as u64;
+        out.extend_from_slice(&bytes);
+    }
+
+    /// A task's thread descriptor (and its process's, first), once.
+    fn describe(&mut self, input: &TraceInput<'_>, task: u32, out: &mut Vec<u8>) {
+        if (task as usize) >= input.tasks.len() || !self.described.insert(task) {
+            return;
+        }
+        let (pid, tgid) = (input.pid(task), input.tgid(task));
+        let leader = input.tasks[task as usize].process;
+        let packet = |d: TrackDescriptor| TracePacket {
+            timestamp: Some(0),
+            trusted_packet_sequence_id: Some(SEQUENCE_ID),
+            data: Some(Data::TrackDescriptor(d)),
+        };
+        let mut write = |p: TracePacket, written: &mut u64| {
+            let b = packet_bytes(&p);
+            *written += b.len() as u64;
+            out.extend_from_slice(&b);
+        };
+        if self.processes.insert(tgid) {
+            let d = TrackDescriptor {
+                uuid: Some(u64::from(tgid)),
+                process: Some(ProcessDescriptor {
+                    pid: Some(tgid as i32),
+                    process_name: Some(input.task_name(leader).to_string()),
+                }),
+                ..Default::default()
+            };
+            write(packet(d), &mut self.written);
+        }
+        let d = TrackDescriptor {
+            uuid: Some(1 << 32 | u64::from(pid)),
+            parent_uuid: Some(u64::from(tgid)),
+            thread: Some(ThreadDescriptor {
+                pid: Some(tgid as i32),
+                tid: Some(pid as i32),
+                thread_name: Some(input.task_name(task).to_string()),
+            }),
+            ..Default::default()
+        };
+        write(packet(d), &mut self.written);
+    }
+}
+
+/// A task a record names besides its own: the one woken, or the one switched in or out.
+fn record_other_task(r: &LogRecord) -> Option<u32> {
+    match r.kind {
+        LogKind::Wakeup { task, .. } => Some(task),
+        LogKind::Switch { next, .. } => next,
+        _ => None,
+    }
+}
+
+fn set_prev_state(e: &mut FtraceEvent, state: PrevState) {
+    if let Some(Event::SchedSwitch(s)) = &mut e.event {
+        s.prev_state = Some(state.bits());
+    }
+}
+
+/// One packet as a `Trace` writes it: `packet` (field 1, length-delimited), its length,
+/// its bytes. A trace file is these, one after another.
+fn packet_bytes(p: &TracePacket) -> Vec<u8> {
+    Trace {
+        packet: vec![p.clone()],
+    }
+    .encode_to_vec()
 }
 
 /// The scheduler event of a record, if it is one: `sched_switch` (in the previous task),
@@ -323,42 +605,4 @@ fn print(t: u64, pid: u32, buf: String) -> FtraceEvent {
             buf: Some(buf + "\n"),
         })),
     }
-}
-
-/// A process track per simulated process, a thread track per task. Track uuids: the
-/// process's pid for a process, `1 << 32 | tid` for a thread.
-fn descriptors(input: &TraceInput<'_>) -> Vec<TracePacket> {
-    let mut out = Vec::new();
-    let packet = |d: TrackDescriptor| TracePacket {
-        timestamp: Some(0),
-        trusted_packet_sequence_id: Some(SEQUENCE_ID),
-        data: Some(Data::TrackDescriptor(d)),
-    };
-    for t in 0..input.tasks.len() as u32 {
-        let (pid, tgid) = (input.pid(t), input.tgid(t));
-        if pid == tgid {
-            out.push(packet(TrackDescriptor {
-                uuid: Some(u64::from(tgid)),
-                process: Some(ProcessDescriptor {
-                    pid: Some(tgid as i32),
-                    process_name: Some(input.task_name(t).to_string()),
-                }),
-                ..Default::default()
-            }));
-        }
-    }
-    for t in 0..input.tasks.len() as u32 {
-        let (pid, tgid) = (input.pid(t), input.tgid(t));
-        out.push(packet(TrackDescriptor {
-            uuid: Some(1 << 32 | u64::from(pid)),
-            parent_uuid: Some(u64::from(tgid)),
-            thread: Some(ThreadDescriptor {
-                pid: Some(tgid as i32),
-                tid: Some(pid as i32),
-                thread_name: Some(input.task_name(t).to_string()),
-            }),
-            ..Default::default()
-        }));
-    }
-    out
 }
