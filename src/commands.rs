@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result};
 use slicesim::explore::{Setup, Stamped, Violation};
 use slicesim::export::xml_text;
-use slicesim::metrics::{self, Metrics, MetricsFormat};
+use slicesim::metrics::{self, MetricsFormat};
 use slicesim::scenario::{self, CheckOutcome, Loaded, Nanos, ScenarioError};
 
 /// Exit code: an expectation failed.
@@ -167,10 +167,7 @@ fn parse_nanos(s: &str) -> Result<Nanos, String> {
 /// Does `run` with these options need the whole log kept in memory? (Without it the log
 /// streams through the expectations and memory does not grow with simulated time.)
 fn needs_whole_log(a: &RunArgs) -> bool {
-    a.metrics.is_some()
-        || a.plot.is_some()
-        || a.timeline.any()
-        || (a.trace.trace.is_some() && !streams_trace(a))
+    a.timeline.any() || (a.trace.trace.is_some() && !streams_trace(a))
 }
 
 /// Is `--trace` written as the run goes (jsonl, text, ftrace or perfetto, and not a replayed
@@ -220,10 +217,18 @@ pub fn run(a: RunArgs) -> Result<i32> {
         slicesim::export::StreamWriter::new(format, sim.config().cpus as u32)
             .expect("streams_trace allows only formats that stream")
     };
+    // Metrics (and their plot) are computed as the log streams by.
+    let mut metrics_stream: Option<slicesim::metrics::MetricsStream> = None;
+    let wants_metrics = metrics_format.is_some() || a.plot.is_some();
     let mut sink =
         |sim: &rseq_sim::Simulation, rs: &[rseq_sim::LogRecord]| -> std::io::Result<()> {
+            let input = slicesim::export::TraceInput::from_simulation(sim);
+            if wants_metrics {
+                metrics_stream
+                    .get_or_insert_with(|| slicesim::metrics::MetricsStream::new(input.cpus))
+                    .records(&input, rs);
+            }
             if let Some((writer, b)) = &mut body {
-                let input = slicesim::export::TraceInput::from_simulation(sim);
                 let w = writer.get_or_insert_with(|| writer_for(sim));
                 w.records(&input, rs, b)?;
             }
@@ -234,12 +239,16 @@ pub fn run(a: RunArgs) -> Result<i32> {
         Err(code) => return Ok(code),
     };
     let s = &loaded.scenario.scenario;
-    let metrics = match metrics_format {
-        None => None,
-        Some(f) => Some((f, Metrics::compute(&r.sim)?)),
-    };
+    let cpus = r.sim.config().cpus as u32;
+    let streamed = wants_metrics.then(|| {
+        metrics_stream
+            .take()
+            .unwrap_or_else(|| slicesim::metrics::MetricsStream::new(cpus))
+            .finish(&r.sim)
+    });
+    let metrics = metrics_format.zip(streamed.clone());
     if let Some(path) = &a.plot {
-        let m = Metrics::compute(&r.sim)?;
+        let m = streamed.clone().expect("computed for --plot");
         let svg = slicesim::plot::metrics_svg(&m, &format!("scenario {}", s.name))
             .map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
         out.write(path, svg.as_bytes())?;
@@ -390,6 +399,8 @@ fn simulate(
         Some(Ok((st, setup))) => {
             let (o, r) = slicesim::explore::run_schedule(loaded, &setup, &st.schedule)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // A replay keeps its log: the sink (the metrics) reads it whole.
+            sink(&r.sim, r.sim.log())?;
             Ok(Ok((r, Some((st, o.violations)))))
         }
     }

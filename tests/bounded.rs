@@ -606,3 +606,54 @@ fn streamed_perfetto_patches_prev_state_across_bundles_and_chunks() {
     );
     assert_eq!(got, want);
 }
+
+/// Metrics, their plot and a perfetto trace no longer need the whole log: a run far longer
+/// than the kept-log budget computes them as the log streams by (the same metrics as a run
+/// that keeps its log, which `Metrics::compute` reads whole).
+#[test]
+fn metrics_plot_and_perfetto_stream_past_the_kept_log_budget() {
+    let d = dir("metrics-stream");
+    let p = write(&d, "s.toml", &spinners(8, "100ms"));
+    let (plot, trace) = (d.join("m.svg"), d.join("t.perfetto"));
+    let out = slicesim(&[
+        "run",
+        p.to_str().unwrap(),
+        "--metrics",
+        "json",
+        "--plot",
+        plot.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--format",
+        "perfetto",
+        "--max-log-events",
+        "1000",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(plot.exists() && trace.exists());
+    let streamed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The same run keeping its whole log (an HTML timeline needs it) computes them whole.
+    let html = d.join("t.html");
+    let whole = slicesim(&[
+        "run",
+        p.to_str().unwrap(),
+        "--metrics",
+        "json",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole.stderr));
+    let whole: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap();
+    assert_eq!(streamed, whole);
+    assert!(streamed["cpus"][0]["running_ns"].as_u64().unwrap() > 0);
+    // The log is longer than the budget: kept whole, it is stopped.
+    let capped = slicesim(&[
+        "run",
+        p.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--max-log-events",
+        "1000",
+    ]);
+    assert_eq!(capped.status.code(), Some(5), "{}", text(&capped.stderr));
+}

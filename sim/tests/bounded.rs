@@ -46,7 +46,8 @@ fn a_zero_cost_spin_is_stopped_as_a_livelock_and_the_others_go_on() {
 /// kernel entries when `syscall_ns = 0`.
 #[test]
 fn zero_cost_memory_and_syscall_loops_are_stopped_as_livelocks() {
-    let cases: [(&str, SimConfig, fn(&mut SimPlatform<'_>) -> Counters, &str); 2] = [
+    type Body = fn(&mut SimPlatform<'_>) -> Counters;
+    let cases: [(&str, SimConfig, Body, &str); 2] = [
         (
             "load",
             SimConfig {

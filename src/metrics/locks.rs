@@ -5,15 +5,12 @@
 //! preempted; the scheduler's records (`Switch`) and the grant windows say what the kernel
 //! did meanwhile. `docs/metrics.md` defines every count.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hdrhistogram::Histogram;
 use rseq_abi::Marker;
 use rseq_sim::{LogKind, LogRecord};
 use serde::Serialize;
-
-use crate::export::timeline::{self, GrantWindow, PrevState};
-use crate::export::TraceInput;
 
 use super::{hist, record, Summary};
 
@@ -61,15 +58,20 @@ impl CriticalSections {
     }
 }
 
-/// One task's critical section as the log shows it.
+/// One task's critical section as the log shows it, so far.
+#[derive(Clone, Copy, Default)]
 struct Section {
-    task: u32,
-    enter_index: usize,
-    /// Log indices of the switches away from the task inside the section.
-    switches_out: Vec<usize>,
+    /// Scheduled out inside it at least once.
+    switched: bool,
+    /// Scheduled out while runnable at least once.
+    preempted: bool,
+    /// A grant of the task was open at some point inside it.
+    granted: bool,
 }
 
-/// Follows the markers through one pass over the log (see [`LockTracker::observe`]).
+/// Follows the markers through the log, record by record (see [`LockTracker::observe`]),
+/// holding per task at most one open section and one waiting for its last switch's state:
+/// memory does not grow with the length of the run.
 pub(crate) struct LockTracker {
     lock_wait: Histogram<u64>,
     lock_hold: Histogram<u64>,
@@ -79,8 +81,13 @@ pub(crate) struct LockTracker {
     held: BTreeMap<(u32, u32), u64>,
     /// Task → (nesting depth, its outermost open section).
     open: BTreeMap<u32, (u32, Section)>,
-    /// Closed sections with the index of their `cs_exit`.
-    closed: Vec<(Section, usize)>,
+    /// Task → its closed section whose last switch away is not known to be a preemption
+    /// or a sleep yet (the task's next wakeup or switch-in tells, as for `prev_state`).
+    awaiting: BTreeMap<u32, Section>,
+    /// Tasks switched away inside a section, until their next wakeup or switch-in.
+    pending: BTreeSet<u32>,
+    /// Closed sections, counted.
+    cs: CriticalSections,
     /// Sections that ended with their task.
     exited_open: u64,
 }
@@ -93,22 +100,43 @@ impl LockTracker {
             attempts: BTreeMap::new(),
             held: BTreeMap::new(),
             open: BTreeMap::new(),
-            closed: Vec::new(),
+            awaiting: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            cs: CriticalSections::default(),
             exited_open: 0,
         }
     }
 
-    /// Take log record `i` into account.
-    pub(crate) fn observe(&mut self, i: usize, r: &LogRecord) {
+    /// Take the next log record into account; `granted` says whether `task` has a grant
+    /// open before this record.
+    pub(crate) fn observe(&mut self, r: &LogRecord, granted: impl Fn(u32) -> bool) {
         match r.kind {
             LogKind::Mark(m) => {
                 let Some(task) = r.task else { return };
-                self.mark(i, r.time, task, m);
+                self.mark(r.time, task, m, granted(task));
             }
-            LogKind::Switch { prev: Some(p), .. } => {
-                if let Some((_, s)) = self.open.get_mut(&p) {
-                    s.switches_out.push(i);
+            LogKind::Grant { .. } => {
+                if let Some((_, s)) = r.task.and_then(|t| self.open.get_mut(&t)) {
+                    s.granted = true;
                 }
+            }
+            LogKind::Switch { prev, next } => {
+                if let Some(n) = next {
+                    // Switched back in: its last switch away left it runnable.
+                    if self.pending.remove(&n) {
+                        self.resolve(n, true);
+                    }
+                }
+                if let Some(p) = prev {
+                    if let Some((_, s)) = self.open.get_mut(&p) {
+                        s.switched = true;
+                        self.pending.insert(p);
+                    }
+                }
+            }
+            // Woken: it had slept.
+            LogKind::Wakeup { task, .. } if self.pending.remove(&task) => {
+                self.resolve(task, false);
             }
             LogKind::TaskExit { .. } => {
                 if let Some(t) = r.task {
@@ -124,7 +152,31 @@ impl LockTracker {
         }
     }
 
-    fn mark(&mut self, i: usize, time: u64, task: u32, m: Marker) {
+    /// `task`'s last switch away inside a section was a preemption (`runnable`) or a sleep.
+    fn resolve(&mut self, task: u32, runnable: bool) {
+        if let Some(mut s) = self.awaiting.remove(&task) {
+            s.preempted |= runnable;
+            self.count(s);
+        } else if let Some((_, s)) = self.open.get_mut(&task) {
+            s.preempted |= runnable;
+        }
+    }
+
+    fn count(&mut self, s: Section) {
+        let cs = &mut self.cs;
+        cs.total += 1;
+        if s.preempted {
+            cs.preempted += 1;
+        } else if s.switched {
+            cs.blocked += 1;
+        } else if s.granted {
+            cs.grant_covered += 1;
+        } else {
+            cs.no_grant_needed += 1;
+        }
+    }
+
+    fn mark(&mut self, time: u64, task: u32, m: Marker, granted: bool) {
         match m {
             Marker::LockAttempt(w) => {
                 // A second attempt while waiting keeps the first one's time.
@@ -146,9 +198,8 @@ impl LockTracker {
                     (
                         0,
                         Section {
-                            task,
-                            enter_index: i,
-                            switches_out: Vec::new(),
+                            granted,
+                            ..Section::default()
                         },
                     )
                 });
@@ -161,53 +212,27 @@ impl LockTracker {
                     *depth -= 1;
                     if *depth == 0 {
                         let (_, s) = self.open.remove(&task).expect("present");
-                        self.closed.push((s, i));
+                        if self.pending.contains(&task) {
+                            self.awaiting.insert(task, s);
+                        } else {
+                            self.count(s);
+                        }
                     }
                 }
             }
         }
     }
 
-    /// The lock wait and hold distributions and the critical-section counts, given the
-    /// run's grant windows.
-    pub(crate) fn finish(
-        self,
-        input: &TraceInput<'_>,
-        windows: &[GrantWindow],
-    ) -> (Summary, Summary, CriticalSections) {
-        // Per task, its grant windows by start: they never overlap (a new grant ends the
-        // previous one), so their ends are in order too.
-        let mut grants: BTreeMap<u32, Vec<(usize, Option<usize>)>> = BTreeMap::new();
-        for w in windows {
-            grants
-                .entry(w.task)
-                .or_default()
-                .push((w.start_index, w.end_index));
+    /// The lock wait and hold distributions and the critical-section counts. A closed
+    /// section still waiting for its last switch's state was preempted: a task never seen
+    /// again after a switch away was runnable (as `prev_state` says).
+    pub(crate) fn finish(mut self) -> (Summary, Summary, CriticalSections) {
+        for mut s in std::mem::take(&mut self.awaiting).into_values() {
+            s.preempted = true;
+            self.count(s);
         }
-        grants.values_mut().for_each(|v| v.sort_unstable());
-        // `prev_states` is a pass over the whole log: only when a section was left.
-        let states = if self.closed.iter().any(|(s, _)| !s.switches_out.is_empty()) {
-            timeline::prev_states(input)
-        } else {
-            Vec::new()
-        };
-        let mut cs = CriticalSections {
-            open: self.exited_open + self.open.len() as u64,
-            ..Default::default()
-        };
-        for (s, exit_index) in &self.closed {
-            cs.total += 1;
-            let left = |want: PrevState| s.switches_out.iter().any(|&i| states[i] == Some(want));
-            if left(PrevState::Runnable) {
-                cs.preempted += 1;
-            } else if !s.switches_out.is_empty() {
-                cs.blocked += 1;
-            } else if overlaps(grants.get(&s.task), s.enter_index, *exit_index) {
-                cs.grant_covered += 1;
-            } else {
-                cs.no_grant_needed += 1;
-            }
-        }
+        let mut cs = self.cs;
+        cs.open = self.exited_open + self.open.len() as u64;
         let pct = |n: u64| {
             if cs.total == 0 {
                 0.0
@@ -225,13 +250,4 @@ impl LockTracker {
             cs,
         )
     }
-}
-
-/// Does a grant window (by log index, `None` = still open) overlap `enter..exit`?
-fn overlaps(windows: Option<&Vec<(usize, Option<usize>)>>, enter: usize, exit: usize) -> bool {
-    let Some(ws) = windows else { return false };
-    // The last window that started before the exit is the only candidate: every earlier
-    // one ended before it started.
-    let n = ws.partition_point(|&(start, _)| start < exit);
-    n > 0 && ws[n - 1].1.is_none_or(|end| end > enter)
 }

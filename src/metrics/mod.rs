@@ -4,11 +4,12 @@
 //! from the markers programs report, lock hold and wait times and how many critical
 //! sections were preempted (`locks`).
 //!
-//! Everything here is a pure function of a finished [`Simulation`] (its log, tasks and
-//! CPUs) and reuses the log views the trace exporters share (grant windows, timer spans,
-//! who runs where), so the metrics and the traces agree by construction. The log is only
-//! kept with `SimConfig::log` on (scenario runs always keep it); logging never changes the
-//! simulation itself. `docs/metrics.md` defines every metric exactly.
+//! Everything here is a function of a run's log (and its tasks and CPUs), read record by
+//! record in one pass ([`MetricsStream`]) with the same definitions as the log views the
+//! trace exporters share (grant windows, timer spans, who runs where), so the metrics and
+//! the traces agree. A run that does not keep its log computes them as it streams by;
+//! [`Metrics::compute`] reads a kept log whole. Logging never changes the simulation
+//! itself. `docs/metrics.md` defines every metric exactly.
 
 mod locks;
 mod render;
@@ -171,91 +172,200 @@ fn end_key(e: GrantEnd) -> String {
 }
 
 impl Metrics {
-    /// Compute the metrics of a finished simulation (it needs the event log).
+    /// Compute the metrics of a finished simulation (it needs the event log): the
+    /// [`MetricsStream`] fed the whole log.
     pub fn compute(sim: &Simulation) -> Result<Metrics, MetricsError> {
         if !sim.config().log {
             return Err(MetricsError::NoLog);
         }
         let input = TraceInput::from_simulation(sim);
-        let run_ns = sim.now();
+        let mut m = MetricsStream::new(input.cpus);
+        m.records(&input, input.log);
+        Ok(m.finish(sim))
+    }
+}
 
-        // Grant windows: length and how they ended.
-        let mut grant_length = hist();
-        let mut grant_ends: BTreeMap<String, u64> = BTreeMap::new();
-        let mut grants_wasted = 0;
-        let windows = timeline::grant_windows(&input);
-        for w in &windows {
-            *grant_ends.entry(end_key(w.end)).or_default() += 1;
-            if w.end == GrantEnd::EndOfTrace {
-                continue;
-            }
-            if w.end == GrantEnd::Expired {
-                grants_wasted += 1;
-            }
-            record(&mut grant_length, w.end_ns - w.start_ns);
+/// The metrics of a run computed as its log streams by, chunk after chunk, for a run that
+/// does not keep its log: what it holds is bounded by the machine (per task an open grant,
+/// request, wakeup, lock state and critical section; per CPU a running span and a timer
+/// span), never by simulated time. [`Metrics::compute`] is this over the whole log, so
+/// both give the same metrics.
+pub struct MetricsStream {
+    grant_length: Histogram<u64>,
+    grant_ends: BTreeMap<String, u64>,
+    grants_wasted: u64,
+    /// Task → time of its open grant.
+    granted: BTreeMap<u32, u64>,
+    request_to_grant: Histogram<u64>,
+    wakeup_to_run: Histogram<u64>,
+    requested: BTreeMap<u32, u64>,
+    woken: BTreeMap<u32, u64>,
+    current: Current,
+    locks: LockTracker,
+    /// Per CPU: the task current since when, and the time some task ran so far.
+    run_open: Vec<Option<u64>>,
+    running: Vec<u64>,
+    /// Per CPU: the armed timer's (task, start).
+    timer_open: Vec<Option<(Option<u32>, u64)>>,
+    /// Timer starter (task id, `None` idle) → its histogram.
+    slice_hist: BTreeMap<Option<u32>, SliceHist>,
+    last_ns: u64,
+}
+
+impl MetricsStream {
+    /// Nothing seen yet, on a machine of `cpus` CPUs.
+    pub fn new(cpus: u32) -> Self {
+        MetricsStream {
+            grant_length: hist(),
+            grant_ends: BTreeMap::new(),
+            grants_wasted: 0,
+            granted: BTreeMap::new(),
+            request_to_grant: hist(),
+            wakeup_to_run: hist(),
+            requested: BTreeMap::new(),
+            woken: BTreeMap::new(),
+            current: Current::new(cpus),
+            locks: LockTracker::new(),
+            run_open: vec![None; cpus as usize],
+            running: vec![0; cpus as usize],
+            timer_open: vec![None; cpus as usize],
+            slice_hist: BTreeMap::new(),
+            last_ns: 0,
         }
+    }
 
-        // Request → grant, and wakeup → run, in one pass.
+    /// Take the next records of the log into account (`input` gives the tasks and the
+    /// configuration; `input.log` is not read).
+    pub fn records(&mut self, input: &TraceInput<'_>, records: &[rseq_sim::LogRecord]) {
         let rev = input.meta.revision;
         let endian = input.meta.endian;
-        let mut request_to_grant = hist();
-        let mut wakeup_to_run = hist();
-        let mut requested: BTreeMap<u32, u64> = BTreeMap::new();
-        let mut woken: BTreeMap<u32, u64> = BTreeMap::new();
-        let mut current = Current::new(input.cpus);
-        let mut locks = LockTracker::new();
-        for (i, r) in input.log.iter().enumerate() {
-            locks.observe(i, r);
+        for r in records {
+            self.last_ns = self.last_ns.max(r.time);
+            let granted = &self.granted;
+            self.locks.observe(r, |t| granted.contains_key(&t));
+            self.grant_window(r);
             match r.kind {
                 LogKind::UserStore { after, .. } => {
                     if let Some(t) = r.task {
-                        if timeline::is_request(&input, r) {
-                            requested.entry(t).or_insert(r.time);
+                        if timeline::is_request(input, r) {
+                            self.requested.entry(t).or_insert(r.time);
                         } else if !after.is_requested(rev, endian) {
-                            requested.remove(&t);
+                            self.requested.remove(&t);
                         }
                     }
                 }
                 LogKind::Revoke { after, .. } => {
                     if let Some(t) = r.task {
                         if !after.is_requested(rev, endian) {
-                            requested.remove(&t);
+                            self.requested.remove(&t);
                         }
                     }
                 }
                 LogKind::Grant { .. } => {
-                    if let Some(since) = r.task.and_then(|t| requested.remove(&t)) {
-                        record(&mut request_to_grant, r.time - since);
+                    if let Some(since) = r.task.and_then(|t| self.requested.remove(&t)) {
+                        record(&mut self.request_to_grant, r.time - since);
                     }
                 }
                 LogKind::Wakeup { task, .. } => {
-                    let running = (0..input.cpus).any(|c| current.get(c) == Some(task));
+                    let running = (0..input.cpus).any(|c| self.current.get(c) == Some(task));
                     if !running {
-                        woken.entry(task).or_insert(r.time);
+                        self.woken.entry(task).or_insert(r.time);
                     }
                 }
-                LogKind::Switch { next: Some(n), .. } => {
-                    if let Some(since) = woken.remove(&n) {
-                        record(&mut wakeup_to_run, r.time - since);
+                LogKind::Switch { next, .. } => {
+                    if let Some(since) = next.and_then(|n| self.woken.remove(&n)) {
+                        record(&mut self.wakeup_to_run, r.time - since);
                     }
+                    let cpu = r.cpu as usize;
+                    if let Some(start) = self.run_open[cpu].take() {
+                        self.running[cpu] += r.time - start;
+                    }
+                    self.run_open[cpu] = next.map(|_| r.time);
                 }
                 LogKind::TaskExit { .. } => {
                     if let Some(t) = r.task {
-                        requested.remove(&t);
-                        woken.remove(&t);
+                        self.requested.remove(&t);
+                        self.woken.remove(&t);
                     }
                 }
                 _ => {}
             }
-            current.observe(r);
+            self.timer(r);
+            self.current.observe(r);
         }
+    }
 
-        let (lock_wait, lock_hold, critical_sections) = locks.finish(&input, &windows);
+    /// Grant windows: their length and how they ended (as `timeline::grant_windows`).
+    fn grant_window(&mut self, r: &rseq_sim::LogRecord) {
+        let Some(task) = r.task else { return };
+        let end = match r.kind {
+            LogKind::Grant { .. } => GrantEnd::Regranted,
+            LogKind::Revoke {
+                path,
+                was_granted: true,
+                ..
+            } => GrantEnd::Revoked(path),
+            LogKind::SliceSyscall {
+                yielded: Some(true),
+            } => GrantEnd::Yielded,
+            LogKind::SliceSyscall {
+                yielded: Some(false),
+            } => GrantEnd::Aborted,
+            LogKind::SliceSyscall { yielded: None } => GrantEnd::AlreadyRescheduled,
+            LogKind::TimerExpire { hit: true } => GrantEnd::Expired,
+            LogKind::TaskExit { .. } => GrantEnd::Exited,
+            _ => return,
+        };
+        if let Some(start) = self.granted.remove(&task) {
+            *self.grant_ends.entry(end_key(end)).or_default() += 1;
+            if end == GrantEnd::Expired {
+                self.grants_wasted += 1;
+            }
+            record(&mut self.grant_length, r.time - start);
+        }
+        if let LogKind::Grant { .. } = r.kind {
+            self.granted.insert(task, r.time);
+        }
+    }
 
-        // Utilisation.
-        let mut running = vec![0u64; input.cpus as usize];
-        for s in timeline::running_spans(&input) {
-            running[s.cpu as usize] += s.end_ns - s.start_ns;
+    /// `rseq-slice-hist.py`: start → cancel (a restart traces a cancel first) or expire
+    /// (as `timeline::timer_spans`).
+    fn timer(&mut self, r: &rseq_sim::LogRecord) {
+        let end = match r.kind {
+            LogKind::TimerArm { .. } => TimerEnd::Restarted,
+            LogKind::TimerExpire { hit } => TimerEnd::Expired { hit },
+            LogKind::TimerCancel => TimerEnd::Cancelled,
+            _ => return,
+        };
+        let slot = &mut self.timer_open[r.cpu as usize];
+        if let Some((task, start)) = slot.take() {
+            let h = self.slice_hist.entry(task).or_default();
+            match end {
+                TimerEnd::Expired { .. } => h.expired += 1,
+                _ => *h.us.entry((r.time - start) / 1000).or_default() += 1,
+            }
+        }
+        if let LogKind::TimerArm { .. } = r.kind {
+            *slot = Some((r.task, r.time));
+        }
+    }
+
+    /// The metrics, once the run has ended (`sim` gives the run's length and the CPUs'
+    /// own busy time).
+    pub fn finish(self, sim: &Simulation) -> Metrics {
+        let run_ns = sim.now();
+        let end_ns = self.last_ns.max(run_ns);
+        let mut grant_ends = self.grant_ends;
+        if !self.granted.is_empty() {
+            *grant_ends.entry(end_key(GrantEnd::EndOfTrace)).or_default() +=
+                self.granted.len() as u64;
+        }
+        let (lock_wait, lock_hold, critical_sections) = self.locks.finish();
+        let mut running = self.running;
+        for (cpu, open) in self.run_open.iter().enumerate() {
+            if let Some(start) = open {
+                running[cpu] += end_ns - start;
+            }
         }
         let cpus = sim
             .cpus()
@@ -271,40 +381,37 @@ impl Metrics {
                 },
             })
             .collect();
-
-        // rseq-slice-hist.py: start → cancel (a restart traces a cancel first) or expire.
+        // By name, as the script keys them (tasks of one name add up).
         let mut slice_hist: BTreeMap<String, SliceHist> = BTreeMap::new();
-        for s in timeline::timer_spans(&input) {
-            let name = s
-                .task
-                .map_or_else(|| "<idle>".to_string(), |t| input.task_name(t).to_string());
-            match s.end {
-                TimerEnd::Cancelled | TimerEnd::Restarted => {
-                    *slice_hist
-                        .entry(name)
-                        .or_default()
-                        .us
-                        .entry((s.end_ns - s.start_ns) / 1000)
-                        .or_default() += 1;
-                }
-                TimerEnd::Expired { .. } => slice_hist.entry(name).or_default().expired += 1,
-                TimerEnd::EndOfTrace => {}
+        for (task, h) in self.slice_hist {
+            let name = task.map_or_else(
+                || "<idle>".to_string(),
+                |t| {
+                    sim.tasks()
+                        .get(t as usize)
+                        .map_or("?", |t| t.name.as_str())
+                        .to_string()
+                },
+            );
+            let e = slice_hist.entry(name).or_default();
+            e.expired += h.expired;
+            for (us, n) in h.us {
+                *e.us.entry(us).or_default() += n;
             }
         }
-
-        Ok(Metrics {
+        Metrics {
             run_ns,
             user_accesses_logged: sim.config().log_user_accesses,
-            grant_length: Summary::of(&grant_length),
-            request_to_grant: Summary::of(&request_to_grant),
-            wakeup_to_run: Summary::of(&wakeup_to_run),
+            grant_length: Summary::of(&self.grant_length),
+            request_to_grant: Summary::of(&self.request_to_grant),
+            wakeup_to_run: Summary::of(&self.wakeup_to_run),
             grant_ends,
-            grants_wasted,
+            grants_wasted: self.grants_wasted,
             lock_wait,
             lock_hold,
             critical_sections,
             cpus,
             slice_hist,
-        })
+        }
     }
 }
