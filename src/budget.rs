@@ -27,8 +27,8 @@ pub mod defaults {
     pub const MAX_OPS_PER_INSTANT: u64 = 100_000;
     /// Resident memory of the process, MiB.
     pub const MAX_MEMORY_MIB: u64 = 4096;
-    /// Log records kept in memory for an output that needs the whole log (HTML, SVG,
-    /// metrics, traces other than jsonl), about 60 bytes each.
+    /// Log records kept in memory for an output that needs the whole log (HTML, SVG, a
+    /// chrome trace), about 60 bytes each.
     pub const MAX_LOG_EVENTS: u64 = 20_000_000;
     /// Size of a scenario file, MiB (checked before reading it).
     pub const MAX_FILE_MIB: u64 = 4;
@@ -70,8 +70,8 @@ pub struct BudgetArgs {
     /// Most resident memory, MiB [4096, or `[budget] max_memory_mib`].
     #[arg(long, value_name = "MIB")]
     pub max_memory_mib: Option<u64>,
-    /// Most log records kept for --trace (except jsonl), --html, --timeline-svg, --metrics
-    /// and --plot [20000000, or `[budget] max_log_events`].
+    /// Most log records kept for --html, --timeline-svg and a chrome --trace (the other
+    /// outputs stream) [20000000, or `[budget] max_log_events`].
     #[arg(long, value_name = "N")]
     pub max_log_events: Option<u64>,
     /// Stop after this many wall-clock seconds [unlimited, or `[budget] max_wall_s`].
@@ -154,7 +154,7 @@ impl Budget {
         }
         if kept > self.max_log_events {
             return Err(BudgetError::Exceeded {
-                budget: "log records kept for an output that needs the whole log",
+                budget: "kept log (--html, --timeline-svg and a chrome trace keep the whole log)",
                 reached: format!("{kept} records"),
                 limit: self.max_log_events.to_string(),
                 flag: "max-log-events",
