@@ -36,8 +36,13 @@ enum Verdict {
     Invalid(ScenarioError),
 }
 
-fn check_one(path: &Path) -> (String, Verdict) {
-    let loaded: Loaded = match scenario::load(path, &[]) {
+fn check_one(path: &Path, programs: &crate::programs::Programs) -> (String, Verdict) {
+    let loaded: Loaded = match scenario::load_with(
+        path,
+        &[],
+        crate::budget::defaults::MAX_FILE_MIB << 20,
+        programs,
+    ) {
         Ok(l) => l,
         Err(e) => return (path.display().to_string(), Verdict::Invalid(e)),
     };
@@ -72,7 +77,7 @@ fn check_one(path: &Path) -> (String, Verdict) {
 }
 
 /// Check every scenario under the paths, in parallel; returns the exit code.
-pub fn check(a: CheckArgs) -> Result<i32> {
+pub fn check(a: CheckArgs, programs: &crate::programs::Programs) -> Result<i32> {
     let files = collect(&a.paths)?;
     if files.is_empty() {
         anyhow::bail!("no *.toml scenarios under {:?}", a.paths);
@@ -94,7 +99,7 @@ pub fn check(a: CheckArgs) -> Result<i32> {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(f) = files.get(i) else { break };
-                let v = check_one(f);
+                let v = check_one(f, programs);
                 **slots[i]
                     .lock()
                     .expect("no poisoning: check_one does not panic") = Some(v);

@@ -119,13 +119,16 @@ pub fn write_trace_quietly(
 }
 
 /// Load `a.scenario` with its overrides, or print why not and give the exit code.
-pub(super) fn load_or_report(a: &RunArgs) -> std::result::Result<Loaded, i32> {
+pub(super) fn load_or_report(
+    a: &RunArgs,
+    programs: &crate::programs::Programs,
+) -> std::result::Result<Loaded, i32> {
     let max_bytes = a
         .budget
         .max_file_mib
         .unwrap_or(crate::budget::defaults::MAX_FILE_MIB)
         .saturating_mul(1 << 20);
-    let mut l = scenario::load_limited(&a.scenario, &a.sets, max_bytes).map_err(|e| {
+    let mut l = scenario::load_with(&a.scenario, &a.sets, max_bytes, programs).map_err(|e| {
         eprintln!("error: {e}");
         load_error_code(&e)
     })?;

@@ -29,7 +29,7 @@ pub struct CompareArgs {
 }
 
 /// Compare two configurations; returns the exit code.
-pub fn compare(a: CompareArgs) -> Result<i32> {
+pub fn compare(a: CompareArgs, programs: &crate::programs::Programs) -> Result<i32> {
     use std::sync::atomic::AtomicBool;
     let stop = AtomicBool::new(false);
     let jobs = a
@@ -37,7 +37,17 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let b_file = a.b_file.clone().unwrap_or_else(|| a.a_file.clone());
     let side = |file: &Path, sets: &[String]| {
-        crate::sweep::run(file, sets, &[], a.seeds, None, jobs, &stop, &|_, _| {})
+        crate::sweep::run(
+            programs,
+            file,
+            sets,
+            &[],
+            a.seeds,
+            None,
+            jobs,
+            &stop,
+            &|_, _| {},
+        )
     };
     let (ra, rb) = match (side(&a.a_file, &a.a_sets), side(&b_file, &a.b_sets)) {
         (Ok(x), Ok(y)) => (x, y),

@@ -17,12 +17,12 @@ pub struct ExplainArgs {
 }
 
 /// `slicesim explain`: run a scenario and print its story.
-pub fn explain(e: ExplainArgs) -> Result<i32> {
+pub fn explain(e: ExplainArgs, programs: &crate::programs::Programs) -> Result<i32> {
     let a = e.run;
     if let Some(code) = reject_run_only(&a) {
         return Ok(code);
     }
-    let loaded = match load_or_report(&a) {
+    let loaded = match load_or_report(&a, programs) {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };

@@ -141,13 +141,13 @@ fn group(n: u64) -> String {
 }
 
 /// `slicesim explore`; returns the exit code.
-pub fn explore(a: ExploreArgs) -> Result<i32> {
+pub fn explore(a: ExploreArgs, programs: &crate::programs::Programs) -> Result<i32> {
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if a.catalog {
         let files = super::common::collect(&a.scenario)?;
-        return match explore::catalog(&files, jobs) {
+        return match explore::catalog(programs, &files, jobs) {
             Ok(md) => {
                 print!("{md}");
                 Ok(0)
@@ -162,7 +162,12 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
         eprintln!("error: explore takes one scenario (several only with --catalog)");
         return Ok(2);
     };
-    let l = match scenario::load(scenario_path, &a.sets) {
+    let l = match scenario::load_with(
+        scenario_path,
+        &a.sets,
+        crate::budget::defaults::MAX_FILE_MIB << 20,
+        programs,
+    ) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");

@@ -10,7 +10,7 @@ use super::common::collect;
 
 /// `slicesim list`: the programs with their parameters and the bundled scenarios. A closed
 /// pipe (`slicesim list | head`) ends the listing quietly.
-pub fn list(dir: &Path) -> Result<()> {
+pub fn list(dir: &Path, programs: &crate::programs::Programs) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let mut body = || -> std::io::Result<()> {
@@ -50,9 +50,27 @@ pub fn list(dir: &Path) -> Result<()> {
                 ""
             )?;
         }
+        for name in programs.registered() {
+            let keys = programs.param_keys(name);
+            writeln!(
+                out,
+                "  {name:<15} registered by this tool\n  {:<15} params: {}",
+                "",
+                if keys.is_empty() {
+                    "none".to_string()
+                } else {
+                    format!("{{ {} }}", keys.join(", "))
+                }
+            )?;
+        }
         writeln!(out, "bundled scenarios ({}):", dir.display())?;
         for f in collect(&[dir.to_path_buf()]).unwrap_or_default() {
-            match scenario::load(&f, &[]) {
+            match scenario::load_with(
+                &f,
+                &[],
+                crate::budget::defaults::MAX_FILE_MIB << 20,
+                programs,
+            ) {
                 Ok(l) => writeln!(out, "  {:<45} {}", f.display(), l.short_description())?,
                 Err(e) => writeln!(out, "  {:<45} INVALID: {e}", f.display())?,
             }

@@ -149,26 +149,26 @@ pub fn main_with(programs: crate::programs::Programs) -> ! {
     std::process::exit(code);
 }
 
-fn dispatch(c: Command, _programs: &crate::programs::Programs) -> Result<i32> {
+fn dispatch(c: Command, programs: &crate::programs::Programs) -> Result<i32> {
     match c {
         Command::Selftest(a) => selftest::selftest(a).map(|_| 0),
         Command::Abi => {
             abi::print_abi();
             Ok(0)
         }
-        Command::Run(a) => run::run(a),
-        Command::Check(a) => check::check(a),
-        Command::Stats(a) => stats::stats(a),
-        Command::Sweep(a) => sweep::sweep(a),
+        Command::Run(a) => run::run(a, programs),
+        Command::Check(a) => check::check(a, programs),
+        Command::Stats(a) => stats::stats(a, programs),
+        Command::Sweep(a) => sweep::sweep(a, programs),
         Command::Merge(a) => merge::merge(a),
-        Command::Compare(a) => compare::compare(a),
+        Command::Compare(a) => compare::compare(a, programs),
         Command::KernelDiff(a) => kernel_diff::kernel_diff(a),
-        Command::Step(a) => step::step(a),
-        Command::Explain(a) => explain::explain(a),
-        Command::Explore(a) => explore::explore(a),
-        Command::List => list::list(std::path::Path::new("scenarios")).map(|_| 0),
+        Command::Step(a) => step::step(a, programs),
+        Command::Explain(a) => explain::explain(a, programs),
+        Command::Explore(a) => explore::explore(a, programs),
+        Command::List => list::list(std::path::Path::new("scenarios"), programs).map(|_| 0),
         Command::Schema => {
-            println!("{}", crate::scenario::json_schema());
+            println!("{}", crate::scenario::json_schema_with(programs));
             Ok(0)
         }
     }

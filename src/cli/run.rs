@@ -60,12 +60,12 @@ fn streams_trace(a: &RunArgs) -> bool {
 }
 
 /// Run one scenario and print its summary; returns the exit code.
-pub fn run(a: RunArgs) -> Result<i32> {
+pub fn run(a: RunArgs, programs: &crate::programs::Programs) -> Result<i32> {
     if a.timeline.window.is_some() && a.timeline.html.is_none() && a.timeline.timeline_svg.is_none()
     {
         anyhow::bail!("--window needs --html or --timeline-svg");
     }
-    let loaded = match load_or_report(&a) {
+    let loaded = match load_or_report(&a, programs) {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };

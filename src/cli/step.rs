@@ -7,11 +7,11 @@ use crate::scenario;
 use super::common::{load_or_report, read_schedule_arg, reject_run_only, RunArgs};
 
 /// `slicesim step`: build a scenario and walk through it from stdin's commands.
-pub fn step(a: RunArgs) -> Result<i32> {
+pub fn step(a: RunArgs, programs: &crate::programs::Programs) -> Result<i32> {
     if let Some(code) = reject_run_only(&a) {
         return Ok(code);
     }
-    let loaded = match load_or_report(&a) {
+    let loaded = match load_or_report(&a, programs) {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };

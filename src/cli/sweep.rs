@@ -56,7 +56,7 @@ pub(super) fn write_sweep(
 }
 
 /// Run a sweep; returns the exit code.
-pub fn sweep(a: SweepArgs) -> Result<i32> {
+pub fn sweep(a: SweepArgs, programs: &crate::programs::Programs) -> Result<i32> {
     use std::io::IsTerminal;
     use std::sync::atomic::AtomicBool;
     static STOP: AtomicBool = AtomicBool::new(false);
@@ -87,6 +87,7 @@ pub fn sweep(a: SweepArgs) -> Result<i32> {
         bar.set_position(done as u64);
     };
     let s = match crate::sweep::run(
+        programs,
         &a.scenario,
         &a.sets,
         &a.vary,
