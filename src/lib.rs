@@ -22,6 +22,7 @@ pub mod explain;
 pub mod explore;
 pub mod export;
 pub mod fidelity;
+pub mod harness;
 pub mod metrics;
 pub mod plot;
 pub mod programs;
