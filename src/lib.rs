@@ -17,12 +17,15 @@
 #![forbid(unsafe_code)]
 
 pub mod budget;
+pub mod cli;
 pub mod explain;
 pub mod explore;
 pub mod export;
 pub mod fidelity;
+pub mod harness;
 pub mod metrics;
 pub mod plot;
+pub mod programs;
 pub mod scenario;
 pub mod soak;
 pub mod step;

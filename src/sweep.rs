@@ -165,6 +165,7 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 /// the rows finished so far are kept. `progress(done, total)` is called after each run.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
+    programs: &crate::programs::Programs,
     path: &Path,
     base_sets: &[String],
     vary: &[Vary],
@@ -188,7 +189,12 @@ pub fn run(
                 .zip(vals)
                 .map(|(v, &j)| format!("{}={}", v.key, v.values[j])),
         );
-        loaded.push(scenario::load(path, &sets)?);
+        loaded.push(scenario::load_with(
+            path,
+            &sets,
+            crate::budget::defaults::MAX_FILE_MIB << 20,
+            programs,
+        )?);
     }
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);

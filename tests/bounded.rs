@@ -368,6 +368,85 @@ fn outputs_are_all_or_nothing_and_checked_before_the_run() {
 }
 
 #[test]
+fn every_command_checks_its_output_files_before_it_runs() {
+    // Each of these would run for a while before writing: an unwritable file is an error
+    // (exit 4, naming it) before anything runs, and nothing is printed or left behind.
+    let bad = "/nonexistent-dir/out";
+    let cases: [&[&str]; 5] = [
+        &["check", "scenarios/edge", "--junit", bad],
+        &[
+            "sweep",
+            "scenarios/edge/grant-then-yield.toml",
+            "--vary",
+            "machine.slice_ext_nsec=5000,10000",
+            "--out",
+            bad,
+        ],
+        &[
+            "sweep",
+            "scenarios/edge/grant-then-yield.toml",
+            "--vary",
+            "machine.slice_ext_nsec=5000",
+            "--plot",
+            bad,
+        ],
+        &[
+            "explore",
+            "scenarios/races/yield-after-revoke.toml",
+            "--exhaustive",
+            "--save",
+            bad,
+        ],
+        &[
+            "explore",
+            "scenarios/races/yield-after-revoke.toml",
+            "--exhaustive",
+            "--witness-dir",
+            "/nonexistent-dir",
+        ],
+    ];
+    for args in cases {
+        let out = slicesim(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        assert!(err.contains("/nonexistent-dir"), "{args:?}: {err}");
+        assert!(
+            !text(&out.stdout).contains("passed") && !text(&out.stdout).contains("space:"),
+            "{args:?} ran: {}",
+            text(&out.stdout)
+        );
+    }
+    // An explorer's counterexample file exists only if the search finds one.
+    let d = dir("explore-outputs");
+    let save = d.join("cx.schedule");
+    let out = slicesim(&[
+        "explore",
+        "scenarios/races/yield-after-revoke.toml",
+        "--exhaustive",
+        "--max-interrupts",
+        "1",
+        "--save",
+        save.to_str().unwrap(),
+        "--witness-dir",
+        d.to_str().unwrap(),
+    ]);
+    assert!(out.status.code().is_some(), "{}", text(&out.stderr));
+    let names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.ends_with(".tmp")),
+        "no temporary file left: {names:?}"
+    );
+    assert_eq!(
+        save.exists(),
+        text(&out.stdout).contains("counterexample"),
+        "{names:?}"
+    );
+}
+
+#[test]
 fn a_whole_log_output_is_capped_by_its_budget() {
     let d = dir("cap");
     let p = write(&d, "s.toml", &spinners(8, "100ms"));

@@ -53,6 +53,49 @@ pub struct Setup {
     /// Exhaustive search: most schedules to run before giving up on completeness
     /// ([`DEFAULT_MAX_SCHEDULES`] unless changed).
     pub max_schedules: u64,
+    /// Properties of the finished run given in code (the test harness's checks), judged
+    /// after the built-in invariants; each broken one is a violation named after it.
+    pub predicates: Vec<Predicate>,
+}
+
+/// A named property of a finished run, given in code: `Err(why)` is a violation named
+/// `name`. A predicate that panics is broken too (its message is the reason).
+#[derive(Clone)]
+pub struct Predicate {
+    /// The property's name in reports (the violation's `property`).
+    pub name: &'static str,
+    /// The check.
+    pub check: Arc<PredicateFn>,
+}
+
+/// The check of a [`Predicate`]: `Err(why)` when the run breaks it.
+pub type PredicateFn = dyn Fn(&scenario::RunResult) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for Predicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predicate")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Predicate {
+    /// Judge `r`: `Some(why)` when the property is broken.
+    fn judge(&self, r: &scenario::RunResult) -> Option<String> {
+        let check = std::panic::AssertUnwindSafe(|| (self.check)(r));
+        match std::panic::catch_unwind(check) {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(why),
+            Err(payload) => Some(format!(
+                "the check panicked: {}",
+                payload
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| payload.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)")
+            )),
+        }
+    }
 }
 
 /// How a caller follows and stops a campaign: `progress` is called after every run (from
@@ -125,7 +168,7 @@ impl Setup {
                 .tasks
                 .iter()
                 .map(|t| t.get_ref())
-                .filter(|d| d.program != ProgramName::Misbehave)
+                .filter(|d| d.builtin() != Some(ProgramName::Misbehave))
                 .map(|d| d.name.clone())
                 .collect()
         });
@@ -136,6 +179,7 @@ impl Setup {
             correct,
             conditions: e.conditions.clone(),
             max_schedules: DEFAULT_MAX_SCHEDULES,
+            predicates: Vec::new(),
         })
     }
 }
@@ -409,6 +453,15 @@ fn judge(
             });
         }
         held.push(ok);
+    }
+    for p in &setup.predicates {
+        if let Some(why) = p.judge(r) {
+            violations.push(Violation {
+                property: p.name,
+                at: end,
+                detail: why,
+            });
+        }
     }
     Outcome {
         violations,
@@ -967,14 +1020,23 @@ pub fn check_stamp(l: &Loaded, st: &Stamp) -> Result<(), String> {
 /// The race catalogue (`docs/races.md`'s generated part): every scenario in `paths`
 /// explored exhaustively, one Markdown table row per condition with its verdict, and the
 /// invariants with the shrunk counterexample where one breaks.
-pub fn catalog(paths: &[std::path::PathBuf], jobs: usize) -> Result<String, ScenarioError> {
+pub fn catalog(
+    programs: &crate::programs::Programs,
+    paths: &[std::path::PathBuf],
+    jobs: usize,
+) -> Result<String, ScenarioError> {
     use std::fmt::Write;
     let mut out = String::new();
     out.push_str("| race | § of protocol.md | condition | verdict | schedules where it held | invariants |\n");
     out.push_str("|---|---|---|---|---|---|\n");
     let mut counterexamples = String::new();
     for path in paths {
-        let l = scenario::load(path, &[])?;
+        let l = scenario::load_with(
+            path,
+            &[],
+            crate::budget::defaults::MAX_FILE_MIB << 20,
+            programs,
+        )?;
         let setup = Setup::new(&l, &[], None)?;
         let r = exhaustive(&l, &setup, l.scenario.scenario.seed, jobs)?;
         let m = &l.scenario.scenario;

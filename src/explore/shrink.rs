@@ -25,6 +25,10 @@ pub enum Goal {
     Fails(usize, String),
     /// Condition `i` holds.
     Holds(usize),
+    /// This property breaks with exactly this detail: a predicate given in code (the
+    /// harness's checks) reads the final state, so a run cut before the state it judged
+    /// would break it for another reason.
+    Said(&'static str, String),
 }
 
 /// What a shrink produced.
@@ -58,6 +62,10 @@ impl Shrinker<'_> {
             Goal::Broken(p) => o.violations.iter().any(|v| v.property == *p),
             Goal::Fails(i, kind) => o.failures.get(*i).is_some_and(|f| f.as_ref() == Some(kind)),
             Goal::Holds(i) => o.held.get(*i).copied().unwrap_or(false),
+            Goal::Said(p, detail) => o
+                .violations
+                .iter()
+                .any(|v| v.property == *p && v.detail == *detail),
         };
         Ok(shows.then_some(o.violations))
     }
@@ -73,6 +81,9 @@ pub fn shrink(
     first: &Violation,
 ) -> Result<Shrunk, ScenarioError> {
     let mut goal = Goal::Broken(first.property);
+    if setup.predicates.iter().any(|p| p.name == first.property) {
+        goal = Goal::Said(first.property, first.detail.clone());
+    }
     if first.property == "condition" {
         let o = run_fixed(l, setup, s, false, &mut StackPool::default())?;
         let failed = setup.conditions.iter().enumerate().find_map(|(i, c)| {

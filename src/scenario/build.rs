@@ -123,7 +123,7 @@ pub(super) fn parse_scripts(s: &Scenario) -> Vec<Option<script::Body>> {
                 .flatten()
                 .map(|s| s.get_ref().as_str())
                 .collect();
-            (t.get_ref().program == ProgramName::Script)
+            (t.get_ref().builtin() == Some(ProgramName::Script))
                 .then(|| script::parse(&lines).expect("validated"))
         })
         .collect()
@@ -250,19 +250,50 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
         if names.contains(&d.name) {
             return err(at, format!("task name `{}` is used twice", d.name));
         }
-        let allowed = params_of(d.program);
-        for p in set_params(d) {
-            if !allowed.contains(&p) {
+        let program_at = at + key_pos(&src[at.min(src.len())..], "program");
+        let allowed: &[&str] = match d.builtin() {
+            Some(b) => params_of(b),
+            None if l.programs.is_registered(&d.program) => &[],
+            None => {
+                let names = l.programs.names();
+                let hint = error::closest(&d.program, &names)
+                    .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
                 return err(
-                    at,
+                    program_at,
                     format!(
-                        "task `{}`: `{p}` does not apply to program `{}` (its parameters: {})",
-                        d.name,
-                        d.program.name(),
-                        allowed.join(", ")
+                        "unknown variant `{}`, expected one of the programs `{}`{hint}",
+                        d.program,
+                        names.join("`, `")
                     ),
                 );
             }
+        };
+        for p in set_params(d) {
+            if !allowed.contains(&p) {
+                let theirs = if d.builtin().is_some() {
+                    format!("its parameters: {}", allowed.join(", "))
+                } else {
+                    "a registered program takes its parameters in `params`".to_string()
+                };
+                return err(
+                    at,
+                    format!(
+                        "task `{}`: `{p}` does not apply to program `{}` ({theirs})",
+                        d.name, d.program,
+                    ),
+                );
+            }
+        }
+        if d.params.is_some() && d.builtin().is_some() {
+            return err(
+                at,
+                format!(
+                    "task `{}`: `params` is for registered programs; built-in `{}` takes its parameters as keys of the task ({})",
+                    d.name,
+                    d.program,
+                    allowed.join(", ")
+                ),
+            );
         }
         if let Some(v) = &d.variant {
             if SelftestParams::variant(v).is_none() {
@@ -275,7 +306,7 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                 );
             }
         }
-        if d.program == ProgramName::Misbehave {
+        if d.builtin() == Some(ProgramName::Misbehave) {
             let m = d.misbehavior.as_deref().unwrap_or("");
             if Misbehavior::from_name(m).is_none() {
                 let names: Vec<&str> = Misbehavior::ALL.iter().map(|m| m.name()).collect();
@@ -291,7 +322,7 @@ pub(super) fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                 );
             }
         }
-        if d.program == ProgramName::Script {
+        if d.builtin() == Some(ProgramName::Script) {
             let Some(steps) = &d.steps else {
                 return err(
                     at,
@@ -507,9 +538,76 @@ fn enable_mode(e: Option<EnableName>) -> EnableMode {
     }
 }
 
-/// The program of a task definition.
-fn program(d: &TaskDef, duration: u64, script: Option<script::Body>) -> SimProgram {
-    match d.program {
+/// Parse the `params` of every task running a registered program, from the document
+/// itself so an error has its exact position (by task index; `None` for built-ins).
+pub(super) fn parse_params(
+    l: &Loaded,
+) -> Result<Vec<Option<crate::programs::Params>>, ScenarioError> {
+    let tasks = &l.scenario.tasks;
+    if !tasks.iter().any(|t| t.get_ref().builtin().is_none()) {
+        return Ok(vec![None; tasks.len()]);
+    }
+    let toml_err = |e: &toml::de::Error| ScenarioError::from_toml(&l.path, &l.source, e);
+    let doc = toml::de::DeTable::parse(&l.source).map_err(|e| toml_err(&e))?;
+    let array = match doc.get_ref().get("task").map(|v| v.get_ref()) {
+        Some(toml::de::DeValue::Array(a)) => Some(a),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.iter().enumerate() {
+        let d = t.get_ref();
+        if d.builtin().is_some() {
+            out.push(None);
+            continue;
+        }
+        let table = array
+            .and_then(|a| a.get(i))
+            .and_then(|v| match v.get_ref() {
+                toml::de::DeValue::Table(t) => t.get("params").cloned(),
+                _ => None,
+            });
+        let parsed = match table {
+            Some(v) => l
+                .programs
+                .parse_params(&d.program, toml::de::ValueDeserializer::from(v))
+                .map_err(|e| toml_err(&e))?,
+            // No table: an empty one, so defaults apply; a missing field is the task's.
+            None => {
+                let empty = toml::de::ValueDeserializer::parse("{}").expect("an empty table");
+                l.programs.parse_params(&d.program, empty).map_err(|e| {
+                    ScenarioError::at(
+                        &l.path,
+                        &l.source,
+                        t.span().start,
+                        format!(
+                            "task `{}`: program `{}` needs `params`: {}",
+                            d.name,
+                            d.program,
+                            e.message().trim()
+                        ),
+                    )
+                })?
+            }
+        };
+        out.push(Some(parsed));
+    }
+    Ok(out)
+}
+
+/// The program of a task definition: a built-in, or a registered one with its parsed
+/// parameters.
+fn program(
+    l: &Loaded,
+    ti: usize,
+    d: &TaskDef,
+    duration: u64,
+    script: Option<script::Body>,
+) -> SimProgram {
+    let Some(builtin) = d.builtin() else {
+        let params = l.params[ti].as_ref().expect("parsed with the scenario");
+        return l.programs.make(&d.program, params);
+    };
+    match builtin {
         ProgramName::Selftest => {
             let mut params = SelftestParams::variant(d.variant.as_deref().unwrap_or("n2_2_50"))
                 .expect("validated");
@@ -759,8 +857,8 @@ pub fn build_tuned(
     for (ti, t) in s.tasks.iter().enumerate() {
         let d = t.get_ref();
         if matches!(
-            d.program,
-            ProgramName::Selftest | ProgramName::SelftestNoise
+            d.builtin(),
+            Some(ProgramName::Selftest | ProgramName::SelftestNoise)
         ) {
             sim.set_shared_word(SharedWord(d.run_word.unwrap_or(0)), 1);
         }
@@ -787,7 +885,7 @@ pub fn build_tuned(
             spec.thread_of = d.thread_of.as_ref().and_then(|p| names.get(p).copied());
             let id = sim.spawn(
                 spec,
-                program(d, duration, l.scripts.get(ti).cloned().flatten()),
+                program(l, ti, d, duration, l.scripts.get(ti).cloned().flatten()),
             );
             names.insert(name, id);
         }

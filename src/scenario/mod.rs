@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::programs::Programs;
+
 pub use build::{
     build, build_tuned, build_with, key_pos, run, run_streamed, run_with_progress, Built, LogSink,
     RunOptions, RunResult, SLICES,
@@ -320,8 +322,14 @@ pub struct TaskDef {
     /// Name (unique; with `count` > 1 the copies are `name.0`, `name.1`, …).
     pub name: String,
     /// The program: `selftest`, `selftest_noise`, `spinlock`, `misbehave`, `script`,
-    /// `sleeper`, `spinner`.
-    pub program: ProgramName,
+    /// `sleeper`, `spinner`, or one registered with
+    /// [`Programs::with`](crate::programs::Programs::with).
+    pub program: String,
+    /// A registered program's parameters, deserialized into its own type (built-in
+    /// programs take theirs as keys of the task instead).
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub params: Option<toml::Value>,
     /// How many copies (default: 1).
     #[serde(default)]
     pub count: Option<u64>,
@@ -385,6 +393,27 @@ pub struct TaskDef {
     #[schemars(with = "Option<Vec<String>>")]
     pub steps: Option<Vec<Spanned<String>>>,
 }
+
+impl TaskDef {
+    /// The built-in program this task runs, if it runs one (not a registered program).
+    pub fn builtin(&self) -> Option<ProgramName> {
+        ProgramName::NAMES
+            .iter()
+            .position(|n| *n == self.program)
+            .map(|i| BUILTIN_PROGRAMS[i])
+    }
+}
+
+/// The built-in programs, in the order of [`ProgramName::NAMES`].
+const BUILTIN_PROGRAMS: [ProgramName; 7] = [
+    ProgramName::Selftest,
+    ProgramName::SelftestNoise,
+    ProgramName::Spinlock,
+    ProgramName::Misbehave,
+    ProgramName::Script,
+    ProgramName::Sleeper,
+    ProgramName::Spinner,
+];
 
 /// `[[irq]]`: an interrupt source.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -474,7 +503,7 @@ pub struct LogExpect {
 }
 
 /// A scenario read from a file, with its source kept for error positions.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Loaded {
     /// Where it came from.
     pub path: PathBuf,
@@ -486,9 +515,23 @@ pub struct Loaded {
     /// same scenario thousands of times. Each build gets its own copy: a shared `Arc`'s
     /// count bounced between the explorer's threads on every run.
     pub(crate) scripts: Vec<Option<script::Body>>,
+    /// Each task's parsed `params` (by task index) when it runs a registered program.
+    pub(crate) params: Vec<Option<crate::programs::Params>>,
+    /// The programs its tasks may name.
+    pub programs: crate::programs::Programs,
     /// The budgets in force: the defaults and the scenario's `[budget]`; a command line
     /// applies its `--max-*` flags with [`Loaded::set_budget`].
     pub budget: crate::budget::Budget,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("path", &self.path)
+            .field("scenario", &self.scenario)
+            .field("programs", &self.programs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Loaded {
@@ -555,6 +598,16 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Loaded, ScenarioError> {
 
 /// [`load`] with a size limit, bytes: a larger file is refused before it is read.
 pub fn load_limited(path: &Path, sets: &[String], max_bytes: u64) -> Result<Loaded, ScenarioError> {
+    load_with(path, sets, max_bytes, &Programs::builtin())
+}
+
+/// [`load_limited`] with the programs its tasks may name.
+pub fn load_with(
+    path: &Path,
+    sets: &[String],
+    max_bytes: u64,
+    programs: &Programs,
+) -> Result<Loaded, ScenarioError> {
     let io = |e: std::io::Error| ScenarioError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -590,7 +643,7 @@ pub fn load_limited(path: &Path, sets: &[String], max_bytes: u64) -> Result<Load
             ));
         }
     };
-    parse(path, &source, sets)
+    parse_with(path, &source, sets, programs)
 }
 
 /// Count the `[[table]]` headers before parsing: a file of a million `[[irq]]` tables is
@@ -632,6 +685,16 @@ fn count_tables(path: &Path, source: &str) -> Result<(), ScenarioError> {
 
 /// Parse scenario text (with `key=value` overrides applied to the document first).
 pub fn parse(path: &Path, source: &str, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    parse_with(path, source, sets, &Programs::builtin())
+}
+
+/// [`parse`] with the programs its tasks may name.
+pub fn parse_with(
+    path: &Path,
+    source: &str,
+    sets: &[String],
+    programs: &Programs,
+) -> Result<Loaded, ScenarioError> {
     count_tables(path, source)?;
     let original = source;
     let source = if sets.is_empty() {
@@ -651,8 +714,12 @@ pub fn parse(path: &Path, source: &str, sets: &[String]) -> Result<Loaded, Scena
         ),
         scenario,
         scripts: Vec::new(),
+        params: Vec::new(),
+        programs: programs.clone(),
     };
     build::validate(&loaded).map_err(|e| relocate(e, original, &loaded.source, sets))?;
+    loaded.params =
+        build::parse_params(&loaded).map_err(|e| relocate(e, original, &loaded.source, sets))?;
     loaded.scripts = build::parse_scripts(&loaded.scenario);
     Ok(loaded)
 }
@@ -717,5 +784,50 @@ fn relocate(e: ScenarioError, original: &str, rewritten: &str, sets: &[String]) 
 
 /// The JSON schema of the scenario format, generated from the same types.
 pub fn json_schema() -> String {
-    serde_json::to_string_pretty(&schemars::schema_for!(Scenario)).expect("schema serializes")
+    json_schema_with(&Programs::builtin())
+}
+
+/// The JSON schema of the scenario format with `programs`: `program` is one of their
+/// names, and a task running a registered program has that program's `params` schema.
+pub fn json_schema_with(programs: &Programs) -> String {
+    let mut root =
+        serde_json::to_value(schemars::schema_for!(Scenario)).expect("schema serializes");
+    let defs = root
+        .get_mut("$defs")
+        .and_then(|d| d.as_object_mut())
+        .expect("the schema has definitions");
+    let mut rules = Vec::new();
+    for (name, mut schema) in programs.schemas() {
+        // The parameter type's own definitions join the document's, under its name.
+        let prefix = format!("{name}.");
+        if let Some(own) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
+            for (k, v) in own.as_object().into_iter().flatten() {
+                defs.insert(format!("{prefix}{k}"), v.clone());
+            }
+        }
+        if let Some(o) = schema.as_object_mut() {
+            o.remove("$schema");
+        }
+        let text = serde_json::to_string(&schema).expect("serializes");
+        let text = text.replace("\"#/$defs/", &format!("\"#/$defs/{prefix}"));
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("round trip");
+        rules.push(serde_json::json!({
+            "if": { "properties": { "program": { "const": name } }, "required": ["program"] },
+            "then": { "properties": { "params": schema } }
+        }));
+    }
+    let task = defs
+        .get_mut("TaskDef")
+        .and_then(|t| t.as_object_mut())
+        .expect("the schema defines TaskDef");
+    let names = programs.names();
+    task["properties"]["program"] = serde_json::json!({
+        "description": "The program: a built-in one or one the tool registered.",
+        "type": "string",
+        "enum": names,
+    });
+    if !rules.is_empty() {
+        task.insert("allOf".into(), serde_json::Value::Array(rules));
+    }
+    serde_json::to_string_pretty(&root).expect("schema serializes")
 }

@@ -40,6 +40,10 @@ pub struct Outputs {
     staged: Vec<(PathBuf, PathBuf, Option<File>)>,
     /// Scratch files (a streamed body), removed in any case.
     scratch: Vec<PathBuf>,
+    /// Outputs that exist only if something is written to them (see [`Outputs::maybe`]).
+    optional: BTreeSet<PathBuf>,
+    /// Outputs written to.
+    written: BTreeSet<PathBuf>,
 }
 
 impl Outputs {
@@ -73,6 +77,34 @@ impl Outputs {
         Ok(out)
     }
 
+    /// Also stage `paths` (checked now like [`Outputs::prepare`]'s), but create each only if
+    /// something is written to it before [`Outputs::commit`]: an explorer's counterexample
+    /// and witnesses exist only if the search finds them.
+    pub fn maybe<'a>(mut self, paths: impl IntoIterator<Item = &'a Path>) -> Result<Self> {
+        let paths: Vec<&Path> = paths.into_iter().collect();
+        let more = Outputs::prepare(
+            self.staged
+                .iter()
+                .map(|(p, _, _)| p.as_path())
+                .chain(paths.iter().copied())
+                .collect::<Vec<_>>(),
+        );
+        // Only the new paths are staged from `more`; the check above caught duplicates.
+        let mut more = more?;
+        let old = self.staged.len();
+        for (i, (path, tmp, f)) in more.staged.drain(..).enumerate() {
+            if i < old {
+                drop(f);
+                let _ = std::fs::remove_file(&tmp);
+                forget(std::iter::once(&tmp));
+            } else {
+                self.optional.insert(path.clone());
+                self.staged.push((path, tmp, f));
+            }
+        }
+        Ok(self)
+    }
+
     /// A scratch file beside output `path`, removed when the set is committed or dropped
     /// (a streamed trace's body, before its header is known).
     pub fn scratch(&mut self, path: &Path) -> Result<File> {
@@ -96,6 +128,7 @@ impl Outputs {
 
     /// The open temporary file of output `path` (which must have been prepared).
     pub fn file(&mut self, path: &Path) -> &mut File {
+        self.written.insert(path.to_path_buf());
         self.staged
             .iter_mut()
             .find(|(p, _, _)| p == path)
@@ -118,6 +151,10 @@ impl Outputs {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         for (path, tmp, _) in &self.staged {
+            if self.optional.contains(path) && !self.written.contains(path) {
+                let _ = std::fs::remove_file(tmp);
+                continue;
+            }
             std::fs::rename(tmp, path).with_context(|| format!("writing {}", path.display()))?;
         }
         let staged = std::mem::take(&mut self.staged);

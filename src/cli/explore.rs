@@ -1,4 +1,4 @@
-//! `slicesim explore`: the command line of the explorer (`slicesim::explore`).
+//! `slicesim explore`: the command line of the explorer (`crate::explore`).
 //!
 //! Everything on stdout is a function of the scenario, the options and the seed (never of
 //! `--jobs` or the machine); timings go to stderr.
@@ -6,11 +6,12 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::explore::{self, Report, Setup, Stamped, Violation};
+use crate::scenario::{self, Loaded, VerdictName};
 use anyhow::{Context, Result};
-use slicesim::explore::{self, Report, Setup, Stamped, Violation};
-use slicesim::scenario::{self, Loaded, VerdictName};
 
-use crate::commands::{load_error_code, EXIT_EXPECTATION};
+use super::common::load_error_code;
+use super::EXIT_EXPECTATION;
 
 /// `slicesim explore`.
 #[derive(clap::Args)]
@@ -140,13 +141,13 @@ fn group(n: u64) -> String {
 }
 
 /// `slicesim explore`; returns the exit code.
-pub fn explore(a: ExploreArgs) -> Result<i32> {
+pub fn explore(a: ExploreArgs, programs: &crate::programs::Programs) -> Result<i32> {
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if a.catalog {
-        let files = crate::commands::collect(&a.scenario)?;
-        return match explore::catalog(&files, jobs) {
+        let files = super::common::collect(&a.scenario)?;
+        return match explore::catalog(programs, &files, jobs) {
             Ok(md) => {
                 print!("{md}");
                 Ok(0)
@@ -161,7 +162,12 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
         eprintln!("error: explore takes one scenario (several only with --catalog)");
         return Ok(2);
     };
-    let l = match scenario::load(scenario_path, &a.sets) {
+    let l = match scenario::load_with(
+        scenario_path,
+        &a.sets,
+        crate::budget::defaults::MAX_FILE_MIB << 20,
+        programs,
+    ) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -201,6 +207,20 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
         }
     };
     let seed = a.seed.unwrap_or(l.scenario.scenario.seed);
+    // The counterexample and witness files are named before the search: an unwritable
+    // place fails now, not after it; each is created only if the search finds it.
+    let mut planned = Vec::new();
+    if !a.no_shrink {
+        planned.push(save_path(&l, &a));
+        planned.extend(
+            setup
+                .conditions
+                .iter()
+                .map(|c| witness_path(&l, &a, &c.name)),
+        );
+    }
+    let mut files =
+        super::outputs::Outputs::prepare([])?.maybe(planned.iter().map(PathBuf::as_path))?;
     let started = std::time::Instant::now();
     let kinds: Vec<&str> = setup.kinds.iter().map(|k| k.name()).collect();
     let mode = if a.exhaustive {
@@ -286,10 +306,11 @@ pub fn explore(a: ExploreArgs) -> Result<i32> {
     let mut code = 0;
     code |= print_invariants(&report);
     code |= print_conditions(&report, &setup, a.exhaustive);
-    print_witnesses(&l, &setup, &a, scenario_path, &report)?;
+    print_witnesses(&l, &setup, &a, scenario_path, &report, &mut files)?;
     if let Some((s, v)) = &report.first_failure {
-        print_counterexample(&l, &setup, &a, scenario_path, s, &v[0])?;
+        print_counterexample(&l, &setup, &a, scenario_path, s, &v[0], &mut files)?;
     }
+    files.commit()?;
     Ok(if code != 0 { EXIT_EXPECTATION } else { 0 })
 }
 
@@ -401,6 +422,23 @@ fn slug(name: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
+/// Where the shrunk counterexample is saved: `--save`, else NAME.schedule.
+fn save_path(l: &Loaded, a: &ExploreArgs) -> PathBuf {
+    a.save
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.schedule", l.scenario.scenario.name)))
+}
+
+/// Where condition `name`'s witness is saved: `--witness-dir`/NAME.CONDITION.schedule.
+fn witness_path(l: &Loaded, a: &ExploreArgs, name: &str) -> PathBuf {
+    let dir = a.witness_dir.clone().unwrap_or_default();
+    dir.join(format!(
+        "{}.{}.schedule",
+        l.scenario.scenario.name,
+        slug(name)
+    ))
+}
+
 /// For every condition, one run that shows its verdict (where one exists): a run where it
 /// held for `Sometimes` and `Always`, one where it did not for `Never`; shrunk so it still
 /// shows the same (a failure fails the same way), saved as a replayable schedule, and for
@@ -411,6 +449,7 @@ fn print_witnesses(
     a: &ExploreArgs,
     scenario_path: &std::path::Path,
     report: &Report,
+    files: &mut super::outputs::Outputs,
 ) -> Result<()> {
     let stamp = explore::stamp(l);
     for (i, c) in setup.conditions.iter().enumerate() {
@@ -466,12 +505,7 @@ fn print_witnesses(
         );
         println!("  {st}");
         if !a.no_shrink {
-            let dir = a.witness_dir.clone().unwrap_or_default();
-            let path = dir.join(format!(
-                "{}.{}.schedule",
-                l.scenario.scenario.name,
-                slug(&c.name)
-            ));
+            let path = witness_path(l, a, &c.name);
             let text = format!(
                 "# slicesim witness for {}: `{}` is {}: {shows}\n# replay: slicesim run {} --schedule {}\n{st}\n",
                 l.scenario.scenario.name,
@@ -480,8 +514,7 @@ fn print_witnesses(
                 scenario_path.display(),
                 path.display()
             );
-            crate::write_whole(&path, text.as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
+            files.write(&path, text.as_bytes())?;
             println!(
                 "  saved: {} (replay: slicesim run {} --schedule {})",
                 path.display(),
@@ -493,8 +526,8 @@ fn print_witnesses(
             let (_, r) = explore::run_schedule(l, setup, &st.schedule)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("  annotated timeline:");
-            let brief = slicesim::explain::Options { brief: true };
-            for line in slicesim::explain::explain_with(&r.sim, brief).lines() {
+            let brief = crate::explain::Options { brief: true };
+            for line in crate::explain::explain_with(&r.sim, brief).lines() {
                 println!("    {line}");
             }
         }
@@ -509,6 +542,7 @@ fn print_counterexample(
     scenario_path: &std::path::Path,
     s: &explore::Schedule,
     first: &explore::Violation,
+    files: &mut super::outputs::Outputs,
 ) -> Result<()> {
     let stamp = explore::stamp(l);
     println!("counterexample (first in run order): {first}");
@@ -537,10 +571,7 @@ fn print_counterexample(
     for v in &shrunk.violations {
         println!("  violation: {v}");
     }
-    let path = a
-        .save
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.schedule", l.scenario.scenario.name)));
+    let path = save_path(l, a);
     let text =
         format!(
         "# slicesim counterexample for {}\n# replay: slicesim run {} --schedule {}\n# {}\n{st}\n",
@@ -549,8 +580,7 @@ fn print_counterexample(
         path.display(),
         shrunk.violations.first().map_or(String::new(), |v| v.to_string())
     );
-    crate::write_whole(&path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+    files.write(&path, text.as_bytes())?;
     println!(
         "saved: {} (replay: slicesim run {} --schedule {})",
         path.display(),
@@ -560,7 +590,7 @@ fn print_counterexample(
     let (_, r) =
         explore::run_schedule(l, setup, &st.schedule).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("annotated timeline of the shrunk run:");
-    for line in slicesim::explain::explain(&r.sim).lines() {
+    for line in crate::explain::explain(&r.sim).lines() {
         println!("  {line}");
     }
     Ok(())

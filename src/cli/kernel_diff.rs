@@ -1,0 +1,70 @@
+//! `slicesim kernel-diff`: the fidelity probes in the simulator, compared with a VM run's
+//! console output.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+/// `slicesim kernel-diff`.
+#[derive(clap::Args)]
+pub struct KernelDiffArgs {
+    /// Console output of a VM run (`slicesim-vm run` writes it): the frame of `SLICESIM` lines the
+    /// probes printed. Its `meta cmdline` decides the simulator's configuration.
+    pub console: PathBuf,
+    /// Largest accepted difference between the kernel's and the simulator's share of a
+    /// rate (e.g. yields per section), 0..1.
+    #[arg(long, default_value_t = 0.25)]
+    pub tolerance: f64,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the table (Markdown) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Compare a VM's probe results with the simulator's; exit code 1 on a discrete
+/// disagreement, 4 when the console file cannot be read or holds no complete frame.
+pub fn kernel_diff(a: KernelDiffArgs) -> Result<i32> {
+    use crate::fidelity::{self, KernelSetup};
+    use rseq_abi::programs::probes::Frame;
+    let text = match std::fs::read_to_string(&a.console) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", a.console.display());
+            return Ok(4);
+        }
+    };
+    let kernel = match Frame::parse(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}: {e}", a.console.display());
+            return Ok(4);
+        }
+    };
+    let mut out = super::outputs::Outputs::prepare(a.out.as_deref())?;
+    let setup = KernelSetup::from_frame(&kernel)
+        .with_context(|| format!("reading {}", a.console.display()))?;
+    let names: Vec<&str> = kernel.probes.iter().map(|p| p.probe.as_str()).collect();
+    let sim = fidelity::run_in_sim(&names, &setup.sim_config(a.seed))
+        .context("building the simulation")?;
+    println!(
+        "kernel {} ({}), simulator: {} CPUs, preempt={}, rseq_slice_ext={}, rseq_debug={}, slice_ext_nsec={}, revision {}",
+        kernel.meta("kernel").unwrap_or("?"),
+        kernel.meta("cmdline").unwrap_or("no cmdline"),
+        setup.cpus,
+        setup.preempt.name(),
+        u8::from(setup.slice_ext_boot),
+        u8::from(setup.rseq_debug),
+        setup.sim_config(a.seed).effective_slice_ext_nsec(),
+        setup.revision.name(),
+    );
+    let rows = fidelity::compare(&kernel, &sim, a.tolerance);
+    let table = fidelity::render(&rows);
+    print!("{table}");
+    if let Some(path) = &a.out {
+        out.write(path, table.as_bytes())?;
+    }
+    out.commit()?;
+    Ok(i32::from(rows.iter().any(|r| r.verdict.fails())))
+}
