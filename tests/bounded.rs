@@ -736,3 +736,29 @@ fn metrics_plot_and_perfetto_stream_past_the_kept_log_budget() {
     ]);
     assert_eq!(capped.status.code(), Some(5), "{}", text(&capped.stderr));
 }
+
+/// Every explored run obeys the scenario's budgets as `run` does, with the same flags: a
+/// search over a one-hour, 1024-CPU scenario stops at the events budget (exit 5) instead
+/// of running for hours, whether the unperturbed run (exhaustive) or a random one hits it.
+#[test]
+fn explore_runs_obey_the_budgets_and_say_which() {
+    let d = dir("explore-budget");
+    let p = write(&d, "long.toml", &spinners(1024, "3600s"));
+    for mode in ["--exhaustive", "--random"] {
+        let out = slicesim(&[
+            "explore",
+            p.to_str().unwrap(),
+            mode,
+            "--runs",
+            "3",
+            "--max-events",
+            "2000000",
+        ]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{mode}: {err}");
+        assert!(
+            err.contains("simulated events budget") && err.contains("--max-events"),
+            "{mode}: {err}"
+        );
+    }
+}

@@ -23,6 +23,9 @@ pub struct ExploreArgs {
     /// The scenario file (with --catalog: files or folders of race scenarios).
     #[arg(required = true)]
     pub scenario: Vec<PathBuf>,
+    /// Budgets of every explored run (each overrides the scenario's `[budget]` key).
+    #[command(flatten)]
+    pub budget: crate::budget::BudgetArgs,
     /// Every placement of at most --max-interrupts injected events.
     #[arg(long)]
     pub exhaustive: bool,
@@ -80,7 +83,7 @@ const MAX_K: u32 = 8;
 /// kinds), and whether `--max-schedules` will cut it.
 fn print_estimate(l: &scenario::Loaded, setup: &Setup, seed: u64, max: u64) -> Result<()> {
     let plain = explore::Schedule::plain(seed);
-    let (o, _) = explore::run_schedule(l, setup, &plain).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (o, _) = explore::run_schedule(l, setup, &plain)?;
     let (p, m) = (u128::from(o.point_count), setup.kinds.len() as u128);
     // sum over k <= K of C(p, k) * m^k, saturating.
     let (mut total, mut term) = (1u128, 1u128);
@@ -162,10 +165,13 @@ pub fn explore(a: ExploreArgs, programs: &crate::programs::Programs) -> Result<i
         eprintln!("error: explore takes one scenario (several only with --catalog)");
         return Ok(2);
     };
-    let l = match scenario::load_with(
+    let mut l = match scenario::load_with(
         scenario_path,
         &a.sets,
-        crate::budget::defaults::MAX_FILE_MIB << 20,
+        a.budget
+            .max_file_mib
+            .unwrap_or(crate::budget::defaults::MAX_FILE_MIB)
+            << 20,
         programs,
     ) {
         Ok(l) => l,
@@ -174,6 +180,7 @@ pub fn explore(a: ExploreArgs, programs: &crate::programs::Programs) -> Result<i
             return Ok(load_error_code(&e));
         }
     };
+    l.set_budget(&a.budget);
     let names: Vec<&str> = l
         .scenario
         .tasks
@@ -244,7 +251,13 @@ pub fn explore(a: ExploreArgs, programs: &crate::programs::Programs) -> Result<i
         setup.watched.join(",")
     );
     if a.exhaustive {
-        print_estimate(&l, &setup, seed, a.max_schedules)?;
+        if let Err(e) = print_estimate(&l, &setup, seed, a.max_schedules) {
+            if let Some(b @ scenario::ScenarioError::Budget(_)) = e.downcast_ref() {
+                eprintln!("error: the unperturbed run was {b}");
+                return Ok(super::EXIT_BUDGET);
+            }
+            return Err(e);
+        }
     }
     // Ctrl-C stops handing out runs; what finished is reported, marked as interrupted.
     static STOP: AtomicBool = AtomicBool::new(false);
@@ -272,12 +285,19 @@ pub fn explore(a: ExploreArgs, programs: &crate::programs::Programs) -> Result<i
         stop: &STOP,
         progress: &tick,
     };
-    let report = if a.exhaustive {
+    let report = match if a.exhaustive {
         explore::exhaustive_with(&l, &setup, seed, jobs, ctl)
     } else {
         explore::random_with(&l, &setup, seed, a.runs, a.pct, jobs, ctl)
-    }
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    } {
+        Ok(r) => r,
+        Err(e @ scenario::ScenarioError::Budget(_)) => {
+            bar.finish_and_clear();
+            eprintln!("error: a run of the search was {e}");
+            return Ok(super::EXIT_BUDGET);
+        }
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    };
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(

@@ -362,7 +362,22 @@ fn run_with(
         duration,
     } = build_with(l, setup, s, chooser)?;
     sim.give_stacks(std::mem::take(pool));
-    sim.run_until(duration);
+    // The scenario's budgets hold for every explored run as for `run`: a search never
+    // runs away on a long scenario (simulated events, the kept log, memory, opt-in wall
+    // time), checked every `CHUNK_EVENTS` events.
+    let started = std::time::Instant::now();
+    while !sim.run_chunk(duration, crate::budget::CHUNK_EVENTS) {
+        l.budget.check(
+            sim.events_processed(),
+            sim.log().len() as u64,
+            started.elapsed().as_secs_f64(),
+        )?;
+    }
+    l.budget.check(
+        sim.events_processed(),
+        sim.log().len() as u64,
+        started.elapsed().as_secs_f64(),
+    )?;
     let checks = scenario::evaluate(&l.scenario.expect, &sim, &names);
     let logged = sim.log().len() as u64;
     let r = scenario::RunResult {
