@@ -11,13 +11,23 @@
 //! Every search starts its own worker threads, which costs a fraction of a millisecond:
 //! that fixed cost is most of a small search's time on two workers.
 //!
+//! - `harness-vs-cli`: the one-section flow written as a Rust closure in a
+//!   `slicesim::harness::Model`, explored by `Model::try_explore`, against the scenario file
+//!   explored as `slicesim explore` does (`explore::exhaustive` on the loaded file), at
+//!   K = 2 and K = 3 on one worker, in alternating rounds so both see the same machine load.
+//!
 //! A plain binary like the engine bench; each line reads
 //! `bench explore-NAME-kK-jJ: S schedules in W s (N per search), R schedules/s`.
+//! `BENCH_ONLY=cli|harness BENCH_SEARCHES=N` runs only N searches of one side at K = 3
+//! (for `valgrind --tool=callgrind`, whose instruction counts ignore the machine's load).
 
 use std::path::Path;
 use std::time::Instant;
 
+use rseq_abi::protocol::{self, SliceExt};
+use rseq_abi::Platform;
 use slicesim::explore::{self, Setup};
+use slicesim::harness::{Explore, Model, SimPlatform};
 use slicesim::scenario::{self, Loaded};
 
 fn bench(name: &str, l: &Loaded, k: u32) {
@@ -48,9 +58,76 @@ fn bench(name: &str, l: &Loaded, k: u32) {
     );
 }
 
+/// The one-section flow of `yield-after-revoke.toml`, step for step, as user code.
+fn one_section(p: &mut SimPlatform<'_>) {
+    protocol::register(p, 0).expect("registers");
+    protocol::slice_ext_set(p, true).expect("enables");
+    p.burn(1_000);
+    let ext = SliceExt::assume_enabled(p.revision());
+    ext.request(p);
+    p.burn(2_000);
+    ext.release(p);
+    p.burn(1_000);
+}
+
+/// The same machine as the scenario file (the harness's defaults: one CPU, no tick, no
+/// timer slack or jitter), 20 us.
+fn model() -> Model {
+    Model::new()
+        .name("yield-after-revoke")
+        .duration_ns(20_000)
+        .spawn("holder", one_section)
+}
+
+/// One search each way; returns the schedules each made.
+fn search(l: &Loaded, k: u32, harness: bool) -> u64 {
+    if harness {
+        model()
+            .try_explore(Explore::exhaustive(k).jobs(1))
+            .expect("no violation")
+            .runs
+    } else {
+        // What `slicesim explore --exhaustive` does between loading the file and printing.
+        let setup = Setup::new(l, &[], Some(k)).expect("setup");
+        explore::exhaustive(l, &setup, 0, 1).expect("explore").runs
+    }
+}
+
+/// Alternating rounds of about 0.5 s per side, 4 rounds each.
+fn harness_vs_cli(l: &Loaded, k: u32) {
+    let (mut t, mut n) = ([0.0f64; 2], [0u64; 2]);
+    let per = [search(l, k, false), search(l, k, true)];
+    for _round in 0..4 {
+        for (side, harness) in [(0, false), (1, true)] {
+            let t0 = Instant::now();
+            while t0.elapsed().as_secs_f64() < 0.5 {
+                n[side] += search(l, k, harness);
+            }
+            t[side] += t0.elapsed().as_secs_f64();
+        }
+    }
+    let rate = [n[0] as f64 / t[0], n[1] as f64 / t[1]];
+    println!(
+        "bench harness-vs-cli-k{k}-j1: cli {} schedules/search {:.0} schedules/s, harness {} schedules/search {:.0} schedules/s, harness/cli = {:.3}",
+        per[0], rate[0], per[1], rate[1], rate[1] / rate[0]
+    );
+}
+
 fn main() {
     let path = Path::new("scenarios/races/yield-after-revoke.toml");
     let one = scenario::load(path, &[]).expect("bundled scenario");
+    if let Ok(side) = std::env::var("BENCH_ONLY") {
+        let searches: u64 = std::env::var("BENCH_SEARCHES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20);
+        let harness = side == "harness";
+        let runs: u64 = (0..searches).map(|_| search(&one, 3, harness)).sum();
+        println!("bench {side}-k3: {runs} schedules in {searches} searches");
+        return;
+    }
+    harness_vs_cli(&one, 2);
+    harness_vs_cli(&one, 3);
     bench("one-section", &one, 2);
     bench("one-section", &one, 3);
     let source = std::fs::read_to_string(path).expect("bundled scenario").replace(
