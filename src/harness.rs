@@ -575,6 +575,32 @@ impl Model {
 
     /// [`Model::explore`] without the panic: the failure as a value (a test that expects
     /// exploration to catch a mistake asserts on it).
+    ///
+    /// ```
+    /// use slicesim::prelude::*;
+    ///
+    /// // Two tasks on one CPU each add 1 with a load and a store: not atomic.
+    /// let add = |p: &mut SimPlatform<'_>| {
+    ///     let v = p.shared_load(SharedWord(0));
+    ///     p.burn(1_000);
+    ///     p.shared_store(SharedWord(0), v + 1);
+    /// };
+    /// let model = || {
+    ///     Model::new()
+    ///         .spawn("a", add)
+    ///         .spawn("b", add)
+    ///         .kinds(&["irq+resched"])
+    ///         .check("no lost update", |run| match run.shared(SharedWord(0)) {
+    ///             2 => Ok(()),
+    ///             n => Err(format!("the word is {n}")),
+    ///         })
+    /// };
+    /// let failure = model().try_explore(Explore::exhaustive(1)).unwrap_err();
+    /// assert_eq!(failure.violation.property, "no lost update");
+    /// // The shrunk schedule replays it (here caught as the panic it is).
+    /// let again = std::panic::catch_unwind(|| model().replay(&failure.schedule, |_| ()));
+    /// assert!(again.is_err());
+    /// ```
     pub fn try_explore(self, how: Explore) -> Result<Summary, Box<Failure>> {
         let l = self.load();
         let k = match how.mode {

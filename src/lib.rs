@@ -1,6 +1,13 @@
-//! `slicesim` as a library: the scenario format and what the command line does with a
-//! finished simulation.
+//! `slicesim` as a library: a test harness for your own rseq programs, the command line
+//! with your programs registered, the scenario format and what the command line does with a
+//! finished simulation. `docs/library.md` walks from an empty crate to an explored test.
 //!
+//! * [`harness`]: describe a machine, spawn your code, explore its interrupt timings from
+//!   a `#[test]` ([`prelude`] has what a test needs).
+//! * [`programs`]: the registry of programs scenario files may name, yours included.
+//! * [`cli`]: every subcommand, with a registry: `cli::main_with(Programs::builtin())` is
+//!   the `slicesim` binary.
+//! * [`explore`]: exhaustive, random and PCT search, invariants, shrinking, schedules.
 //! * [`scenario`]: scenario files (TOML), their validation, building and running them,
 //!   and their expectations.
 //! * [`budget`]: the budgets that bound every run in time and memory.
@@ -13,7 +20,7 @@
 //! * [`metrics`]: latency and grant metrics of a finished run, from its event log.
 //! * [`fidelity`]: the fidelity probes in the simulator, compared with a real kernel's.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod budget;
@@ -30,3 +37,23 @@ pub mod scenario;
 pub mod soak;
 pub mod step;
 pub mod sweep;
+
+/// What a test of your own program needs: `use slicesim::prelude::*;`.
+///
+/// ```
+/// use slicesim::prelude::*;
+///
+/// let summary = Model::new()
+///     .spawn("t", |p| p.shared_store(SharedWord(0), 1))
+///     .check("stored", |run| match run.shared(SharedWord(0)) {
+///         1 => Ok(()),
+///         v => Err(format!("the word is {v}")),
+///     })
+///     .explore(Explore::exhaustive(1));
+/// assert!(summary.runs >= 1);
+/// ```
+pub mod prelude {
+    pub use crate::harness::{Explore, Model, Run, SimPlatform, Spawn};
+    pub use crate::programs::Programs;
+    pub use rseq_abi::{Marker, Platform, SharedWord, Syscall};
+}

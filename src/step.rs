@@ -11,8 +11,7 @@
 
 use std::io::{BufRead, Write};
 
-use rseq_sim::cpu::CpuMode;
-use rseq_sim::task::{TaskState, TIF_NEED_RESCHED, TIF_NEED_RESCHED_LAZY};
+use rseq_sim::{CpuMode, TaskState, TIF_NEED_RESCHED, TIF_NEED_RESCHED_LAZY};
 use rseq_sim::{LogKind, Simulation};
 
 fn us(ns: u64) -> String {

@@ -11,7 +11,7 @@
 //!
 //! Nothing in this crate knows about the simulator.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 // `unsafe` is confined to the real-kernel backend (`linux`), which opts back in.
 #![deny(unsafe_code)]
 

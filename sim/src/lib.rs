@@ -8,34 +8,39 @@
 //!
 //! Modules are named after the kernel code they model; see ARCHITECTURE.md.
 
-#![warn(missing_docs)]
+//!
+//! The public surface is what this page lists: the configuration ([`config`]), the event
+//! log ([`trace`]), the explorers' interface to every nondeterministic decision
+//! ([`choice`]) and the types re-exported below. The kernel model's modules are private.
+
+#![deny(missing_docs)]
 
 pub mod choice;
 pub mod config;
-pub mod coro;
-pub mod cpu;
+mod coro;
+mod cpu;
 mod entry;
-pub mod event;
-pub mod irq;
+mod event;
+mod irq;
 mod marks;
 mod queue;
 mod rseq;
 mod sched;
 mod signal;
-pub mod sim;
+mod sim;
 mod syscall;
-pub mod task;
+mod task;
 pub mod trace;
-pub mod workload;
+mod workload;
 
 pub use choice::{Chooser, Draw, InjectMenu, InjectPoint, Injection, PointOp, Replay, Seeded};
 pub use config::{ConfigError, Preempt, SimConfig, TieBreak};
-pub use coro::{SimPlatform, SimProgram};
-pub use cpu::SliceStats;
+pub use coro::{SimPlatform, SimProgram, RSEQ_AREA_SIZE};
+pub use cpu::{CpuMode, SliceStats};
 pub use event::{IrqKind, ReschedReq};
 pub use irq::{IrqPattern, IrqSource};
 pub use rseq::{TASK_SIZE, USER_IP};
 pub use sim::{SimError, Simulation, StackPool, TaskSpec};
-pub use task::{Policy, Task, TaskExit, TaskState};
+pub use task::{Policy, Task, TaskExit, TaskState, TIF_NEED_RESCHED, TIF_NEED_RESCHED_LAZY};
 pub use trace::{FaultCause, LogKind, LogRecord, RevokePath};
 pub use workload::{spawn_selftest, SelftestTasks};

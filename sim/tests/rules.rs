@@ -51,7 +51,7 @@ fn s3_2_grant_on_interrupt_return_with_need_resched_and_request() {
     assert_eq!(sim.tasks()[0].rseq.expires, 5 * US + 300 + 5 * US);
     assert_eq!(sim.stats().granted, 1);
     // Step 8: the reschedule request is discarded.
-    assert_eq!(sim.tasks()[0].tif & task::TIF_NEED_RESCHED, 0);
+    assert_eq!(sim.tasks()[0].tif & TIF_NEED_RESCHED, 0);
     assert!(has(&sim, "hrtimer_start expires=10300"));
 }
 

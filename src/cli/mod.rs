@@ -117,6 +117,16 @@ enum Command {
 
 /// Run the command line (`std::env::args`) with `programs` and exit with its code: the whole
 /// of the `slicesim` binary, and of a user crate's own tool.
+///
+/// ```no_run
+/// use rseq_abi::Platform;
+/// use slicesim::programs::Programs;
+///
+/// fn main() {
+///     // `program = "spin_once"` in this tool's scenario files.
+///     slicesim::cli::main_with(Programs::builtin().with_fn("spin_once", |p| p.burn(1_000)))
+/// }
+/// ```
 pub fn main_with(programs: crate::programs::Programs) -> ! {
     // A program that panics inside a simulation is reported as that task's fault; one line
     // on stderr is enough (SLICESIM_BACKTRACE=1 restores Rust's default hook).

@@ -12,8 +12,8 @@ use rseq_abi::platform::{
 };
 use rseq_abi::protocol::{self, SliceExt};
 use rseq_abi::{consts, CpuSet, Marker, Platform, SharedWord, SliceOutcome, SysResult, Syscall};
-use rseq_sim::coro::RSEQ_AREA_SIZE;
 use rseq_sim::SimPlatform;
+use rseq_sim::RSEQ_AREA_SIZE;
 
 use super::Nanos;
 

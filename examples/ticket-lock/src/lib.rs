@@ -89,7 +89,8 @@ pub enum Mistake {
 
 /// Run one ticket-lock thread: register rseq, enable the extension, then
 /// `params.iterations` acquisitions. Counters: `acquired`, `yielded` (yields that
-/// returned 1), `raced` (a grant revoked before the yield, spec §8.3).
+/// returned 1), `raced` (a grant revoked before the yield, spec §8.3), `ext` (1 if the
+/// extension was in use, 0 if the kernel does not offer it to this thread).
 pub fn ticket_lock<P: Platform + ?Sized>(
     p: &mut P,
     params: &TicketParams,

@@ -75,3 +75,22 @@ fn the_schema_and_the_list_include_the_registered_program() {
     assert!(stdout.contains("ticket_lock"), "{stdout}");
     assert!(stdout.contains("hold_ns"), "{stdout}");
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_same_lock_runs_on_the_host_kernel_with_or_without_the_extension() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ticket-lock-host"))
+        .arg("2000")
+        .output()
+        .expect("the host binary runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("counter = 4000 (acquisitions: 4000)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("extension in use") || stdout.contains("not offered by this kernel"),
+        "{stdout}"
+    );
+}
