@@ -18,6 +18,7 @@ mod entry;
 pub mod event;
 pub mod irq;
 mod marks;
+pub mod observe;
 mod queue;
 mod rseq;
 mod sched;
