@@ -67,7 +67,7 @@ bool shim_need_resched(void)
  */
 static void shim_switched_out_and_in(void)
 {
-	if (!current)
+	if (!current || !shim.switch_on_schedule)
 		return;
 	clear_tsk_need_resched(current);
 	rseq_sched_switch_event(current);

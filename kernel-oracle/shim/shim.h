@@ -160,6 +160,9 @@ struct shim_state {
 	int pagefault_disabled;
 	/* the preemption model: 0 none, 1 voluntary, 2 full, 3 lazy, 4 rt */
 	int preempt_model;
+	/* schedule() switches the task out and in (whole exit loops) or only records
+	 * itself (one decision compared with the model, whose schedule() is its own). */
+	int switch_on_schedule;
 	/* what the kernel code asked of the scheduler during one call */
 	int schedules;           /* schedule() from the exit loop */
 	int preempt_schedules;   /* preempt_enable() with a reschedule pending */

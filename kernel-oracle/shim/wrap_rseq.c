@@ -222,6 +222,11 @@ void oracle_set_preempt_model(int model)
 	shim.preempt_model = model;
 }
 
+void oracle_set_switch_on_schedule(int on)
+{
+	shim.switch_on_schedule = on;
+}
+
 /* What the kernel code asked for during the calls since the last reset. */
 void oracle_effects(int *out)
 {
@@ -241,9 +246,11 @@ void oracle_effects(int *out)
 void oracle_reset_effects(void)
 {
 	int model = shim.preempt_model;
+	int sw = shim.switch_on_schedule;
 
 	memset(&shim, 0, sizeof(shim));
 	shim.preempt_model = model;
+	shim.switch_on_schedule = sw;
 	shim_ufaults = 0;
 }
 

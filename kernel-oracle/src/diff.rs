@@ -599,9 +599,51 @@ fn verdict(
             context: String::new(),
             site: format!("{:?} -> {:?}", d.site, d.outcome),
             fields,
-            model_before: format!("{:?}", d.before),
-            model_after: format!("{:?}", d.after),
-            kernel_after: format!("{:?}", kernel),
+            model_before: show(d.before),
+            model_after: show(d.after),
+            kernel_after: show_kernel(&kernel),
         }),
+    )
+}
+
+/// The first bytes of user memory that hold the rseq area, in hex.
+fn hex(mem: &[u8]) -> String {
+    mem.iter().take(40).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A model state, compact: the user memory as the hex of the area's first 40 bytes.
+fn show(st: &State) -> String {
+    let task = st.task.as_ref().map_or("no task".to_string(), |t| {
+        format!(
+            "task {} on cpu {} alive {} rseq {:?} tif {:#x} syscall_work_slice {} area {:#x} mapped {} mem {} signals {:?}",
+            t.tid,
+            t.cpu,
+            t.alive,
+            t.rseq,
+            t.tif,
+            t.syscall_work_slice,
+            t.area,
+            t.mapped,
+            hex(&t.mem),
+            t.sig_pending
+        )
+    });
+    format!(
+        "now {} fast clock {}; {task}; cpu {} curr {:?} timer {:?} stats {:?}",
+        st.now, st.fast_clock, st.cpu.id, st.cpu.curr, st.cpu.slice_timer, st.cpu.stats
+    )
+}
+
+fn show_kernel(c: &Compared) -> String {
+    format!(
+        "task {:?} mem {} timer {:?} s_* {:?} signals {} (last {}) ret {:?} reschedules {:?}",
+        c.task,
+        c.mem.as_deref().map_or(String::new(), hex),
+        c.timer,
+        c.slice_stats,
+        c.signals,
+        c.last_signal,
+        c.ret,
+        c.reschedules
     )
 }

@@ -76,6 +76,7 @@ mod c {
         pub fn oracle_nr_stats() -> u64;
         pub fn oracle_set_clock(ns: u64);
         pub fn oracle_set_preempt_model(model: i32);
+        pub fn oracle_set_switch_on_schedule(on: i32);
         pub fn oracle_effects(out: *mut i32);
         pub fn oracle_reset_effects();
         pub fn oracle_grant(ti_work: u64) -> bool;
@@ -202,6 +203,10 @@ pub mod call {
         // SAFETY: plain value.
         unsafe { c::oracle_set_preempt_model(model) }
     }
+    pub fn set_switch_on_schedule(on: bool) {
+        // SAFETY: plain value.
+        unsafe { c::oracle_set_switch_on_schedule(i32::from(on)) }
+    }
     pub fn effects() -> [i32; NR_EFFECTS] {
         let mut v = [0i32; NR_EFFECTS];
         // SAFETY: the C side fills exactly NR_EFFECTS ints.
@@ -302,6 +307,7 @@ pub mod call {
     }
     pub fn set_clock(_: u64) {}
     pub fn set_preempt_model(_: i32) {}
+    pub fn set_switch_on_schedule(_: bool) {}
     pub fn effects() -> [i32; NR_EFFECTS] {
         [0; NR_EFFECTS]
     }

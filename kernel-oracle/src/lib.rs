@@ -221,7 +221,8 @@ impl Kernel {
     }
 
     /// Back to a known state: the loaded task is `current`, boot switch on, debug off,
-    /// 5 µs grants, FULL preemption, counters and timer cleared.
+    /// 5 µs grants, FULL preemption, `schedule()` only recorded, counters and timer
+    /// cleared.
     pub fn reset(&mut self) {
         call::task_load(&KTask::default());
         call::set_current(true);
@@ -232,6 +233,7 @@ impl Kernel {
         call::slice_timer_set(false, 0, false);
         call::set_clock(0);
         self.set_preempt(PreemptModel::Full);
+        call::set_switch_on_schedule(false);
         call::reset_effects();
     }
 
@@ -321,6 +323,13 @@ impl Kernel {
             PreemptModel::Lazy => 3,
             PreemptModel::Rt => 4,
         });
+    }
+    /// Whether the kernel code's `schedule()` and `preempt_schedule()` switch the task
+    /// out and back in (clear its reschedule request, raise the rseq switch event: for
+    /// running whole exit loops) or only record themselves (the default: one decision
+    /// compared with the model, whose own `schedule()` is compared on its own).
+    pub fn set_switch_on_schedule(&mut self, on: bool) {
+        call::set_switch_on_schedule(on);
     }
     /// Forget the recorded effects.
     pub fn reset_effects(&mut self) {

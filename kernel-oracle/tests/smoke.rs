@@ -42,6 +42,8 @@ fn a_task_life_through_the_kernel_code() {
         ip: 0x40_1000,
         user: 1,
     };
+    // Whole exit loops below: schedule() must switch the task out and in.
+    k.set_switch_on_schedule(true);
     k.load_task(&KTask {
         cpu: 1,
         mm_cid: 1,
