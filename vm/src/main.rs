@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p slicesim-vm -- kernel                      fetch and build (cached)
-//! cargo run -p slicesim-vm -- fetch-source                fetch and unpack only (cached)
+//! cargo run -p slicesim-vm -- fetch-source [--series 7.2]  fetch and unpack only (cached)
 //! cargo run -p slicesim-vm -- run [--preempt full|lazy] [--no-slice-ext] [--debug]
 //!                                 [--accel auto|kvm|tcg] [--only PROBE] [--out FILE]
 //! ```
@@ -39,7 +39,11 @@ enum Cmd {
     Kernel,
     /// Fetch and unpack linux-source-7.* only (no kernel build); prints the source tree.
     /// The kernel oracle (`kernel-oracle/`) compiles its rseq code from this tree.
-    FetchSource,
+    FetchSource {
+        /// Only this series (e.g. `7.2`, what the oracle pins) instead of the newest 7.*.
+        #[arg(long)]
+        series: Option<String>,
+    },
     /// Boot the kernel with the probes and write the console output.
     Run(RunArgs),
 }
@@ -93,8 +97,8 @@ fn main() -> Result<()> {
             println!("{}", k.display());
             Ok(())
         }
-        Cmd::FetchSource => {
-            let s = fetch_source()?;
+        Cmd::FetchSource { series } => {
+            let s = fetch_source(series.as_deref())?;
             eprintln!("kernel: source {} {}", s.pkg, s.version);
             println!("{}", s.tree.display());
             Ok(())
@@ -175,8 +179,9 @@ fn download(opts: &[String], pkg: &str, dir: &Path) -> Result<PathBuf> {
     find(dir)?.with_context(|| format!("apt-get download {pkg} left no .deb"))
 }
 
-/// The newest `linux-source-7.*` in sid: package name and version.
-fn newest_source(opts: &[String]) -> Result<(String, String)> {
+/// The newest `linux-source-7.*` in sid (or `linux-source-SERIES`): package name and
+/// version.
+fn newest_source(opts: &[String], series: Option<&str>) -> Result<(String, String)> {
     sh(Command::new("apt-get")
         .args(opts)
         .arg("update")
@@ -189,6 +194,7 @@ fn newest_source(opts: &[String]) -> Result<(String, String)> {
     let mut pkgs: Vec<(u32, String)> = names
         .lines()
         .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| series.is_none_or(|s| n.strip_prefix("linux-source-") == Some(s)))
         .filter_map(|n| {
             Some((
                 n.strip_prefix("linux-source-7.")?.parse().ok()?,
@@ -198,7 +204,7 @@ fn newest_source(opts: &[String]) -> Result<(String, String)> {
         .collect();
     pkgs.sort();
     let Some((_, pkg)) = pkgs.pop() else {
-        bail!("no linux-source-7.* package in sid: the fidelity kernel needs one");
+        bail!("no linux-source-{} package in sid", series.unwrap_or("7.*"));
     };
     let show = output(Command::new("apt-cache").args(opts).args(["show", &pkg]))?;
     let version = show
@@ -244,10 +250,10 @@ fn unpack_source(cache: &Path, opts: &[String], pkg: String, version: String) ->
 
 /// Fetch and unpack the newest source only: what the kernel oracle and
 /// `tests/kernel_map.rs` need, without building a kernel.
-fn fetch_source() -> Result<Source> {
+fn fetch_source(series: Option<&str>) -> Result<Source> {
     let cache = cache_dir()?;
     let opts = sid_apt_opts(&cache)?;
-    let (pkg, version) = newest_source(&opts)?;
+    let (pkg, version) = newest_source(&opts, series)?;
     unpack_source(&cache, &opts, pkg, version)
 }
 
@@ -255,7 +261,7 @@ fn fetch_source() -> Result<Source> {
 fn kernel() -> Result<PathBuf> {
     let cache = cache_dir()?;
     let opts = sid_apt_opts(&cache)?;
-    let (pkg, version) = newest_source(&opts)?;
+    let (pkg, version) = newest_source(&opts, None)?;
     let build = cache
         .join("build")
         .join(cache_key(&version, config::FRAGMENT));
