@@ -23,6 +23,7 @@ mod entry;
 mod event;
 mod irq;
 mod marks;
+pub mod observe;
 mod queue;
 mod rseq;
 mod sched;
@@ -41,6 +42,9 @@ pub use event::{IrqKind, ReschedReq};
 pub use irq::{IrqPattern, IrqSource};
 pub use rseq::{TASK_SIZE, USER_IP};
 pub use sim::{SimError, Simulation, StackPool, TaskSpec};
-pub use task::{Policy, Task, TaskExit, TaskState, TIF_NEED_RESCHED, TIF_NEED_RESCHED_LAZY};
+pub use task::{
+    Policy, Task, TaskExit, TaskState, TIF_NEED_RESCHED, TIF_NEED_RESCHED_LAZY, TIF_NOTIFY_RESUME,
+    TIF_OTHER_WORK, TIF_RSEQ, TIF_SIGPENDING,
+};
 pub use trace::{FaultCause, LogKind, LogRecord, RevokePath};
 pub use workload::{spawn_selftest, SelftestTasks};

@@ -93,6 +93,17 @@ impl Simulation {
         flags: u32,
         sig: u32,
     ) -> SysResult {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::SysRseq {
+                addr,
+                len,
+                flags,
+                sig,
+            };
+            return self.observed(o, site, cpu, Some(tid), |s| {
+                s.sys_rseq(cpu, tid, addr, len, flags, sig)
+            });
+        }
         if flags & RSEQ_FLAG_UNREGISTER != 0 {
             return self.rseq_unregister(cpu, tid, addr, len, flags, sig);
         }
@@ -243,6 +254,12 @@ impl Simulation {
         option: i32,
         args: [u64; 4],
     ) -> SysResult {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::Prctl { option, args };
+            return self.observed(o, site, cpu, Some(tid), |s| {
+                s.sys_prctl(cpu, tid, option, args)
+            });
+        }
         let [a2, a3, a4, a5] = args;
         if option != PR_RSEQ_SLICE_EXTENSION {
             return Err(Errno::EINVAL);
@@ -329,6 +346,12 @@ impl Simulation {
         tid: u32,
         work_pending: u32,
     ) -> bool {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::Grant { work_pending };
+            return self.observed(o, site, cpu, Some(tid), |s| {
+                s.rseq_grant_slice_extension(cpu, tid, work_pending)
+            });
+        }
         if !self.cfg.static_key() {
             self.emit(
                 cpu,
@@ -436,6 +459,12 @@ impl Simulation {
         tid: u32,
         ti_work: u32,
     ) -> bool {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::ExitRestart { ti_work };
+            return self.observed(o, site, cpu, Some(tid), |s| {
+                s.rseq_exit_to_user_mode_restart(cpu, tid, ti_work)
+            });
+        }
         if ti_work & TIF_RSEQ != 0 {
             if self.rev() == Revision::PostMerge {
                 if self.rseq_exit_to_user_mode_restart_72(cpu, tid) {
@@ -748,6 +777,12 @@ impl Simulation {
     /// `kernel/rseq.c`): the slow path retries the update with faults enabled; a fault
     /// there is fatal (spec §7 item 5).
     pub(crate) fn rseq_handle_notify_resume(&mut self, cpu: u32, tid: u32) {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::NotifyResume;
+            return self.observed(o, site, cpu, Some(tid), |s| {
+                s.rseq_handle_notify_resume(cpu, tid)
+            });
+        }
         if self.rev() == Revision::PostMerge {
             return self.rseq_slowpath_update_usr(cpu, tid);
         }
@@ -796,6 +831,10 @@ impl Simulation {
     /// interrupt from user mode; legacy: always), and a legacy registration is forced to
     /// rewrite its IDs on the way out. A failure is SIGSEGV.
     pub(crate) fn rseq_signal_deliver(&mut self, cpu: u32, tid: u32) {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::SignalDeliver;
+            return self.observed(o, site, cpu, Some(tid), |s| s.rseq_signal_deliver(cpu, tid));
+        }
         if self.rev() != Revision::PostMerge {
             return;
         }
@@ -832,6 +871,12 @@ impl Simulation {
     /// registered task validates a set `rseq_cs` with the debug checks; a fault or an
     /// invalid descriptor is SIGSEGV.
     pub(crate) fn rseq_debug_syscall_return(&mut self, cpu: u32, tid: u32) {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::DebugSyscallReturn;
+            return self.observed(o, site, cpu, Some(tid), |s| {
+                s.rseq_debug_syscall_return(cpu, tid)
+            });
+        }
         if self.rev() != Revision::PostMerge || !self.cfg.rseq_debug {
             return;
         }
@@ -893,6 +938,12 @@ impl Simulation {
 
     /// `rseq_slice_expired()` (hard irq): only a still-granted cookie task gets need-resched.
     pub(crate) fn rseq_slice_expired(&mut self, cpu: u32) {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::SliceExpired;
+            return self.observed(o, site, cpu, self.cpus[cpu as usize].curr, |s| {
+                s.rseq_slice_expired(cpu)
+            });
+        }
         let st = &mut self.cpus[cpu as usize].slice_timer;
         st.armed = false;
         let cookie = st.cookie;
@@ -926,6 +977,12 @@ impl Simulation {
     /// `rseq_syscall_enter_work(nr)` steps 1–4. Returns true if the reschedule point
     /// (steps 5–6) and the final clear (step 7) must follow.
     pub(crate) fn rseq_syscall_enter_work(&mut self, cpu: u32, tid: u32, nr: i64) -> bool {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::SyscallEnterWork { nr };
+            return self.observed(o, site, cpu, Some(tid), |s| {
+                s.rseq_syscall_enter_work(cpu, tid, nr)
+            });
+        }
         self.tasks[tid as usize].syscall_work_slice = false;
         let granted = self.tasks[tid as usize].rseq.granted;
         if self.cfg.rseq_debug {
@@ -1016,6 +1073,12 @@ impl Simulation {
     /// Step 7 of the syscall-entry work: clear the kernel grant and the user word (R6, no
     /// `s_revoked`); a fault is fatal.
     pub(crate) fn rseq_syscall_enter_finish(&mut self, cpu: u32, tid: u32) {
+        if let Some(o) = self.observer.take() {
+            let site = crate::observe::Site::SyscallEnterFinish;
+            return self.observed(o, site, cpu, Some(tid), |s| {
+                s.rseq_syscall_enter_finish(cpu, tid)
+            });
+        }
         let was = self.rseq_slice_clear_grant(cpu, tid, false);
         if !self.clear_user_word(cpu, tid, RevokePath::R6Syscall, was) {
             self.force_sig(
@@ -1029,6 +1092,11 @@ impl Simulation {
 
     /// `sys_rseq_slice_yield()`: return the `yielded` handshake and reset it (spec §6.2).
     pub(crate) fn sys_rseq_slice_yield(&mut self, tid: u32) -> SysResult {
+        if let Some(o) = self.observer.take() {
+            let cpu = self.tasks[tid as usize].cpu;
+            let site = crate::observe::Site::SliceYield;
+            return self.observed(o, site, cpu, Some(tid), |s| s.sys_rseq_slice_yield(tid));
+        }
         if !self.cfg.config_slice_ext {
             return Err(Errno::ENOSYS);
         }

@@ -202,6 +202,11 @@ impl Simulation {
     /// 7.2 (`include/linux/rseq.h`): a legacy (32-byte) registration gets a full ID update
     /// after every switch, voluntary ones included.
     pub(crate) fn rseq_sched_switch_event(&mut self, tid: u32) {
+        if let Some(o) = self.observer.take() {
+            let cpu = self.tasks[tid as usize].cpu;
+            let site = crate::observe::Site::SchedSwitchEvent;
+            return self.observed(o, site, cpu, Some(tid), |s| s.rseq_sched_switch_event(tid));
+        }
         let t = &mut self.tasks[tid as usize];
         let Some(reg) = t.rseq.reg else { return };
         if !reg.v2 {

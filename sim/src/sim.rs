@@ -120,6 +120,9 @@ pub struct Simulation {
     pub(crate) ctx_cpu: u32,
     /// End of the current `run_until` (user code never runs past it).
     pub(crate) limit: u64,
+    /// An observer of the kernel model's decisions (`observe.rs`), taken out at each
+    /// decision site while it watches.
+    pub(crate) observer: Option<Box<dyn crate::observe::Observer>>,
 }
 
 impl Simulation {
@@ -152,6 +155,7 @@ impl Simulation {
             idle,
             events: 0,
             live_threads: 0,
+            observer: None,
             next_mm: 0,
             ctx_cpu: u32::MAX,
             limit: 0,

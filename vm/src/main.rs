@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run -p slicesim-vm -- kernel                      fetch and build (cached)
+//! cargo run -p slicesim-vm -- fetch-source [--series 7.2]  fetch and unpack only (cached)
 //! cargo run -p slicesim-vm -- run [--preempt full|lazy] [--no-slice-ext] [--debug]
 //!                                 [--accel auto|kvm|tcg] [--only PROBE] [--out FILE]
 //! ```
@@ -36,6 +37,13 @@ struct Cli {
 enum Cmd {
     /// Fetch linux-source-7.* and build the kernel (cached by source version and options).
     Kernel,
+    /// Fetch and unpack linux-source-7.* only (no kernel build); prints the source tree.
+    /// The kernel oracle (`kernel-oracle/`) compiles its rseq code from this tree.
+    FetchSource {
+        /// Only this series (e.g. `7.2`, what the oracle pins) instead of the newest 7.*.
+        #[arg(long)]
+        series: Option<String>,
+    },
     /// Boot the kernel with the probes and write the console output.
     Run(RunArgs),
 }
@@ -87,6 +95,12 @@ fn main() -> Result<()> {
         Cmd::Kernel => {
             let k = kernel()?;
             println!("{}", k.display());
+            Ok(())
+        }
+        Cmd::FetchSource { series } => {
+            let s = fetch_source(series.as_deref())?;
+            eprintln!("kernel: source {} {}", s.pkg, s.version);
+            println!("{}", s.tree.display());
             Ok(())
         }
         Cmd::Run(a) => run(a),
@@ -165,16 +179,14 @@ fn download(opts: &[String], pkg: &str, dir: &Path) -> Result<PathBuf> {
     find(dir)?.with_context(|| format!("apt-get download {pkg} left no .deb"))
 }
 
-/// Fetch, unpack, configure, check and build; returns the bzImage.
-fn kernel() -> Result<PathBuf> {
-    let cache = cache_dir()?;
-    let opts = sid_apt_opts(&cache)?;
-    let t0 = Instant::now();
+/// The newest `linux-source-7.*` in sid (or `linux-source-SERIES`): package name and
+/// version.
+fn newest_source(opts: &[String], series: Option<&str>) -> Result<(String, String)> {
     sh(Command::new("apt-get")
-        .args(&opts)
+        .args(opts)
         .arg("update")
         .stdout(Stdio::null()))?;
-    let names = output(Command::new("apt-cache").args(&opts).args([
+    let names = output(Command::new("apt-cache").args(opts).args([
         "search",
         "--names-only",
         r"^linux-source-7\.[0-9]+$",
@@ -182,6 +194,7 @@ fn kernel() -> Result<PathBuf> {
     let mut pkgs: Vec<(u32, String)> = names
         .lines()
         .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| series.is_none_or(|s| n.strip_prefix("linux-source-") == Some(s)))
         .filter_map(|n| {
             Some((
                 n.strip_prefix("linux-source-7.")?.parse().ok()?,
@@ -191,26 +204,28 @@ fn kernel() -> Result<PathBuf> {
         .collect();
     pkgs.sort();
     let Some((_, pkg)) = pkgs.pop() else {
-        bail!("no linux-source-7.* package in sid: the fidelity kernel needs one");
+        bail!("no linux-source-{} package in sid", series.unwrap_or("7.*"));
     };
-    let show = output(Command::new("apt-cache").args(&opts).args(["show", &pkg]))?;
+    let show = output(Command::new("apt-cache").args(opts).args(["show", &pkg]))?;
     let version = show
         .lines()
         .find_map(|l| l.strip_prefix("Version: "))
         .context("apt-cache show gave no Version")?
         .to_string();
-    let build = cache
-        .join("build")
-        .join(cache_key(&version, config::FRAGMENT));
-    let image = build.join("arch/x86/boot/bzImage");
-    let dotconfig = build.join(".config");
-    if image.exists()
-        && config::check(&std::fs::read_to_string(&dotconfig)?, config::FRAGMENT).is_empty()
-    {
-        eprintln!("kernel: cached {} ({pkg} {version})", image.display());
-        return Ok(image);
-    }
-    let deb = download(&opts, &pkg, &cache.join("dl"))?;
+    Ok((pkg, version))
+}
+
+/// An unpacked kernel source tree in the cache.
+struct Source {
+    pkg: String,
+    version: String,
+    tree: PathBuf,
+}
+
+/// Download (once) and unpack (once) `pkg` at `version` under the cache.
+fn unpack_source(cache: &Path, opts: &[String], pkg: String, version: String) -> Result<Source> {
+    let t0 = Instant::now();
+    let deb = download(opts, &pkg, &cache.join("dl"))?;
     let src_root = cache.join("src").join(&version);
     let series = pkg.trim_start_matches("linux-source-");
     let tree = src_root.join(format!("linux-source-{series}"));
@@ -223,11 +238,42 @@ fn kernel() -> Result<PathBuf> {
             .arg(&tarball)
             .arg("-C")
             .arg(&src_root))?;
+        // The tarball is no longer needed once unpacked (about 150 MB).
+        let _ = std::fs::remove_file(&tarball);
     }
     eprintln!(
         "kernel: fetched and unpacked {pkg} {version} in {:.0?}",
         t0.elapsed()
     );
+    Ok(Source { pkg, version, tree })
+}
+
+/// Fetch and unpack the newest source only: what the kernel oracle and
+/// `tests/kernel_map.rs` need, without building a kernel.
+fn fetch_source(series: Option<&str>) -> Result<Source> {
+    let cache = cache_dir()?;
+    let opts = sid_apt_opts(&cache)?;
+    let (pkg, version) = newest_source(&opts, series)?;
+    unpack_source(&cache, &opts, pkg, version)
+}
+
+/// Fetch, unpack, configure, check and build; returns the bzImage.
+fn kernel() -> Result<PathBuf> {
+    let cache = cache_dir()?;
+    let opts = sid_apt_opts(&cache)?;
+    let (pkg, version) = newest_source(&opts, None)?;
+    let build = cache
+        .join("build")
+        .join(cache_key(&version, config::FRAGMENT));
+    let image = build.join("arch/x86/boot/bzImage");
+    let dotconfig = build.join(".config");
+    if image.exists()
+        && config::check(&std::fs::read_to_string(&dotconfig)?, config::FRAGMENT).is_empty()
+    {
+        eprintln!("kernel: cached {} ({pkg} {version})", image.display());
+        return Ok(image);
+    }
+    let Source { tree, .. } = unpack_source(&cache, &opts, pkg, version)?;
     std::fs::create_dir_all(&build)?;
     let fragment = build.join("slicesim.config");
     std::fs::write(&fragment, config::FRAGMENT)?;

@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Shadow of <linux/thread_info.h>: everything comes from the shim. */
+#include <shim.h>

@@ -1,0 +1,148 @@
+//! The race catalogue's exhaustive searches at K = 2 with every decision of every
+//! schedule checked against the kernel code.
+//!
+//! The search is the explorer's (`slicesim::explore`: every schedule of at most K
+//! injections at distinct points, kinds from each point's reduced menu, children of a
+//! schedule at the points after its last injection), walked here depth first with the
+//! oracle attached to each run; the number of schedules is checked against
+//! `slicesim::explore::exhaustive`'s own count, so the two searches are the same.
+
+use std::path::Path;
+use std::time::Instant;
+
+use kernel_oracle::diff::{Differ, Report};
+use kernel_oracle::Kernel;
+use rseq_sim::{Injection, Replay};
+use slicesim::explore::{Schedule, Setup};
+use slicesim::scenario::Loaded;
+
+fn skip() -> bool {
+    if let Err(e) = Kernel::lock() {
+        eprintln!("SKIPPED: {e}");
+        if std::env::var_os("SLICESIM_ORACLE_REQUIRED").is_some() {
+            panic!("SLICESIM_ORACLE_REQUIRED is set but {e}");
+        }
+        return true;
+    }
+    false
+}
+
+/// Is task `name` the scenario task `def` (or one of its `count` copies)?
+fn is_instance(name: &str, def: &str) -> bool {
+    name == def || name.strip_prefix(def).is_some_and(|r| r.starts_with('.'))
+}
+
+/// Run `inject` with the oracle attached; returns the points the run offered.
+fn run(
+    l: &Loaded,
+    setup: &Setup,
+    seed: u64,
+    inject: &[(u32, Injection)],
+    total: &mut Report,
+) -> Vec<rseq_sim::InjectPoint> {
+    let chooser = Box::new(Replay::new(seed, inject.to_vec(), true));
+    let mut b = slicesim::scenario::build_tuned(l, Some(seed), None, false, &|_| {}, Some(chooser))
+        .expect("the catalogue's scenarios build");
+    for (name, &id) in &b.names {
+        if setup.watched.iter().any(|w| is_instance(name, w)) {
+            b.sim.watch(id);
+        }
+    }
+    let (differ, report) = Differ::new();
+    let schedule = Schedule {
+        seed,
+        seeded_ties: false,
+        until: None,
+        inject: inject.to_vec(),
+    };
+    report.lock().unwrap().context = format!(
+        "{} with seed={seed} tie=fifo inject={} (slicesim run --schedule)",
+        l.path.display(),
+        schedule.inject_text()
+    );
+    b.sim.set_observer(Some(Box::new(differ)));
+    b.sim.run_until(b.duration);
+    b.sim.set_observer(None);
+    total.merge(&report.lock().unwrap());
+    let rep = b.sim.chooser_mut::<Replay>().expect("replay chooser");
+    std::mem::take(&mut rep.points)
+}
+
+fn search(
+    l: &Loaded,
+    setup: &Setup,
+    seed: u64,
+    inject: &mut Vec<(u32, Injection)>,
+    total: &mut Report,
+) -> u64 {
+    let points = run(l, setup, seed, inject, total);
+    let mut runs = 1;
+    if inject.len() as u32 >= setup.max_k {
+        return runs;
+    }
+    let last = inject.last().map(|&(p, _)| p);
+    for p in points.iter().filter(|p| last.is_none_or(|q| p.index > q)) {
+        for k in p.menu.and(setup.kinds).iter() {
+            inject.push((p.index, k));
+            runs += search(l, setup, seed, inject, total);
+            inject.pop();
+        }
+    }
+    runs
+}
+
+#[test]
+fn the_race_catalogue_explored_at_k2_decides_as_the_kernel_code() {
+    if skip() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/races");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("scenarios/races")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut all = Report::default();
+    let (mut schedules, mut secs) = (0u64, 0f64);
+    for f in &files {
+        let l = slicesim::scenario::load(f, &[]).expect("catalogue scenario");
+        let setup = Setup::new(&l, &[], Some(2)).expect("explore setup");
+        let seed = l.scenario.scenario.seed;
+        let mut total = Report::default();
+        let started = Instant::now();
+        let runs = search(&l, &setup, seed, &mut Vec::new(), &mut total);
+        secs += started.elapsed().as_secs_f64();
+        let theirs = slicesim::explore::exhaustive(&l, &setup, seed, 1).expect("explores");
+        assert_eq!(
+            runs,
+            theirs.runs,
+            "{}: not the explorer's search",
+            f.display()
+        );
+        eprintln!(
+            "{}: {runs} schedules, {} decisions checked, {} skipped, {} differences",
+            f.file_name().unwrap_or_default().to_string_lossy(),
+            total.total_checked(),
+            total.total_skipped(),
+            total.difference_count
+        );
+        schedules += runs;
+        all.merge(&total);
+    }
+    eprintln!(
+        "race catalogue at K=2: {schedules} schedules, {} decisions checked {:?}, skipped {:?}, {} differences; {:.0} schedules/s with the oracle on one core",
+        all.total_checked(),
+        all.checked,
+        all.skipped,
+        all.difference_count,
+        schedules as f64 / secs.max(1e-9)
+    );
+    for d in &all.differences {
+        eprintln!("{d}\n");
+    }
+    assert_eq!(
+        all.difference_count, 0,
+        "the model and the kernel code differ"
+    );
+}
