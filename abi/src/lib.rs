@@ -23,7 +23,9 @@ pub mod linux;
 pub mod platform;
 pub mod programs;
 pub mod protocol;
+pub mod seq;
 
 pub use ctrl::{CtrlWord, Endian, Revision};
 pub use platform::{CpuSet, Errno, Marker, Platform, SharedWord, SysResult, Syscall};
 pub use protocol::{EnableMode, SliceExt, SliceOutcome};
+pub use seq::{SeqOutcome, SeqStep, Sequence};

@@ -7,6 +7,7 @@
 //! calls is a point where the engine may deliver an interrupt.
 
 use crate::ctrl::Revision;
+use crate::seq::{SeqOutcome, Sequence};
 
 /// A positive errno value returned by a failed syscall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
@@ -401,4 +402,12 @@ pub trait Platform {
     /// sections). It must not change what the program does or how long it takes: the
     /// default, and the real kernel backend, do nothing.
     fn mark(&mut self, _marker: Marker) {}
+
+    /// Run a restartable sequence ([`crate::seq`]) once: publish its descriptor in
+    /// `rseq->rseq_cs`, run its body, and report whether it committed or the kernel
+    /// aborted it. The default answers [`SeqOutcome::Unsupported`] (the real-kernel
+    /// backend has no generic sequence yet).
+    fn rseq_sequence(&mut self, _seq: &Sequence<'_>) -> SeqOutcome {
+        SeqOutcome::Unsupported
+    }
 }

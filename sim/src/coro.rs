@@ -22,7 +22,10 @@ use std::rc::Rc;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use rseq_abi::programs::Counters;
-use rseq_abi::{CpuSet, Errno, Marker, Platform, Revision, SharedWord, SysResult, Syscall};
+use rseq_abi::{
+    CpuSet, Errno, Marker, Platform, Revision, SeqOutcome, SeqStep, Sequence, SharedWord,
+    SysResult, Syscall,
+};
 
 /// A program a simulated thread runs: generic user code instantiated for [`SimPlatform`].
 pub type SimProgram = Box<dyn for<'y> FnOnce(&mut SimPlatform<'y>) -> Counters>;
@@ -56,7 +59,45 @@ pub(crate) enum Op {
     Exec { program: SimProgram },
     /// Simulator-only: map or unmap the thread's rseq area (to provoke faults).
     SetRseqMapped(bool),
+    /// One instruction of a restartable sequence: the task's instruction pointer becomes
+    /// that of instruction `at` ([`seq_ip`]), `op` runs, then the pointer is that of
+    /// `after` (past the commit: outside the section). Indices, not addresses, keep `Op`
+    /// (moved through every coroutine switch) as small as before sequences existed.
+    Seq { at: u16, after: u16, op: SeqOp },
 }
+
+/// The instruction index of "outside any sequence" ([`crate::rseq::USER_IP`]).
+pub(crate) const SEQ_OUTSIDE: u16 = u16::MAX;
+
+/// The user instruction pointer of sequence instruction `at`.
+pub(crate) fn seq_ip(at: u16) -> u64 {
+    if at == SEQ_OUTSIDE {
+        crate::rseq::USER_IP
+    } else {
+        SEQ_TEXT + 4 * u64::from(at)
+    }
+}
+
+/// What a sequence instruction does.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SeqOp {
+    /// Nothing (the start of a burn, leaving the section early).
+    Nop,
+    /// Load the u32 at `off` of the rseq area (`cpu_id`).
+    LoadArea(u8),
+    /// A shared-word access.
+    Shared(SharedOp),
+}
+
+/// Where a sequence's descriptor (`struct rseq_cs`, 32 bytes, 32-aligned) is built in the
+/// thread's 256-byte rseq area, and where the signature before `abort_ip` is: the model's
+/// user memory is that area, so the abort handler's "text" lives there too.
+pub const SEQ_DESC_OFF: usize = 192;
+/// The signature's offset; `abort_ip` is the area's address plus this plus 4.
+pub const SEQ_SIG_OFF: usize = 224;
+/// `start_ip` of every sequence: a text address (the kernel never reads it), with one
+/// instruction every 4 bytes.
+pub const SEQ_TEXT: u64 = 0x0050_0000;
 
 /// An access to a shared word.
 impl Op {
@@ -77,6 +118,9 @@ impl Op {
             Op::Spawn { .. } => "spawn".to_string(),
             Op::Exec { .. } => "exec".to_string(),
             Op::SetRseqMapped(_) => "set rseq mapped".to_string(),
+            Op::Seq { at, op, .. } => {
+                format!("sequence instruction at {:#x} ({op:?})", seq_ip(*at))
+            }
         }
     }
 }
@@ -114,6 +158,9 @@ pub(crate) enum Value {
     /// Boxed for the same reason as [`Op::Syscall`].
     Affinity(Box<Result<CpuSet, Errno>>),
     Cas(Result<u32, u32>),
+    /// The kernel moved the instruction pointer to a sequence's `abort_ip`: the operation
+    /// asked for did not happen.
+    Aborted,
 }
 
 /// Resume input: the current time, the horizon, and the previous operation's result.
@@ -164,6 +211,8 @@ pub struct SimPlatform<'y> {
     still_at: u64,
     /// Shared with the engine's `UserThread`.
     step: Rc<Cell<u32>>,
+    /// The `post_commit_offset` of the sequence descriptor this thread last wrote.
+    seq_desc: Option<u64>,
 }
 
 impl<'y> SimPlatform<'y> {
@@ -398,6 +447,113 @@ impl Platform for SimPlatform<'_> {
         }
     }
 
+    fn rseq_sequence(&mut self, seq: &Sequence<'_>) -> SeqOutcome {
+        if let Err(why) = seq.check() {
+            panic!("invalid restartable sequence: {why}");
+        }
+        assert!(
+            seq.steps.len() < usize::from(SEQ_OUTSIDE),
+            "a restartable sequence of {} instructions is too long",
+            seq.steps.len()
+        );
+        let n = seq.steps.len() as u64;
+        let post_commit = 4 * n;
+        let area = self.info.rseq_addr;
+        let abort_ip = area + SEQ_SIG_OFF as u64 + 4;
+        // The descriptor and the signature, written once (real code has them static).
+        if self.seq_desc != Some(post_commit) {
+            use rseq_abi::layout::cs_offset;
+            self.store_u32(SEQ_DESC_OFF + cs_offset::VERSION, 0);
+            self.store_u32(SEQ_DESC_OFF + cs_offset::FLAGS, 0);
+            self.store_u64(SEQ_DESC_OFF + cs_offset::START_IP, SEQ_TEXT);
+            self.store_u64(SEQ_DESC_OFF + cs_offset::POST_COMMIT_OFFSET, post_commit);
+            self.store_u64(SEQ_DESC_OFF + cs_offset::ABORT_IP, abort_ip);
+            let sig = self.rseq_sig();
+            self.store_u32(SEQ_SIG_OFF, sig);
+            self.seq_desc = Some(post_commit);
+        }
+        // Publish it: the instruction before start_ip.
+        self.store_u64(
+            rseq_abi::layout::offset::RSEQ_CS,
+            area + SEQ_DESC_OFF as u64,
+        );
+        let mut r = [0u32; rseq_abi::seq::SEQ_REGS];
+        let word = |base: SharedWord, index: Option<u8>, r: &[u32]| {
+            SharedWord(base.0.wrapping_add(index.map_or(0, |i| r[i as usize])))
+        };
+        for (i, step) in seq.steps.iter().enumerate() {
+            let at = i as u16;
+            let (op, cost, after) = match *step {
+                SeqStep::LoadCpuId { .. } => (
+                    SeqOp::LoadArea(rseq_abi::layout::offset::CPU_ID as u8),
+                    self.info.costs.mem_access_ns,
+                    at,
+                ),
+                SeqStep::Load { base, index, .. } => (
+                    SeqOp::Shared(SharedOp::Load(word(base, index, &r))),
+                    self.info.costs.shared_access_ns,
+                    at,
+                ),
+                SeqStep::ExpectEq { reg, val } => {
+                    if r[reg as usize] == val {
+                        continue;
+                    }
+                    // The branch out of the section.
+                    let out = Op::Seq {
+                        at: SEQ_OUTSIDE,
+                        after: SEQ_OUTSIDE,
+                        op: SeqOp::Nop,
+                    };
+                    if let Value::Aborted = self.call(out) {
+                        return SeqOutcome::Aborted;
+                    }
+                    return SeqOutcome::Failed(r);
+                }
+                SeqStep::Burn(ns) => {
+                    // The instruction pointer moves here when the burn starts.
+                    if let Value::Aborted = self.call(Op::Seq {
+                        at,
+                        after: at,
+                        op: SeqOp::Nop,
+                    }) {
+                        return SeqOutcome::Aborted;
+                    }
+                    let end = self.now.saturating_add(ns);
+                    self.now = end;
+                    if end >= self.horizon {
+                        if let Value::Aborted = self.call(Op::Wait) {
+                            return SeqOutcome::Aborted;
+                        }
+                    }
+                    continue;
+                }
+                SeqStep::Commit {
+                    base,
+                    index,
+                    src,
+                    add,
+                } => (
+                    SeqOp::Shared(SharedOp::Store(
+                        word(base, index, &r),
+                        r[src as usize].wrapping_add(add),
+                    )),
+                    self.info.costs.shared_access_ns,
+                    at + 1,
+                ),
+            };
+            let v = self.call(Op::Seq { at, after, op });
+            self.now += cost;
+            match (v, *step) {
+                (Value::Aborted, _) => return SeqOutcome::Aborted,
+                (Value::U64(v), SeqStep::LoadCpuId { dst } | SeqStep::Load { dst, .. }) => {
+                    r[dst as usize] = v as u32;
+                }
+                _ => {}
+            }
+        }
+        SeqOutcome::Committed(r)
+    }
+
     fn mark(&mut self, marker: Marker) {
         self.stand_still();
         if self.info.log_marks {
@@ -454,6 +610,7 @@ impl UserThread {
                     marks: Marks::new(),
                     still: 0,
                     still_at: u64::MAX,
+                    seq_desc: None,
                 };
                 let how = match catch_unwind(AssertUnwindSafe(|| program(&mut p))) {
                     Ok(counters) => {
@@ -499,5 +656,26 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request and its answer cross the coroutine switch by value: sequences must
+    /// not make the hot path's operations bigger (24 bytes, as before them).
+    #[test]
+    fn operations_stay_small() {
+        assert!(
+            std::mem::size_of::<Op>() <= 24,
+            "{}",
+            std::mem::size_of::<Op>()
+        );
+        assert!(
+            std::mem::size_of::<Value>() <= 16,
+            "{}",
+            std::mem::size_of::<Value>()
+        );
     }
 }

@@ -72,6 +72,29 @@ impl SliceStats {
     }
 }
 
+/// The critical-section counters of `rseq/stats` (`cs`, `clear`, `fixup`), counted where
+/// 7.2's `rseq_update_user_cs()` counts them (`include/linux/rseq_entry.h`): `cs` at every
+/// evaluation of a set `rseq_cs`, `clear` when the instruction pointer was outside the
+/// section, `fixup` when it was moved to `abort_ip`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CsStats {
+    /// `cs`.
+    pub cs: u64,
+    /// `clear`.
+    pub clear: u64,
+    /// `fixup`.
+    pub fixup: u64,
+}
+
+impl CsStats {
+    /// Sum two sets of counters.
+    pub fn add(&mut self, o: &CsStats) {
+        self.cs += o.cs;
+        self.clear += o.clear;
+        self.fixup += o.fixup;
+    }
+}
+
 /// A per-CPU run queue: RT tasks by priority, fair tasks by virtual runtime.
 #[derive(Clone, Debug, Default)]
 pub struct RunQueue {
@@ -111,6 +134,8 @@ pub struct Cpu {
     pub slice_timer: SliceTimer,
     /// Counters.
     pub stats: SliceStats,
+    /// Its `cs`, `clear` and `fixup` counters.
+    pub cs_stats: CsStats,
     /// Generation of the pending user/kernel step; bumped to make it stale.
     pub(crate) gen: u32,
     /// Generation of the tick chain; `tick_on` says whether one is queued.
@@ -130,6 +155,7 @@ impl Cpu {
             rq: RunQueue::default(),
             slice_timer: SliceTimer::default(),
             stats: SliceStats::default(),
+            cs_stats: CsStats::default(),
             gen: 0,
             tick_gen: 0,
             tick_on: false,

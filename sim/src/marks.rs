@@ -75,6 +75,12 @@ impl PendingMarks {
         }
     }
 
+    /// `task`'s cut user code will not continue (a restartable sequence was aborted): its
+    /// markers after the cut never happen.
+    pub(crate) fn drop_cut(&mut self, task: u32) {
+        self.cut.remove(&task);
+    }
+
     /// `task` is gone: markers it has not reached never happened.
     pub(crate) fn forget(&mut self, task: u32) {
         self.ahead.retain(|r| r.task != Some(task));

@@ -573,8 +573,10 @@ impl Simulation {
 
     /// 7.2 `rseq_update_user_cs()` and, in debug mode, `rseq_debug_update_user_cs()`:
     /// evaluate the critical section descriptor at `csaddr` against the task's instruction
-    /// pointer ([`USER_IP`]): outside → clear `rseq_cs`; inside → clear it and fix the IP
-    /// up to `abort_ip`. The non-debug variant checks only what protects the kernel (an
+    /// pointer ([`USER_IP`], or the instruction of the restartable sequence it is in):
+    /// outside → clear `rseq_cs` (`clear`); inside → clear it and fix the IP up to
+    /// `abort_ip` (`fixup`), which the program sees as the sequence's abort. Every call
+    /// counts `cs`, as the kernel's first statement does. The non-debug variant checks only what protects the kernel (an
     /// `abort_ip` in user space, preceded by the signature); the debug variant checks
     /// everything and that the entry was an interrupt from user mode.
     pub(crate) fn rseq_update_user_cs(
@@ -585,10 +587,11 @@ impl Simulation {
     ) -> Result<(), UpdateFail> {
         use rseq_abi::layout::cs_offset;
         let bad = |why: &'static str| Err(UpdateFail::Fatal(FaultCause::RseqCsDescriptor { why }));
+        self.cpus[cpu as usize].cs_stats.cs += 1;
         if csaddr >= TASK_SIZE {
             return Err(UpdateFail::Fatal(FaultCause::RseqCsInvalid));
         }
-        let ip = USER_IP;
+        let ip = self.tasks[tid as usize].ip;
         let rd = |s: &Self, off: usize| s.read_user_u64(tid, csaddr + off as u64);
         let sig = self.tasks[tid as usize].rseq.reg.map_or(0, |r| r.sig);
         let abort_ip;
@@ -647,6 +650,10 @@ impl Simulation {
         if !self.write_rseq_cs_zero(tid) {
             return Err(UpdateFail::Fault);
         }
+        let t = &mut self.tasks[tid as usize];
+        t.ip = abort_ip;
+        t.seq_abort = true;
+        self.cpus[cpu as usize].cs_stats.fixup += 1;
         self.emit(
             cpu,
             Some(tid),
@@ -662,6 +669,7 @@ impl Simulation {
         if !self.write_rseq_cs_zero(tid) {
             return Err(UpdateFail::Fault);
         }
+        self.cpus[cpu as usize].cs_stats.clear += 1;
         self.emit(cpu, Some(tid), LogKind::RseqCs { fixup: None });
         Ok(())
     }

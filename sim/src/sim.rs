@@ -16,7 +16,7 @@ use rseq_abi::{CpuSet, CtrlWord, Errno, SharedWord};
 use crate::choice::{Chooser, Draw, InjectMenu, InjectPoint, Injection, PointOp, Seeded};
 use crate::config::{ConfigError, SimConfig, TieBreak};
 use crate::coro::{
-    Costs, Finished, Op, Resume, SharedOp, SimProgram, Step, ThreadInfo, UserThread, Value,
+    Costs, Finished, Op, Resume, SeqOp, SharedOp, SimProgram, Step, ThreadInfo, UserThread, Value,
 };
 use crate::cpu::{Cpu, CpuMode, SliceStats};
 use crate::event::{Event, IrqKind};
@@ -206,6 +206,15 @@ impl Simulation {
         s
     }
 
+    /// The `cs`, `clear` and `fixup` counters of `rseq/stats`, summed over the CPUs.
+    pub fn cs_stats(&self) -> crate::cpu::CsStats {
+        let mut s = crate::cpu::CsStats::default();
+        for c in &self.cpus {
+            s.add(&c.cs_stats);
+        }
+        s
+    }
+
     /// The slice lines of debugfs `rseq/stats`.
     pub fn stats_debugfs(&self) -> String {
         self.stats().debugfs()
@@ -297,6 +306,8 @@ impl Simulation {
             sig_pending: Vec::new(),
             exit: None,
             step: None,
+            ip: crate::rseq::USER_IP,
+            seq_abort: false,
             counters: Vec::new(),
             user_steps: 0,
             instant_at: u64::MAX,
@@ -834,6 +845,18 @@ impl Simulation {
         let endian = self.cfg.endian;
         match op {
             Op::Wait => Some(Value::None),
+            Op::Seq { at, after, op } => {
+                self.tasks[tid as usize].ip = crate::coro::seq_ip(at);
+                let v = match op {
+                    SeqOp::Nop => Value::None,
+                    SeqOp::LoadArea(off) => {
+                        self.exec_op_inline(cpu, tid, Op::Load { off, size: 4 })?
+                    }
+                    SeqOp::Shared(s) => self.shared_op(s),
+                };
+                self.tasks[tid as usize].ip = crate::coro::seq_ip(after);
+                Some(v)
+            }
             Op::Still(n) => {
                 if let Some(exit) = self.instant_budget(tid, u64::from(n), &op) {
                     self.kill_now(cpu, tid, exit);
@@ -997,6 +1020,15 @@ impl Simulation {
         match ret {
             Ret::Start => self.run_user(cpu, tid, true, Value::None),
             Ret::Value(v) => self.run_user(cpu, tid, false, v),
+            // The kernel moved the instruction pointer to a sequence's abort_ip: what the
+            // program was doing there never happens, and it learns of the abort.
+            _ if self.tasks[tid as usize].seq_abort => {
+                let t = &mut self.tasks[tid as usize];
+                t.seq_abort = false;
+                t.pending_op = None;
+                self.marks.drop_cut(tid);
+                self.run_user(cpu, tid, false, Value::Aborted);
+            }
             Ret::Continue => {
                 self.marks.resume(cpu, tid, self.now);
                 let t = &mut self.tasks[tid as usize];
@@ -1137,6 +1169,11 @@ const SIGUSR1: i32 = 10;
 fn point_op(op: &Op) -> Option<PointOp> {
     Some(match op {
         Op::Wait | Op::Still(_) => return None,
+        Op::Seq { op, .. } => match op {
+            SeqOp::Nop => return None,
+            SeqOp::LoadArea(off) => PointOp::Load(*off),
+            SeqOp::Shared(_) => PointOp::Shared,
+        },
         Op::Load { off, .. } => PointOp::Load(*off),
         Op::Store { off, .. } => PointOp::Store(*off),
         Op::TestAndClearBit { off, .. } => PointOp::TestAndClear(*off),

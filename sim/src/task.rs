@@ -258,6 +258,12 @@ pub struct Task {
     pub(crate) pending_op: Option<crate::coro::Op>,
     pub(crate) pending_at: u64,
     pub(crate) pending_remaining: u64,
+    /// The user instruction pointer the kernel evaluates `rseq_cs` against:
+    /// `rseq::USER_IP`, or inside a restartable sequence the instruction it is at.
+    pub(crate) ip: u64,
+    /// The kernel fixed the instruction pointer up to `abort_ip`: the program is told when
+    /// it next returns to user mode.
+    pub(crate) seq_abort: bool,
     pub(crate) sleep_gen: u32,
     pub(crate) program: Option<SimProgram>,
     pub(crate) start_ns: u64,
