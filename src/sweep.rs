@@ -47,8 +47,9 @@ impl Vary {
 
 /// The numbers one run reports: the `rseq/stats` counters, failed expectations, engine
 /// events, then the log metrics of `docs/metrics.md` (distributions as percentiles in ns,
-/// critical sections as counts).
-pub const METRICS: [&str; 20] = [
+/// critical sections as counts), and the kernel's restartable-sequence counters
+/// (`rseq_cs`, `rseq_clear`, `rseq_fixup`: `cs`, `clear`, `fixup` of `rseq/stats`).
+pub const METRICS: [&str; 23] = [
     "granted",
     "expired",
     "revoked",
@@ -69,6 +70,9 @@ pub const METRICS: [&str; 20] = [
     "cs_grant_covered",
     "cs_no_grant_needed",
     "grants_wasted",
+    "rseq_cs",
+    "rseq_clear",
+    "rseq_fixup",
 ];
 
 /// One run's row values, in [`METRICS`] order.
@@ -101,6 +105,9 @@ fn row_metrics(r: &RunResult, m: &Metrics) -> Vec<u64> {
         cs.grant_covered,
         cs.no_grant_needed,
         m.grants_wasted,
+        r.sim.cs_stats().cs,
+        r.sim.cs_stats().clear,
+        r.sim.cs_stats().fixup,
     ]
 }
 

@@ -43,6 +43,11 @@ pub fn list(dir: &Path, programs: &crate::programs::Programs) -> Result<()> {
                 "sleeps and wakes (wakeup preemption)",
             ),
             ("spinner", "hold, iterations", "a CPU hog"),
+            (
+                "percpu_counter",
+                "hold, think, iterations, use_ext",
+                "a per-CPU counter updated with a restartable sequence (hold inside it), retried when aborted",
+            ),
         ] {
             writeln!(
                 out,

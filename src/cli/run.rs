@@ -177,6 +177,14 @@ pub fn run(a: RunArgs, programs: &crate::programs::Programs) -> Result<i32> {
         r.sim.now()
     );
     println!("rseq/stats:");
+    // The critical-section lines, as the kernel prints them before the slice lines, when
+    // a restartable sequence (or a descriptor a script built) gave them something to count.
+    let cs = r.sim.cs_stats();
+    if cs != rseq_sim::CsStats::default() {
+        for (name, v) in [("cs", cs.cs), ("clear", cs.clear), ("fixup", cs.fixup)] {
+            println!("  {:<8}{v:>16}", format!("{name}:"));
+        }
+    }
     for line in r.sim.stats_debugfs().lines() {
         println!("  {line}");
     }

@@ -195,6 +195,7 @@ fn params_of(p: ProgramName) -> &'static [&'static str] {
         ProgramName::Script => &["steps"],
         ProgramName::Sleeper => &["hold", "think", "iterations"],
         ProgramName::Spinner => &["hold", "iterations"],
+        ProgramName::PercpuCounter => &["hold", "think", "iterations", "use_ext"],
     }
 }
 
@@ -670,6 +671,17 @@ fn program(
                 }
                 vec![("iterations", i as i64)]
             })
+        }
+        ProgramName::PercpuCounter => {
+            use rseq_abi::programs::percpu::{percpu_counter, PercpuParams};
+            let params = PercpuParams {
+                hold_ns: d.hold.map_or(PercpuParams::DEFAULT.hold_ns, |h| h.0),
+                think_ns: d.think.map_or(PercpuParams::DEFAULT.think_ns, |t| t.0),
+                iterations: d.iterations.unwrap_or(u64::MAX),
+                use_ext: d.use_ext.unwrap_or(false),
+                ..PercpuParams::DEFAULT
+            };
+            Box::new(move |p| percpu_counter(p, &params).counters())
         }
         ProgramName::Spinner => {
             let (burn, n) = (d.hold.map_or(100_000, |h| h.0), d.iterations);

@@ -297,6 +297,7 @@ names!(
         Script = "script",
         Sleeper = "sleeper",
         Spinner = "spinner",
+        PercpuCounter = "percpu_counter",
     }
 );
 names!(
@@ -405,7 +406,7 @@ impl TaskDef {
 }
 
 /// The built-in programs, in the order of [`ProgramName::NAMES`].
-const BUILTIN_PROGRAMS: [ProgramName; 7] = [
+const BUILTIN_PROGRAMS: [ProgramName; 8] = [
     ProgramName::Selftest,
     ProgramName::SelftestNoise,
     ProgramName::Spinlock,
@@ -413,6 +414,7 @@ const BUILTIN_PROGRAMS: [ProgramName; 7] = [
     ProgramName::Script,
     ProgramName::Sleeper,
     ProgramName::Spinner,
+    ProgramName::PercpuCounter,
 ];
 
 /// `[[irq]]`: an interrupt source.

@@ -12,11 +12,13 @@
 //!   on, and the frame they travel in from a VM.
 
 pub mod misbehave;
+pub mod percpu;
 pub mod probes;
 pub mod selftest;
 pub mod spinlock;
 
 pub use misbehave::{MisbehaveCounters, MisbehaveParams, Misbehavior};
+pub use percpu::{PercpuCounters, PercpuParams};
 pub use selftest::{SelftestCounters, SelftestParams};
 pub use spinlock::{SpinlockCounters, SpinlockParams, WaitMode};
 
