@@ -21,6 +21,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 pub mod diff;
+pub mod drive;
 mod ffi;
 
 use ffi::call;
