@@ -1,6 +1,8 @@
-//! A random campaign: the workloads, the selftests and the race catalogue run with
-//! seeded tie-breaking, fresh seeds and random injections at every watched point, every
-//! decision checked against the kernel code, until a number of decisions is reached
+//! A random campaign: the workloads, the selftests and the race catalogue, each as
+//! written and under six other configurations (preemption models, `rseq_debug`, the boot
+//! switch off, a skewed fast clock with a syscall-work delay), run with seeded
+//! tie-breaking, fresh seeds and random injections at every watched point, every decision
+//! checked against the kernel code, until a number of decisions is reached
 //! (`SLICESIM_ORACLE_CAMPAIGN_DECISIONS`, default 50,000; CI runs 1,000,000).
 //!
 //! Every run is a function of its index: the scenario (round robin), the seed (the
@@ -48,9 +50,28 @@ fn a_random_campaign_decides_as_the_kernel_code() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
+    // Each scenario as written, and under the other configurations the oracle covers:
+    // the preemption models the feature allows, rseq_debug, the boot switch off, a
+    // skewed fast clock, a syscall-entry work delay.
+    let variants: [&[&str]; 7] = [
+        &[],
+        &["machine.preempt=\"full\""],
+        &["machine.preempt=\"lazy\""],
+        &["machine.preempt=\"rt\""],
+        &["machine.rseq_debug=true"],
+        &["machine.slice_ext_boot=false"],
+        &[
+            "machine.fast_clock_skew_ns=-3000",
+            "machine.syscall_work_delay=\"2us\"",
+        ],
+    ];
     let loaded: Vec<_> = files()
         .iter()
-        .filter_map(|f| slicesim::scenario::load(f, &[]).ok())
+        .flat_map(|f| variants.iter().map(move |v| (f, v)))
+        .filter_map(|(f, v)| {
+            let sets: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            slicesim::scenario::load(f, &sets).ok()
+        })
         // Only what the oracle checks: the 7.2 revision.
         .filter(|l| {
             slicesim::scenario::build_with(l, None, None, false)
