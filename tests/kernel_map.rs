@@ -110,7 +110,7 @@ fn kernel_tree() -> Option<PathBuf> {
 #[test]
 fn every_kernel_function_in_the_kernel_map_is_defined_where_it_says() {
     let Some(tree) = kernel_tree() else {
-        eprintln!("SKIPPED: no linux-source-7.2 in slicesim-vm's cache (run `slicesim-vm kernel`)");
+        eprintln!("SKIPPED: no linux-source-7.2 in slicesim-vm's cache (run `cargo run -p slicesim-vm -- fetch-source --series 7.2`)");
         return;
     };
     for r in rows() {

@@ -21,6 +21,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 pub mod diff;
+pub mod drive;
 mod ffi;
 
 use ffi::call;
@@ -31,7 +32,9 @@ pub use ffi::{OracleTask as KTask, PtRegs, NR_STATS};
 pub enum OracleError {
     /// Built without the kernel source (or with a file that does not match the pinned
     /// hashes).
-    #[error("the kernel oracle was built without the kernel code: {0}")]
+    #[error(
+        "the kernel oracle was built without the kernel code: {0} (fetch it with `cargo run -p slicesim-vm -- fetch-source --series 7.2`, or point SLICESIM_KSRC at a linux-source-7.2 tree)"
+    )]
     Stub(&'static str),
     /// The compiled kernel code disagrees with this crate about a layout.
     #[error("the kernel's struct rseq_stats has {found} counters, the oracle reads {expected}")]

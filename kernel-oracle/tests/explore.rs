@@ -10,11 +10,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use kernel_oracle::diff::{Differ, Report};
+use kernel_oracle::diff::Report;
 use kernel_oracle::Kernel;
-use rseq_sim::{Injection, Replay};
-use slicesim::explore::{Schedule, Setup};
-use slicesim::scenario::Loaded;
+use slicesim::explore::Setup;
 
 fn skip() -> bool {
     if let Err(e) = Kernel::lock() {
@@ -25,70 +23,6 @@ fn skip() -> bool {
         return true;
     }
     false
-}
-
-/// Is task `name` the scenario task `def` (or one of its `count` copies)?
-fn is_instance(name: &str, def: &str) -> bool {
-    name == def || name.strip_prefix(def).is_some_and(|r| r.starts_with('.'))
-}
-
-/// Run `inject` with the oracle attached; returns the points the run offered.
-fn run(
-    l: &Loaded,
-    setup: &Setup,
-    seed: u64,
-    inject: &[(u32, Injection)],
-    total: &mut Report,
-) -> Vec<rseq_sim::InjectPoint> {
-    let chooser = Box::new(Replay::new(seed, inject.to_vec(), true));
-    let mut b = slicesim::scenario::build_tuned(l, Some(seed), None, false, &|_| {}, Some(chooser))
-        .expect("the catalogue's scenarios build");
-    for (name, &id) in &b.names {
-        if setup.watched.iter().any(|w| is_instance(name, w)) {
-            b.sim.watch(id);
-        }
-    }
-    let (differ, report) = Differ::new();
-    let schedule = Schedule {
-        seed,
-        seeded_ties: false,
-        until: None,
-        inject: inject.to_vec(),
-    };
-    report.lock().unwrap().context = format!(
-        "{} with seed={seed} tie=fifo inject={} (slicesim run --schedule)",
-        l.path.display(),
-        schedule.inject_text()
-    );
-    b.sim.set_observer(Some(Box::new(differ)));
-    b.sim.run_until(b.duration);
-    b.sim.set_observer(None);
-    total.merge(&report.lock().unwrap());
-    let rep = b.sim.chooser_mut::<Replay>().expect("replay chooser");
-    std::mem::take(&mut rep.points)
-}
-
-fn search(
-    l: &Loaded,
-    setup: &Setup,
-    seed: u64,
-    inject: &mut Vec<(u32, Injection)>,
-    total: &mut Report,
-) -> u64 {
-    let points = run(l, setup, seed, inject, total);
-    let mut runs = 1;
-    if inject.len() as u32 >= setup.max_k {
-        return runs;
-    }
-    let last = inject.last().map(|&(p, _)| p);
-    for p in points.iter().filter(|p| last.is_none_or(|q| p.index > q)) {
-        for k in p.menu.and(setup.kinds).iter() {
-            inject.push((p.index, k));
-            runs += search(l, setup, seed, inject, total);
-            inject.pop();
-        }
-    }
-    runs
 }
 
 #[test]
@@ -111,7 +45,8 @@ fn the_race_catalogue_explored_at_k2_decides_as_the_kernel_code() {
         let seed = l.scenario.scenario.seed;
         let mut total = Report::default();
         let started = Instant::now();
-        let runs = search(&l, &setup, seed, &mut Vec::new(), &mut total);
+        let runs =
+            kernel_oracle::drive::exhaustive(&l, &setup, seed, &mut total).expect("explores");
         secs += started.elapsed().as_secs_f64();
         let theirs = slicesim::explore::exhaustive(&l, &setup, seed, 1).expect("explores");
         assert_eq!(
