@@ -250,8 +250,11 @@ fn k_task(t: &TaskView, b: &TifBits) -> KTask {
     }
 }
 
-fn k_stats(s: &rseq_sim::SliceStats) -> Stats {
+fn k_stats(s: &rseq_sim::SliceStats, cs: &rseq_sim::CsStats) -> Stats {
     let mut st = Stats::default();
+    st.all[5] = cs.cs;
+    st.all[6] = cs.clear;
+    st.all[7] = cs.fixup;
     st.all[8] = s.granted;
     st.all[9] = s.expired;
     st.all[10] = s.revoked;
@@ -283,6 +286,10 @@ struct Compared {
     mem: Option<Vec<u8>>,
     timer: SliceTimer,
     slice_stats: [u64; 5],
+    /// `cs`, `clear`, `fixup`.
+    cs_stats: [u64; 3],
+    /// The user instruction pointer after (a fixup moves it to `abort_ip`).
+    ip: Option<u64>,
     signals: usize,
     last_signal: i32,
     ret: Option<i64>,
@@ -340,7 +347,7 @@ fn check(k: &mut Kernel, d: &Decision<'_>) -> Checked {
         Preempt::Rt => PreemptModel::Rt,
     });
     k.set_clock(d.before.fast_clock);
-    k.set_stats(&k_stats(&d.before.cpu.stats));
+    k.set_stats(&k_stats(&d.before.cpu.stats, &d.before.cpu.cs_stats));
     if let Some(t) = &d.before.task {
         k.load_task(&k_task(t, &b));
         k.set_user(t.area, &t.mem, t.mapped);
@@ -352,7 +359,7 @@ fn check(k: &mut Kernel, d: &Decision<'_>) -> Checked {
 
     // The kernel function.
     let mut regs = PtRegs {
-        ip: USER_IP,
+        ip: d.before.task.as_ref().map_or(USER_IP, |t| t.ip),
         user: 1,
     };
     let before_tif = d.before.task.as_ref().map_or(0, |t| t.tif);
@@ -415,6 +422,8 @@ fn check(k: &mut Kernel, d: &Decision<'_>) -> Checked {
         mem: d.before.task.as_ref().map(|t| kmem[..t.mem.len()].to_vec()),
         timer: normalise_timer(k.timer()),
         slice_stats: [ks.all[8], ks.all[9], ks.all[10], ks.all[11], ks.all[12]],
+        cs_stats: [ks.all[5], ks.all[6], ks.all[7]],
+        ip: d.before.task.as_ref().map(|_| regs.ip),
         signals: e.signals as usize,
         last_signal: if e.signals > 0 { e.last_signal } else { 0 },
         ret: match &d.site {
@@ -541,6 +550,12 @@ fn project_model(
         mem: after.task.as_ref().map(|t| t.mem.to_vec()),
         timer: normalise_timer(k_timer(after, tid)),
         slice_stats: [s.granted, s.expired, s.revoked, s.yielded, s.aborted],
+        cs_stats: [
+            after.cpu.cs_stats.cs,
+            after.cpu.cs_stats.clear,
+            after.cpu.cs_stats.fixup,
+        ],
+        ip: after.task.as_ref().map(|t| t.ip),
         signals,
         last_signal,
         ret,
@@ -589,6 +604,8 @@ fn verdict(
     }
     cmp!(timer);
     cmp!(slice_stats);
+    cmp!(cs_stats);
+    cmp!(ip);
     cmp!(signals);
     cmp!(last_signal);
     cmp!(ret);

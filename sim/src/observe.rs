@@ -106,6 +106,9 @@ pub struct TaskView {
     pub area: u64,
     /// Its bytes.
     pub mem: [u8; RSEQ_AREA_SIZE],
+    /// The user instruction pointer `rseq_cs` is evaluated against (inside a restartable
+    /// sequence, the instruction it is at; after a fixup, `abort_ip`).
+    pub ip: u64,
     /// Mapped?
     pub mapped: bool,
     /// Signals queued.
@@ -123,6 +126,8 @@ pub struct CpuView {
     pub slice_timer: SliceTimer,
     /// The slice counters.
     pub stats: SliceStats,
+    /// The `cs`, `clear` and `fixup` counters.
+    pub cs_stats: crate::cpu::CsStats,
 }
 
 /// The state around one decision.
@@ -207,6 +212,7 @@ impl Simulation {
                     syscall_work_slice: t.syscall_work_slice,
                     area: t.mem.area,
                     mem: t.mem.bytes,
+                    ip: t.ip,
                     mapped: t.mem.mapped,
                     sig_pending: t.sig_pending.clone(),
                 }
@@ -216,6 +222,7 @@ impl Simulation {
                 curr: c.curr,
                 slice_timer: c.slice_timer,
                 stats: c.stats,
+                cs_stats: c.cs_stats,
             },
         }
     }

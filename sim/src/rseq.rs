@@ -585,17 +585,30 @@ impl Simulation {
         tid: u32,
         csaddr: u64,
     ) -> Result<(), UpdateFail> {
-        use rseq_abi::layout::cs_offset;
-        let bad = |why: &'static str| Err(UpdateFail::Fatal(FaultCause::RseqCsDescriptor { why }));
         self.cpus[cpu as usize].cs_stats.cs += 1;
         if csaddr >= TASK_SIZE {
             return Err(UpdateFail::Fatal(FaultCause::RseqCsInvalid));
         }
+        self.rseq_cs_evaluate(cpu, tid, csaddr, self.cfg.rseq_debug)
+    }
+
+    /// The evaluation itself: `rseq_debug_update_user_cs()` when `debug`, else the body
+    /// of `rseq_update_user_cs()` (which counts `cs` before; the debug syscall-return
+    /// check calls the debug variant directly and counts nothing).
+    fn rseq_cs_evaluate(
+        &mut self,
+        cpu: u32,
+        tid: u32,
+        csaddr: u64,
+        debug: bool,
+    ) -> Result<(), UpdateFail> {
+        use rseq_abi::layout::cs_offset;
+        let bad = |why: &'static str| Err(UpdateFail::Fatal(FaultCause::RseqCsDescriptor { why }));
         let ip = self.tasks[tid as usize].ip;
         let rd = |s: &Self, off: usize| s.read_user_u64(tid, csaddr + off as u64);
         let sig = self.tasks[tid as usize].rseq.reg.map_or(0, |r| r.sig);
         let abort_ip;
-        if self.cfg.rseq_debug {
+        if debug {
             let start_ip = rd(self, cs_offset::START_IP).ok_or(UpdateFail::Fault)?;
             if start_ip >= TASK_SIZE {
                 return bad("start_ip beyond TASK_SIZE");
@@ -895,7 +908,8 @@ impl Simulation {
             None => Err(UpdateFail::Fault),
             Some(0) => return,
             Some(cs) if cs >= TASK_SIZE => Err(UpdateFail::Fatal(FaultCause::RseqCsInvalid)),
-            Some(cs) => self.rseq_update_user_cs(cpu, tid, cs),
+            // rseq_debug_update_user_cs() directly: no `cs` count.
+            Some(cs) => self.rseq_cs_evaluate(cpu, tid, cs, true),
         };
         if let Err(fail) = res {
             self.rseq_update_failed(cpu, tid, fail);
