@@ -729,8 +729,8 @@ impl Simulation {
             self.tasks[tid as usize].rseq.ids_written = Some(ids);
             self.emit(cpu, Some(tid), LogKind::IdsUpdate { cpu_id });
         }
-        // rseq_cs: there is no user instruction pointer inside a section in this model, so
-        // a set pointer is validated and cleared.
+        // rseq_cs: evaluated against the task's instruction pointer (inside a restartable
+        // sequence: aborted), as 7.2 does.
         let cs_lo = self.read_u32(tid, offset::RSEQ_CS).unwrap_or(0);
         let cs_hi = self.read_u32(tid, offset::RSEQ_CS + 4).unwrap_or(0);
         let cs = match self.cfg.endian {
@@ -738,11 +738,11 @@ impl Simulation {
             rseq_abi::Endian::Big => u64::from(cs_hi) | u64::from(cs_lo) << 32,
         };
         if cs != 0 {
-            if cs >= TASK_SIZE {
-                return self.rseq_fatal(cpu, tid, slow, FaultCause::RseqCsInvalid);
+            match self.rseq_update_user_cs(cpu, tid, cs) {
+                Ok(()) => {}
+                Err(UpdateFail::Fault) => return false,
+                Err(UpdateFail::Fatal(cause)) => return self.rseq_fatal(cpu, tid, slow, cause),
             }
-            self.write_u32_at(tid, reg.addr, offset::RSEQ_CS, 0);
-            self.write_u32_at(tid, reg.addr, offset::RSEQ_CS + 4, 0);
         }
         let was = self.tasks[tid as usize].rseq.granted;
         if self.cfg.static_key() && reg.v2 {

@@ -243,3 +243,34 @@ fn abort_on_signal_delivery_inside_the_section() {
     assert_eq!(sim.shared_word(COUNTERS), 1);
     assert_eq!(sim.cs_stats().fixup, 1);
 }
+
+/// Every revision aborts a sequence preempted inside its section: 7.0 and V1 evaluate
+/// `rseq_cs` in their notify-resume update, 7.2 in `rseq_exit_user_update()`.
+#[test]
+fn every_revision_aborts_a_sequence_preempted_inside_it() {
+    for rev in rseq_abi::Revision::ALL {
+        let mut sim = Simulation::new(SimConfig {
+            revision: rev,
+            ..cfg1()
+        })
+        .unwrap();
+        sim.spawn(TaskSpec::new("inc"), incrementer(1, 20 * US));
+        sim.spawn(
+            TaskSpec::new("other"),
+            prog(|p| {
+                p.burn(5 * US);
+                vec![]
+            }),
+        );
+        one_shot(&mut sim, 10 * US, IrqKind::Device(ReschedReq::Full));
+        sim.run_until(200 * US);
+        assert_eq!(
+            counter(&sim, 0, "aborts"),
+            1,
+            "{}: {:?}",
+            rev.name(),
+            kinds(&sim)
+        );
+        assert_eq!(sim.shared_word(COUNTERS), 1, "{}", rev.name());
+    }
+}
