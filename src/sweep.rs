@@ -105,9 +105,9 @@ fn row_metrics(r: &RunResult, m: &Metrics) -> Vec<u64> {
         cs.grant_covered,
         cs.no_grant_needed,
         m.grants_wasted,
-        r.sim.cs_stats().cs,
-        r.sim.cs_stats().clear,
-        r.sim.cs_stats().fixup,
+        r.sim.rseq_stats().cs,
+        r.sim.rseq_stats().clear,
+        r.sim.rseq_stats().fixup,
     ]
 }
 

@@ -250,8 +250,13 @@ fn k_task(t: &TaskView, b: &TifBits) -> KTask {
     }
 }
 
-fn k_stats(s: &rseq_sim::SliceStats, cs: &rseq_sim::CsStats) -> Stats {
+fn k_stats(s: &rseq_sim::SliceStats, cs: &rseq_sim::RseqStats) -> Stats {
     let mut st = Stats::default();
+    st.all[0] = cs.exit;
+    st.all[1] = cs.signal;
+    st.all[2] = cs.slowpath;
+    st.all[3] = cs.fastpath;
+    st.all[4] = cs.ids;
     st.all[5] = cs.cs;
     st.all[6] = cs.clear;
     st.all[7] = cs.fixup;
@@ -286,8 +291,8 @@ struct Compared {
     mem: Option<Vec<u8>>,
     timer: SliceTimer,
     slice_stats: [u64; 5],
-    /// `cs`, `clear`, `fixup`.
-    cs_stats: [u64; 3],
+    /// `exit`, `signal`, `slowpath`, `fastpath`, `ids`, `cs`, `clear`, `fixup`.
+    rseq_stats: [u64; 8],
     /// The user instruction pointer after (a fixup moves it to `abort_ip`).
     ip: Option<u64>,
     signals: usize,
@@ -347,7 +352,7 @@ fn check(k: &mut Kernel, d: &Decision<'_>) -> Checked {
         Preempt::Rt => PreemptModel::Rt,
     });
     k.set_clock(d.before.fast_clock);
-    k.set_stats(&k_stats(&d.before.cpu.stats, &d.before.cpu.cs_stats));
+    k.set_stats(&k_stats(&d.before.cpu.stats, &d.before.cpu.rseq_stats));
     if let Some(t) = &d.before.task {
         k.load_task(&k_task(t, &b));
         k.set_user(t.area, &t.mem, t.mapped);
@@ -422,7 +427,9 @@ fn check(k: &mut Kernel, d: &Decision<'_>) -> Checked {
         mem: d.before.task.as_ref().map(|t| kmem[..t.mem.len()].to_vec()),
         timer: normalise_timer(k.timer()),
         slice_stats: [ks.all[8], ks.all[9], ks.all[10], ks.all[11], ks.all[12]],
-        cs_stats: [ks.all[5], ks.all[6], ks.all[7]],
+        rseq_stats: [
+            ks.all[0], ks.all[1], ks.all[2], ks.all[3], ks.all[4], ks.all[5], ks.all[6], ks.all[7],
+        ],
         ip: d.before.task.as_ref().map(|_| regs.ip),
         signals: e.signals as usize,
         last_signal: if e.signals > 0 { e.last_signal } else { 0 },
@@ -550,11 +557,12 @@ fn project_model(
         mem: after.task.as_ref().map(|t| t.mem.to_vec()),
         timer: normalise_timer(k_timer(after, tid)),
         slice_stats: [s.granted, s.expired, s.revoked, s.yielded, s.aborted],
-        cs_stats: [
-            after.cpu.cs_stats.cs,
-            after.cpu.cs_stats.clear,
-            after.cpu.cs_stats.fixup,
-        ],
+        rseq_stats: {
+            let r = &after.cpu.rseq_stats;
+            [
+                r.exit, r.signal, r.slowpath, r.fastpath, r.ids, r.cs, r.clear, r.fixup,
+            ]
+        },
         ip: after.task.as_ref().map(|t| t.ip),
         signals,
         last_signal,
@@ -604,7 +612,7 @@ fn verdict(
     }
     cmp!(timer);
     cmp!(slice_stats);
-    cmp!(cs_stats);
+    cmp!(rseq_stats);
     cmp!(ip);
     cmp!(signals);
     cmp!(last_signal);

@@ -72,12 +72,26 @@ impl SliceStats {
     }
 }
 
-/// The critical-section counters of `rseq/stats` (`cs`, `clear`, `fixup`), counted where
-/// 7.2's `rseq_update_user_cs()` counts them (`include/linux/rseq_entry.h`): `cs` at every
-/// evaluation of a set `rseq_cs`, `clear` when the instruction pointer was outside the
-/// section, `fixup` when it was moved to `abort_ip`.
+/// The rseq counters of `rseq/stats` before the slice lines, counted where 7.2 counts
+/// them: `exit` at every return to user mode (`rseq_syscall_exit_to_user_mode()`,
+/// `rseq_irqentry_exit_to_user_mode()`), `signal` in `__rseq_signal_deliver()`, `slowpath`
+/// in `__rseq_handle_slowpath()`, `fastpath` when `__rseq_exit_to_user_mode_restart()`
+/// finds a switch, `ids` when `rseq_set_ids_get_csaddr()` writes the IDs (all 7.2 paths:
+/// the 7.0 and V1 models count only the critical-section ones), and `cs` at every
+/// evaluation of a set `rseq_cs` by `rseq_update_user_cs()`, `clear` when the instruction
+/// pointer was outside the section, `fixup` when it was moved to `abort_ip`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CsStats {
+pub struct RseqStats {
+    /// `exit`.
+    pub exit: u64,
+    /// `signal`.
+    pub signal: u64,
+    /// `slowp`.
+    pub slowpath: u64,
+    /// `fastp`.
+    pub fastpath: u64,
+    /// `ids`.
+    pub ids: u64,
     /// `cs`.
     pub cs: u64,
     /// `clear`.
@@ -86,9 +100,14 @@ pub struct CsStats {
     pub fixup: u64,
 }
 
-impl CsStats {
+impl RseqStats {
     /// Sum two sets of counters.
-    pub fn add(&mut self, o: &CsStats) {
+    pub fn add(&mut self, o: &RseqStats) {
+        self.exit += o.exit;
+        self.signal += o.signal;
+        self.slowpath += o.slowpath;
+        self.fastpath += o.fastpath;
+        self.ids += o.ids;
         self.cs += o.cs;
         self.clear += o.clear;
         self.fixup += o.fixup;
@@ -134,8 +153,8 @@ pub struct Cpu {
     pub slice_timer: SliceTimer,
     /// Counters.
     pub stats: SliceStats,
-    /// Its `cs`, `clear` and `fixup` counters.
-    pub cs_stats: CsStats,
+    /// Its rseq counters (`exit` .. `fixup`).
+    pub rseq_stats: RseqStats,
     /// Generation of the pending user/kernel step; bumped to make it stale.
     pub(crate) gen: u32,
     /// Generation of the tick chain; `tick_on` says whether one is queued.
@@ -155,7 +174,7 @@ impl Cpu {
             rq: RunQueue::default(),
             slice_timer: SliceTimer::default(),
             stats: SliceStats::default(),
-            cs_stats: CsStats::default(),
+            rseq_stats: RseqStats::default(),
             gen: 0,
             tick_gen: 0,
             tick_on: false,

@@ -37,7 +37,7 @@ mod workload;
 pub use choice::{Chooser, Draw, InjectMenu, InjectPoint, Injection, PointOp, Replay, Seeded};
 pub use config::{ConfigError, Preempt, SimConfig, TieBreak};
 pub use coro::{SimPlatform, SimProgram, RSEQ_AREA_SIZE, SEQ_DESC_OFF, SEQ_SIG_OFF, SEQ_TEXT};
-pub use cpu::{CpuMode, CsStats, SliceStats};
+pub use cpu::{CpuMode, RseqStats, SliceStats};
 pub use event::{IrqKind, ReschedReq};
 pub use irq::{IrqPattern, IrqSource};
 pub use rseq::{TASK_SIZE, USER_IP};

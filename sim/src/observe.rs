@@ -127,7 +127,7 @@ pub struct CpuView {
     /// The slice counters.
     pub stats: SliceStats,
     /// The `cs`, `clear` and `fixup` counters.
-    pub cs_stats: crate::cpu::CsStats,
+    pub rseq_stats: crate::cpu::RseqStats,
 }
 
 /// The state around one decision.
@@ -222,7 +222,7 @@ impl Simulation {
                 curr: c.curr,
                 slice_timer: c.slice_timer,
                 stats: c.stats,
-                cs_stats: c.cs_stats,
+                rseq_stats: c.rseq_stats,
             },
         }
     }

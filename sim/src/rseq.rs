@@ -486,6 +486,9 @@ impl Simulation {
     /// task with `sched_switch` is updated; a failure defers to the slow path with
     /// `TIF_RSEQ` still set. True = loop again.
     fn rseq_exit_to_user_mode_restart_72(&mut self, cpu: u32, tid: u32) -> bool {
+        if self.tasks[tid as usize].rseq.sched_switch {
+            self.cpus[cpu as usize].rseq_stats.fastpath += 1;
+        }
         if self.tasks[tid as usize].rseq.sched_switch
             && self.rseq_exit_user_update(cpu, tid).is_err()
         {
@@ -561,6 +564,7 @@ impl Simulation {
         }
         self.rseq_slice_clear_grant(cpu, tid, true);
         self.tasks[tid as usize].rseq.ids_written = Some(ids);
+        self.cpus[cpu as usize].rseq_stats.ids += 1;
         self.emit(cpu, Some(tid), LogKind::IdsUpdate { cpu_id });
         if !self.cfg.rseq_debug && !self.tasks[tid as usize].rseq.user_irq {
             return Ok(());
@@ -585,7 +589,7 @@ impl Simulation {
         tid: u32,
         csaddr: u64,
     ) -> Result<(), UpdateFail> {
-        self.cpus[cpu as usize].cs_stats.cs += 1;
+        self.cpus[cpu as usize].rseq_stats.cs += 1;
         if csaddr >= TASK_SIZE {
             return Err(UpdateFail::Fatal(FaultCause::RseqCsInvalid));
         }
@@ -666,7 +670,7 @@ impl Simulation {
         let t = &mut self.tasks[tid as usize];
         t.ip = abort_ip;
         t.seq_abort = true;
-        self.cpus[cpu as usize].cs_stats.fixup += 1;
+        self.cpus[cpu as usize].rseq_stats.fixup += 1;
         self.emit(
             cpu,
             Some(tid),
@@ -682,7 +686,7 @@ impl Simulation {
         if !self.write_rseq_cs_zero(tid) {
             return Err(UpdateFail::Fault);
         }
-        self.cpus[cpu as usize].cs_stats.clear += 1;
+        self.cpus[cpu as usize].rseq_stats.clear += 1;
         self.emit(cpu, Some(tid), LogKind::RseqCs { fixup: None });
         Ok(())
     }
@@ -825,6 +829,8 @@ impl Simulation {
         if !r.slowpath {
             return;
         }
+        self.cpus[cpu as usize].rseq_stats.slowpath += 1;
+        let r = &mut self.tasks[tid as usize].rseq;
         let event = r.sched_switch;
         let user_irq = r.user_irq;
         r.clear_events();
@@ -864,6 +870,7 @@ impl Simulation {
         if reg.v2 && !r.user_irq {
             return;
         }
+        self.cpus[cpu as usize].rseq_stats.signal += 1;
         let res = match self.read_rseq_cs(tid) {
             None => Err(UpdateFail::Fault),
             Some(0) => Ok(()),

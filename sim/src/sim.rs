@@ -206,11 +206,11 @@ impl Simulation {
         s
     }
 
-    /// The `cs`, `clear` and `fixup` counters of `rseq/stats`, summed over the CPUs.
-    pub fn cs_stats(&self) -> crate::cpu::CsStats {
-        let mut s = crate::cpu::CsStats::default();
+    /// The rseq counters of `rseq/stats` (`exit` .. `fixup`), summed over the CPUs.
+    pub fn rseq_stats(&self) -> crate::cpu::RseqStats {
+        let mut s = crate::cpu::RseqStats::default();
         for c in &self.cpus {
-            s.add(&c.cs_stats);
+            s.add(&c.rseq_stats);
         }
         s
     }
@@ -1017,6 +1017,10 @@ impl Simulation {
     /// Return `tid` (current on `cpu`, exit work done) to user mode and deliver `ret`.
     pub(crate) fn resume_user(&mut self, cpu: u32, tid: u32, ret: Ret) {
         self.cpus[cpu as usize].mode = CpuMode::User;
+        // rseq_{syscall,irqentry}_exit_to_user_mode(): every return to user mode.
+        if self.cfg.revision == rseq_abi::Revision::PostMerge {
+            self.cpus[cpu as usize].rseq_stats.exit += 1;
+        }
         match ret {
             Ret::Start => self.run_user(cpu, tid, true, Value::None),
             Ret::Value(v) => self.run_user(cpu, tid, false, v),

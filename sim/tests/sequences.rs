@@ -79,7 +79,7 @@ fn a_sequence_nothing_interrupts_commits() {
     assert_eq!(sim.shared_word(COUNTERS), 3, "CPU 0's counter");
     // No exit to user mode evaluated it: it is still set, nothing was counted.
     assert_ne!(counter(&sim, 0, "rseq_cs"), 0);
-    assert_eq!(sim.cs_stats().cs, 0);
+    assert_eq!(sim.rseq_stats().cs, 0);
 }
 
 /// Preempted inside the section (an interrupt asks for a reschedule and another task
@@ -108,7 +108,7 @@ fn abort_on_preemption_inside_the_section() {
     assert_eq!(counter(&sim, 0, "aborts"), 1, "{:?}", kinds(&sim));
     assert_eq!(counter(&sim, 0, "commits"), 1);
     assert_eq!(sim.shared_word(COUNTERS), 1, "one increment, not two");
-    let s = sim.cs_stats();
+    let s = sim.rseq_stats();
     assert_eq!(s.fixup, 1, "{s:?}");
     assert!(has(&sim, "rseq_cs"), "{:?}", kinds(&sim));
 }
@@ -143,7 +143,7 @@ fn the_post_commit_boundary_an_interrupt_after_the_commit_does_not_abort() {
     sim.run_until(200 * US);
     assert_eq!(counter(&sim, 0, "committed"), 1);
     assert_eq!(sim.shared_word(COUNTERS), 1);
-    let s = sim.cs_stats();
+    let s = sim.rseq_stats();
     assert_eq!((s.fixup, s.clear), (0, 1), "{s:?}");
     assert_eq!(counter(&sim, 0, "rseq_cs"), 0, "rseq_cs cleared after use");
 }
@@ -241,7 +241,7 @@ fn abort_on_signal_delivery_inside_the_section() {
     assert_eq!(counter(&sim, 0, "aborts"), 1, "{:?}", kinds(&sim));
     assert_eq!(counter(&sim, 0, "commits"), 1);
     assert_eq!(sim.shared_word(COUNTERS), 1);
-    assert_eq!(sim.cs_stats().fixup, 1);
+    assert_eq!(sim.rseq_stats().fixup, 1);
 }
 
 /// Every revision aborts a sequence preempted inside its section: 7.0 and V1 evaluate

@@ -179,8 +179,8 @@ pub fn run(a: RunArgs, programs: &crate::programs::Programs) -> Result<i32> {
     println!("rseq/stats:");
     // The critical-section lines, as the kernel prints them before the slice lines, when
     // a restartable sequence (or a descriptor a script built) gave them something to count.
-    let cs = r.sim.cs_stats();
-    if cs != rseq_sim::CsStats::default() {
+    let cs = r.sim.rseq_stats();
+    if cs != rseq_sim::RseqStats::default() {
         for (name, v) in [("cs", cs.cs), ("clear", cs.clear), ("fixup", cs.fixup)] {
             println!("  {:<8}{v:>16}", format!("{name}:"));
         }
