@@ -237,6 +237,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Most injected events per run, as `slicesim explore --max-interrupts` allows.
+const MAX_K: u32 = 8;
+
 /// Most timeline lines a failure report shows (`Run::explain` on a replay shows all).
 const REPORT_TIMELINE_LINES: usize = 120;
 
@@ -607,6 +610,11 @@ impl Model {
             Mode::Exhaustive { k } | Mode::Random { k, .. } => k,
             Mode::Pct { depth, .. } => depth,
         };
+        assert!(
+            k <= MAX_K,
+            "slicesim model `{}`: at most {MAX_K} injected events per run (asked for {k}), as the scenario key explore.max_interrupts",
+            self.name
+        );
         let mut setup = self.setup(&l, k);
         setup.max_schedules = how.max_schedules;
         let seed = how.seed.unwrap_or(self.seed);

@@ -50,6 +50,29 @@ impl Entry {
 /// print [`DONE_MARKER`] and leave: `reboot -f`, which qemu's `-no-reboot` turns into an
 /// exit (the tiny kernel's ACPI cannot power off: it halts instead, and qemu would wait).
 pub fn init_script(probe_args: &str, slice_ext_nsec: Option<u32>) -> String {
+    init_script_with(probe_args, slice_ext_nsec, &[])
+}
+
+/// Where extra user binaries live in the VM (`--extra FILE`): `/extra/NAME`.
+pub const EXTRA_DIR: &str = "/extra";
+
+/// Printed by `/init` before each extra binary runs: `SLICESIM-EXTRA NAME`.
+pub const EXTRA_MARKER: &str = "SLICESIM-EXTRA";
+
+/// [`init_script`], then each of `extras` (names under [`EXTRA_DIR`]) after the probes,
+/// each announced by an [`EXTRA_MARKER`] line, with its exit status after it: a user's own
+/// static binary on the same kernel, beside the probes (the probes' frame stays whole).
+pub fn init_script_with(
+    probe_args: &str,
+    slice_ext_nsec: Option<u32>,
+    extras: &[String],
+) -> String {
+    let extras: String = extras
+        .iter()
+        .map(|n| {
+            format!("echo {EXTRA_MARKER} {n}\n{EXTRA_DIR}/{n}\necho {EXTRA_MARKER} {n} exit $?\n")
+        })
+        .collect();
     let tunable = slice_ext_nsec
         .map(|ns| format!("echo {ns} > /sys/kernel/debug/rseq/slice_ext_nsec\n"))
         .unwrap_or_default();
@@ -62,7 +85,7 @@ $B mount -t devtmpfs devtmpfs /dev
 $B mount -t debugfs debugfs /sys/kernel/debug
 {tunable}echo {START_MARKER}
 {PROBES_PATH} {probe_args}
-echo {DONE_MARKER}
+{extras}echo {DONE_MARKER}
 $B reboot -f
 "
     )
@@ -75,15 +98,34 @@ pub fn layout(
     probe_args: &str,
     slice_ext_nsec: Option<u32>,
 ) -> Vec<Entry> {
+    layout_with(busybox, probes, probe_args, slice_ext_nsec, Vec::new())
+}
+
+/// [`layout`] with extra static binaries `(name, bytes)` under [`EXTRA_DIR`], run after
+/// the probes ([`init_script_with`]).
+pub fn layout_with(
+    busybox: Vec<u8>,
+    probes: Vec<u8>,
+    probe_args: &str,
+    slice_ext_nsec: Option<u32>,
+    extras: Vec<(String, Vec<u8>)>,
+) -> Vec<Entry> {
+    let names: Vec<String> = extras.iter().map(|(n, _)| n.clone()).collect();
     let mut v: Vec<Entry> = ["bin", "dev", "proc", "sys", "tmp"]
         .into_iter()
         .map(Entry::dir)
         .collect();
+    if !names.is_empty() {
+        v.push(Entry::dir(EXTRA_DIR.trim_start_matches('/')));
+    }
     v.push(Entry::exe(BUSYBOX_PATH, busybox));
     v.push(Entry::exe(PROBES_PATH, probes));
+    for (name, bytes) in extras {
+        v.push(Entry::exe(&format!("{EXTRA_DIR}/{name}"), bytes));
+    }
     v.push(Entry::exe(
         "/init",
-        init_script(probe_args, slice_ext_nsec).into_bytes(),
+        init_script_with(probe_args, slice_ext_nsec, &names).into_bytes(),
     ));
     v
 }
@@ -222,6 +264,28 @@ mod tests {
             .expect("runs the probes");
         let off = init.find("reboot -f").expect("leaves the VM");
         assert!(init.find("debugfs").unwrap() < probes && probes < off);
+    }
+
+    #[test]
+    fn extra_binaries_run_after_the_probes_each_announced() {
+        let entries = layout_with(
+            b"BUSYBOX".to_vec(),
+            b"PROBES".to_vec(),
+            "",
+            None,
+            vec![("ticket-lock-host".into(), b"USER".to_vec())],
+        );
+        let files = read_newc(&newc(&entries));
+        let get = |n: &str| files.iter().find(|(x, _, _)| x == n).unwrap();
+        assert_eq!(get("extra/ticket-lock-host").2, b"USER");
+        assert_eq!(get("extra/ticket-lock-host").1, 0o100_755);
+        let init = String::from_utf8(get("init").2.clone()).unwrap();
+        let probes = init.find("/probes").unwrap();
+        let marker = init.find("echo SLICESIM-EXTRA ticket-lock-host\n").unwrap();
+        let run = init.find("/extra/ticket-lock-host\n").unwrap();
+        let done = init.find(DONE_MARKER).unwrap();
+        assert!(probes < marker && marker < run && run < done, "{init}");
+        assert!(init.contains("echo SLICESIM-EXTRA ticket-lock-host exit $?"));
     }
 
     #[test]

@@ -82,6 +82,11 @@ struct RunArgs {
     /// Run only these probes (comma-separated names).
     #[arg(long)]
     only: Option<String>,
+    /// Also run this static binary after the probes (repeatable): your own program on the
+    /// same kernel, e.g. `--extra target/x86_64-unknown-linux-musl/release/ticket-lock-host`;
+    /// its output follows a `SLICESIM-EXTRA NAME` line in the console file.
+    #[arg(long, value_name = "FILE")]
+    extra: Vec<PathBuf>,
     /// Console output file [target/vm/LABEL.console].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -447,11 +452,22 @@ fn run(a: RunArgs) -> Result<()> {
         .as_ref()
         .map(|p| format!("--only {p}"))
         .unwrap_or_default();
-    let entries = initramfs::layout(
+    let mut extras = Vec::new();
+    for path in &a.extra {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("--extra {}: no file name", path.display()))?
+            .to_string();
+        let bytes = std::fs::read(path).with_context(|| format!("--extra {}", path.display()))?;
+        extras.push((name, bytes));
+    }
+    let entries = initramfs::layout_with(
         busybox(&cache)?,
         probes_binary()?,
         &probe_args,
         boot.slice_ext_nsec,
+        extras,
     );
     let initrd = cache.join(format!("initramfs-{}.cpio", boot.label()));
     std::fs::write(&initrd, initramfs::newc(&entries))?;

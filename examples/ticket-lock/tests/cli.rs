@@ -61,6 +61,30 @@ fn a_misspelt_parameter_is_an_error_with_its_position_and_the_closest_key() {
         "{err}"
     );
     assert!(err.contains("did you mean `iterations`?"), "{err}");
+    // An override of a parameter is checked the same way and named as given.
+    let out = tool(&[
+        "run",
+        "scenarios/two-threads.toml",
+        "--set",
+        "task.1.params.iteratons=5",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("--set task.1.params.iteratons=5: unknown field `iteratons`"),
+        "{err}"
+    );
+    let out = tool(&[
+        "run",
+        "scenarios/two-threads.toml",
+        "--set",
+        "task.0.params.iterations=5",
+    ]);
+    assert!(
+        text(&out.stdout).contains("FAIL  task a acquired = 200 (got 5)"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

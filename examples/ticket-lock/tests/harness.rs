@@ -50,7 +50,10 @@ fn exploration_catches_a_yield_before_the_unlocking_store() {
 }
 
 #[test]
-fn random_and_pct_searches_agree_whatever_the_number_of_threads() {
+fn every_search_gives_the_same_result_whatever_the_number_of_threads() {
+    let one = two_threads(Mistake::None).explore(Explore::exhaustive(2).jobs(1));
+    let two = two_threads(Mistake::None).explore(Explore::exhaustive(2).jobs(2));
+    assert_eq!(one, two);
     for how in [Explore::random(300, 2), Explore::pct(300, 2)] {
         let one = two_threads(Mistake::None).explore(how.seed(7).jobs(1));
         let two = two_threads(Mistake::None).explore(how.seed(7).jobs(2));

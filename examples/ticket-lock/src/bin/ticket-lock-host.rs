@@ -1,5 +1,11 @@
-//! `ticket-lock-host`: the same ticket lock on the host's kernel, through
-//! `rseq_abi::linux` — two threads, one platform each, sharing the lock's words.
+//! `ticket-lock-host [ITERATIONS] [--revision 7.0|7.2]`: the same ticket lock on the host's
+//! kernel, through `rseq_abi::linux` — two threads, one platform each, sharing the lock's
+//! words. In the fidelity VM, beside the probes:
+//!
+//! ```text
+//! cargo build --release --target x86_64-unknown-linux-musl -p ticket-lock --bin ticket-lock-host
+//! cargo run -p slicesim-vm -- run --extra target/x86_64-unknown-linux-musl/release/ticket-lock-host
+//! ```
 //!
 //! On a kernel without the extension (before 7.0, `rseq_slice_ext=0`, or glibc holding the
 //! thread's rseq registration) the lock runs without it and says so: the same code
@@ -7,13 +13,21 @@
 
 #[cfg(target_os = "linux")]
 fn main() {
-    use rseq_abi::linux::{LinuxPlatform, SharedMem};
+    use rseq_abi::linux::{LinuxPlatform, SharedMem, POST_MERGE_RSEQ_LEN};
+    use rseq_abi::Revision;
     use ticket_lock::{ticket_lock, Mistake, TicketParams};
 
     let iterations: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
+    // 7.2 offers the extension to registrations of more than 32 bytes (ABI v2), as the
+    // fidelity probes register; `--revision 7.0` registers 32 bytes.
+    let revision = std::env::args()
+        .skip_while(|a| a != "--revision")
+        .nth(1)
+        .and_then(|r| Revision::from_name(&r))
+        .unwrap_or(Revision::PostMerge);
     let params = TicketParams {
         iterations,
         hold_ns: 200,
@@ -25,7 +39,14 @@ fn main() {
         .map(|_| {
             let (shared, params) = (shared.clone(), params.clone());
             std::thread::spawn(move || {
-                let mut p = LinuxPlatform::new(shared);
+                let len = if revision == Revision::PostMerge {
+                    POST_MERGE_RSEQ_LEN
+                } else {
+                    32
+                };
+                let mut p = LinuxPlatform::new(shared)
+                    .with_rseq_len(len)
+                    .with_revision(revision);
                 ticket_lock(&mut p, &params, Mistake::None)
             })
         })
