@@ -40,6 +40,50 @@ impl Accel {
     }
 }
 
+/// How the guest's clock runs under TCG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The guest clock follows the host's while kernel code runs tens of times slower:
+    /// timings are not hardware-like (plain TCG, and KVM).
+    Host,
+    /// qemu's instruction counting: guest time advances `2^shift` ns per instruction,
+    /// never with the host (`-icount shift=N,align=off,sleep=off`): runs are nearly
+    /// reproducible and timings are shaped like hardware's (issue 14).
+    Icount {
+        /// ns per instruction = 2^shift.
+        shift: u8,
+    },
+}
+
+impl Clock {
+    /// For labels and reports: `host`, `icount0`.
+    pub fn name(self) -> String {
+        match self {
+            Clock::Host => "host".into(),
+            Clock::Icount { shift } => format!("icount{shift}"),
+        }
+    }
+
+    /// Parse `host`, `icount` (shift 0) or `icount=N` (N at most 10).
+    pub fn parse(s: &str) -> Result<Clock, String> {
+        match s {
+            "host" => Ok(Clock::Host),
+            "icount" => Ok(Clock::Icount { shift: 0 }),
+            _ => {
+                let n = s
+                    .strip_prefix("icount=")
+                    .ok_or_else(|| format!("unknown clock {s:?}: host, icount or icount=SHIFT"))?;
+                let shift: u8 = n
+                    .parse()
+                    .ok()
+                    .filter(|&v| v <= 10)
+                    .ok_or_else(|| format!("icount shift {n:?}: an integer from 0 to 10"))?;
+                Ok(Clock::Icount { shift })
+            }
+        }
+    }
+}
+
 /// The boot options the harness exposes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Boot {
@@ -104,10 +148,22 @@ impl Boot {
 }
 
 /// qemu-system-x86_64's arguments: no display, the serial console on stdio, no reboot.
-pub fn qemu_args(kernel: &Path, initrd: &Path, boot: &Boot, accel: Accel) -> Vec<String> {
+pub fn qemu_args(
+    kernel: &Path,
+    initrd: &Path,
+    boot: &Boot,
+    accel: Accel,
+    clock: Clock,
+) -> Vec<String> {
     let mut a: Vec<String> = vec!["-accel".into(), accel.name().into()];
     if accel == Accel::Kvm {
         a.extend(["-cpu".into(), "host".into()]);
+    }
+    if let (Accel::Tcg, Clock::Icount { shift }) = (accel, clock) {
+        a.extend([
+            "-icount".into(),
+            format!("shift={shift},align=off,sleep=off"),
+        ]);
     }
     a.extend(
         [
@@ -159,6 +215,7 @@ mod tests {
             Path::new("/i"),
             &Boot::default(),
             Accel::Tcg,
+            Clock::Host,
         );
         let after = |flag: &str| a[a.iter().position(|x| x == flag).unwrap() + 1].clone();
         assert_eq!(after("-accel"), "tcg");
@@ -176,7 +233,31 @@ mod tests {
             Path::new("/i"),
             &Boot::default(),
             Accel::Kvm,
+            Clock::Icount { shift: 0 },
         );
         assert!(k.windows(2).any(|w| w == ["-cpu", "host"]));
+        assert!(
+            !k.contains(&"-icount".to_string()),
+            "KVM has no instruction counting"
+        );
+    }
+
+    #[test]
+    fn an_icount_clock_ties_guest_time_to_instructions_under_tcg() {
+        let a = qemu_args(
+            Path::new("/k"),
+            Path::new("/i"),
+            &Boot::default(),
+            Accel::Tcg,
+            Clock::Icount { shift: 0 },
+        );
+        let at = a.iter().position(|x| x == "-icount").unwrap();
+        assert_eq!(a[at + 1], "shift=0,align=off,sleep=off");
+        assert_eq!(Clock::parse("icount"), Ok(Clock::Icount { shift: 0 }));
+        assert_eq!(Clock::parse("icount=3"), Ok(Clock::Icount { shift: 3 }));
+        assert_eq!(Clock::parse("host"), Ok(Clock::Host));
+        assert!(Clock::parse("icount=11").is_err());
+        assert!(Clock::parse("wall").unwrap_err().contains("host, icount"));
+        assert_eq!(Clock::Icount { shift: 0 }.name(), "icount0");
     }
 }

@@ -4,7 +4,8 @@
 //! cargo run -p slicesim-vm -- kernel                      fetch and build (cached)
 //! cargo run -p slicesim-vm -- fetch-source [--series 7.2]  fetch and unpack only (cached)
 //! cargo run -p slicesim-vm -- run [--preempt full|lazy] [--no-slice-ext] [--debug]
-//!                                 [--accel auto|kvm|tcg] [--only PROBE] [--out FILE]
+//!                                 [--accel auto|kvm|tcg] [--clock icount[=SHIFT]|host]
+//!                                 [--only PROBE] [--out FILE]
 //! ```
 //!
 //! Downloads come from the machine's Debian package registry only: `linux-source-7.*`
@@ -79,6 +80,12 @@ struct RunArgs {
     /// Accelerator.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     accel: AccelArg,
+    /// The guest clock under TCG: `icount` (1 instruction = 1 ns: reproducible,
+    /// hardware-shaped timings, the default for fidelity runs), `icount=SHIFT`
+    /// (2^SHIFT ns per instruction) or `host` (plain TCG: the guest clock follows the
+    /// host's while its code runs tens of times slower). KVM always uses the host clock.
+    #[arg(long, value_parser = boot::Clock::parse, default_value = "icount")]
+    clock: boot::Clock,
     /// Run only these probes (comma-separated names).
     #[arg(long)]
     only: Option<String>,
@@ -495,7 +502,7 @@ fn run(a: RunArgs) -> Result<()> {
     let first =
         (a.accel == AccelArg::Auto && accel == Accel::Kvm).then_some(Duration::from_secs(30));
     let mut text = boot_once(
-        &boot::qemu_args(&image, &initrd, &boot, accel),
+        &boot::qemu_args(&image, &initrd, &boot, accel, a.clock),
         &console,
         deadline,
         first,
@@ -504,7 +511,7 @@ fn run(a: RunArgs) -> Result<()> {
         eprintln!("run: KVM did not start the probes within 30 s; falling back to TCG");
         accel = Accel::Tcg;
         text = boot_once(
-            &boot::qemu_args(&image, &initrd, &boot, accel),
+            &boot::qemu_args(&image, &initrd, &boot, accel, a.clock),
             &console,
             deadline,
             None,
@@ -517,8 +524,12 @@ fn run(a: RunArgs) -> Result<()> {
             console.display()
         );
     };
+    let clock = match accel {
+        Accel::Kvm => "host clock".to_string(),
+        Accel::Tcg => format!("{} clock", a.clock.name()),
+    };
     eprintln!(
-        "run: {} ({}) under {}: boot {:.1?}, probes {:.1?}, {:.1?} in all; console in {}",
+        "run: {} ({}) under {} ({clock}): boot {:.1?}, probes {:.1?}, {:.1?} in all; console in {}",
         boot.label(),
         boot.cmdline(),
         accel.name(),
