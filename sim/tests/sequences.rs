@@ -274,3 +274,36 @@ fn every_revision_aborts_a_sequence_preempted_inside_it() {
         assert_eq!(sim.shared_word(COUNTERS), 1, "{}", rev.name());
     }
 }
+
+/// Migration: the stopper's reschedule inside the section moves the task to another CPU at
+/// the next switch, and back in user mode the sequence is aborted; the retry reads the new
+/// `cpu_id` and updates that CPU's counter. Wherever the migration lands, the update is
+/// made exactly once.
+#[test]
+fn abort_on_migration_and_the_retry_updates_the_new_cpus_counter() {
+    let mut aborted_and_moved = 0;
+    for point in 0..24 {
+        let mut sim = Simulation::new(SimConfig { cpus: 2, ..cfg72() }).unwrap();
+        sim.set_chooser(Box::new(Replay::new(
+            0,
+            vec![(point, Injection::Migrate)],
+            true,
+        )));
+        let t = sim.spawn(TaskSpec::new("inc"), incrementer(1, 20 * US));
+        sim.watch(t);
+        sim.run_until(200 * US);
+        assert_eq!(sim.tasks()[0].exit, Some(TaskExit::Exited), "point {point}");
+        let (c0, c1) = (
+            sim.shared_word(COUNTERS),
+            sim.shared_word(SharedWord(COUNTERS.0 + 1)),
+        );
+        assert_eq!(c0 + c1, 1, "point {point}: exactly one update");
+        if counter(&sim, 0, "aborts") == 1 && c1 == 1 {
+            aborted_and_moved += 1;
+        }
+    }
+    assert!(
+        aborted_and_moved > 0,
+        "a migration inside the section aborts it"
+    );
+}
