@@ -47,6 +47,11 @@ use crate::consts::{nr, RSEQ_ALLOC_ALIGN, RSEQ_FLAG_UNREGISTER};
 use crate::ctrl::Revision;
 use crate::layout::offset;
 use crate::platform::{CpuSet, Errno, Platform, SharedWord, SysResult, Syscall};
+use crate::seq::{SeqOutcome, Sequence};
+
+#[cfg(target_arch = "x86_64")]
+#[path = "linux_seq.rs"]
+mod seq;
 
 /// Size of the area each [`LinuxPlatform`] owns, and its alignment (the post-7.0 selftest's
 /// `aligned(256)` `struct rseq_abi`).
@@ -407,6 +412,8 @@ pub struct LinuxPlatform {
     revision: Revision,
     shared: SharedMem,
     registration: Option<Registration>,
+    /// Countdown iterations per ns of a sequence's burns, measured at the first sequence.
+    seq_iters_per_ns: Option<f64>,
 }
 
 impl LinuxPlatform {
@@ -420,6 +427,7 @@ impl LinuxPlatform {
             revision: Revision::Merged,
             shared,
             registration: None,
+            seq_iters_per_ns: None,
         }
     }
 
@@ -794,6 +802,43 @@ impl Platform for LinuxPlatform {
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 
+    /// x86_64: one assembly critical section interprets the steps (`linux_seq.rs`); it
+    /// needs this thread's own registration with the default signature. Elsewhere, and
+    /// without such a registration, [`SeqOutcome::Unsupported`].
+    fn rseq_sequence(&mut self, seq: &Sequence<'_>) -> SeqOutcome {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if self.registration.is_none() || self.sig != crate::consts::RSEQ_SIG {
+                return SeqOutcome::Unsupported;
+            }
+            let per_ns = match self.seq_iters_per_ns {
+                Some(v) => v,
+                None => {
+                    let v = seq::calibrate(&mut || self.clock_ns());
+                    self.seq_iters_per_ns = Some(v);
+                    v
+                }
+            };
+            let words = self.shared.words.as_ptr().cast::<u32>().cast_mut();
+            // SAFETY: our area is registered and alive (it outlives the registration);
+            // `words` are the live shared words, which other threads access atomically.
+            unsafe {
+                seq::run(
+                    seq,
+                    self.area.as_ptr().cast::<u8>(),
+                    words,
+                    self.shared.words.len(),
+                    per_ns,
+                )
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = seq;
+            SeqOutcome::Unsupported
+        }
+    }
+
     fn burn(&mut self, ns: u64) {
         let start = self.clock_ns();
         while self.clock_ns().saturating_sub(start) < ns {}
@@ -835,5 +880,87 @@ mod tests {
         let mut p = LinuxPlatform::standalone().with_rseq_len(AREA_SIZE as u32);
         assert_eq!(p.rseq_addr() % AREA_SIZE as u64, 0);
         assert!((0..AREA_SIZE).all(|off| p.load_u8(off) == 0));
+    }
+
+    /// Real restartable sequences on the host kernel: the same `percpu_counter` program
+    /// the simulator runs, its sequence aborted by real preemptions (a second thread spins
+    /// on the same CPU), every update made exactly once. glibc owns rseq in a normal
+    /// process, so the work runs in a child test process started with
+    /// `GLIBC_TUNABLES=glibc.pthread.rseq=0`; a kernel without rseq skips.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn restartable_sequences_abort_and_retry_on_the_host_kernel() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "linux::tests::sequences_on_the_host_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if text.contains("SKIPPED") {
+            eprintln!("{}", text.lines().find(|l| l.contains("SKIPPED")).unwrap());
+            return;
+        }
+        assert!(text.contains("RESULT "), "{text}");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    #[ignore = "run by restartable_sequences_abort_and_retry_on_the_host_kernel"]
+    fn sequences_on_the_host_child() {
+        use crate::programs::percpu::{percpu_counter, PercpuParams};
+        use std::sync::atomic::AtomicBool;
+        let shared = SharedMem::new(100 + 1024);
+        let mut p = LinuxPlatform::new(shared.clone());
+        if let Err(e) = p.register_own(0) {
+            println!("SKIPPED: rseq registration failed: {e}");
+            return;
+        }
+        p.syscall(Syscall::SchedSetaffinity(CpuSet::single(0)))
+            .expect("pin to CPU 0");
+        // A CPU hog on the same CPU: the scheduler must preempt the sequences.
+        let stop = Arc::new(AtomicBool::new(false));
+        let hog = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut q = LinuxPlatform::standalone();
+                q.syscall(Syscall::SchedSetaffinity(CpuSet::single(0)))
+                    .expect("pin the hog");
+                while !stop.load(Ordering::Relaxed) {
+                    q.burn(100_000);
+                }
+            })
+        };
+        let params = PercpuParams {
+            hold_ns: 1_000_000,
+            think_ns: 0,
+            iterations: 200,
+            ..PercpuParams::DEFAULT
+        };
+        let c = percpu_counter(&mut p, &params);
+        stop.store(true, Ordering::Relaxed);
+        hog.join().unwrap();
+        assert!(!c.unsupported, "{c:?}");
+        assert_eq!(c.commits, 200);
+        assert_eq!(
+            shared.word(SharedWord(100)).load(Ordering::SeqCst),
+            200,
+            "CPU 0's counter: every update exactly once"
+        );
+        assert!(
+            c.aborts > 0,
+            "200 sections of 1 ms beside a hog: some are preempted"
+        );
+        println!("RESULT commits={} aborts={}", c.commits, c.aborts);
     }
 }

@@ -405,8 +405,10 @@ pub trait Platform {
 
     /// Run a restartable sequence ([`crate::seq`]) once: publish its descriptor in
     /// `rseq->rseq_cs`, run its body, and report whether it committed or the kernel
-    /// aborted it. The default answers [`SeqOutcome::Unsupported`] (the real-kernel
-    /// backend has no generic sequence yet).
+    /// aborted it. The simulator places an instruction pointer on every step; the
+    /// real-kernel backend runs one x86_64 assembly critical section that interprets the
+    /// steps. The default (and any other architecture) answers
+    /// [`SeqOutcome::Unsupported`].
     fn rseq_sequence(&mut self, _seq: &Sequence<'_>) -> SeqOutcome {
         SeqOutcome::Unsupported
     }
