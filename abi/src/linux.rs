@@ -50,7 +50,6 @@ use crate::platform::{CpuSet, Errno, Platform, SharedWord, SysResult, Syscall};
 use crate::seq::{SeqOutcome, Sequence};
 
 #[cfg(target_arch = "x86_64")]
-#[path = "linux_seq.rs"]
 mod seq;
 
 /// Size of the area each [`LinuxPlatform`] owns, and its alignment (the post-7.0 selftest's
@@ -802,7 +801,7 @@ impl Platform for LinuxPlatform {
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 
-    /// x86_64: one assembly critical section interprets the steps (`linux_seq.rs`); it
+    /// x86_64: one assembly critical section interprets the steps (`linux/seq.rs`); it
     /// needs this thread's own registration with the default signature. Elsewhere, and
     /// without such a registration, [`SeqOutcome::Unsupported`].
     fn rseq_sequence(&mut self, seq: &Sequence<'_>) -> SeqOutcome {

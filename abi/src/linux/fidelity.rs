@@ -39,7 +39,8 @@ pub fn run_child(probe: &Probe, revision: Revision) -> i32 {
         eprintln!("signal(SIGSEGV, SIG_DFL): {e}");
         return 3;
     }
-    let shared = SharedMem::new(1);
+    // The run word, and room for the sequence probes' per-CPU counters (words 100 + CPU).
+    let shared = SharedMem::new(crate::programs::probes::SHARED_WORDS);
     let len = if revision == Revision::PostMerge {
         POST_MERGE_RSEQ_LEN
     } else {

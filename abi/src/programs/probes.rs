@@ -364,6 +364,51 @@ fn misbehave_results(p: &mut dyn Platform, kind: Misbehavior) -> Counters {
 
 const MISBEHAVE_RATES: &[&str] = &["total", "granted_seen", "misdeeds"];
 
+/// Shared words a probe process has: the run word, and the sequence probes' per-CPU
+/// counters at words 100 + CPU (up to 64 CPUs).
+pub const SHARED_WORDS: usize = 164;
+
+/// Updates a sequence probe makes.
+const SEQ_UPDATES: u64 = 2_000;
+
+/// A per-CPU counter updated with restartable sequences, pinned beside the noise thread
+/// (issue 18): every update is made exactly once (`commits`, `counter` discrete); how many
+/// attempts the noise thread's wakeups abort, and how many grants are yielded with the
+/// extension asked for, are rates.
+fn seq_results(p: &mut dyn Platform, hold_ns: u64, use_ext: bool) -> Counters {
+    use super::percpu::{percpu_counter, PercpuParams};
+    let params = PercpuParams {
+        counters: SharedWord(100),
+        hold_ns,
+        think_ns: 1_000,
+        iterations: SEQ_UPDATES,
+        use_ext,
+    };
+    let c = percpu_counter(p, &params);
+    p.shared_store(RUN_WORD, 0);
+    let cpu = (p.load_u32(offset::CPU_ID) as usize).min(SHARED_WORDS - 101);
+    vec![
+        ("unsupported", i64::from(c.unsupported)),
+        ("commits", c.commits as i64),
+        (
+            "counter",
+            i64::from(p.shared_load(SharedWord(100 + cpu as u32))),
+        ),
+        ("aborts", c.aborts as i64),
+        ("yielded", c.outcomes.yielded as i64),
+    ]
+}
+
+const SEQ_RATES: &[&str] = &["aborts", "yielded"];
+
+fn seq_preempted(p: &mut dyn Platform) -> Counters {
+    seq_results(p, 30_000, false)
+}
+
+fn seq_under_ext(p: &mut dyn Platform) -> Counters {
+    seq_results(p, 2_000, true)
+}
+
 fn writes_granted(p: &mut dyn Platform) -> Counters {
     misbehave_results(p, Misbehavior::WritesGranted)
 }
@@ -617,6 +662,20 @@ pub const PROBES: &[Probe] = &[
         threads: Threads::WithNoise(PROBE_SELFTEST),
         main: selftest_no_yield,
         rate_keys: SELFTEST_RATES,
+    },
+    Probe {
+        name: "seq_preempted",
+        about: "a per-CPU counter updated with 30 µs restartable sequences beside the noise thread: preempted updates abort and retry, each made once (issue 18)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: seq_preempted,
+        rate_keys: SEQ_RATES,
+    },
+    Probe {
+        name: "seq_under_ext",
+        about: "the same with 2 µs sequences under a slice extension: the grant defers the wakeup's reschedule, no abort (issue 18, §3.2)",
+        threads: Threads::WithNoise(PROBE_SELFTEST),
+        main: seq_under_ext,
+        rate_keys: SEQ_RATES,
     },
     Probe {
         name: "syscall_in_grant",
