@@ -250,3 +250,46 @@ fn the_issue12_probes_give_linux_7_2_answers_in_the_simulator() {
     assert_eq!(get(&debug, "v2_ids_after_switch", "kept"), Some(1));
     assert_eq!(get(&debug, "unregister_ids", "cpu_id_start"), Some(0));
 }
+
+/// Restartable sequences against Linux 7.2.13 in the VM under qemu's instruction-counting
+/// clock (`tests/fixtures/vm-7.2.13-icount`, `slicesim-vm run --clock icount`, issue 18):
+/// every update is made exactly once on both sides, no sequence under an extension is
+/// aborted, and the abort count of 30 µs sequences beside the noise thread is the kernel's
+/// within the tolerance (633 and 607 in the VM, 624 in the simulator). The `stats.*`
+/// deltas of the grant timing (an expiry or two per run under icount) are issue 14's rate
+/// comparison and are left out here.
+#[test]
+fn restartable_sequences_agree_with_linux_7_2_under_icount() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vm-7.2.13-icount");
+    for config in ["full", "lazy"] {
+        let text = std::fs::read_to_string(dir.join(format!("{config}.console"))).unwrap();
+        let kernel = Frame::parse(&text).unwrap();
+        assert_eq!(kernel.meta("kernel"), Some("7.2.13"));
+        let setup = KernelSetup::from_frame(&kernel).unwrap();
+        let names = ["seq_preempted", "seq_under_ext"];
+        let sim = fidelity::run_in_sim(&names, &setup.sim_config(0)).unwrap();
+        let rows = fidelity::compare(&kernel, &sim, 0.25);
+        let seq: Vec<_> = rows
+            .iter()
+            .filter(|r| r.probe.starts_with("seq_"))
+            .collect();
+        assert!(seq.len() >= 20, "{config}: both probes compared");
+        let bad: Vec<_> = seq
+            .iter()
+            .filter(|r| r.verdict.fails() && !r.key.starts_with("stats."))
+            .collect();
+        assert!(bad.is_empty(), "{config}: {bad:#?}");
+        let value = |probe: &str, key: &str| {
+            kernel
+                .probe(probe)
+                .unwrap()
+                .results
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| *v)
+        };
+        assert_eq!(value("seq_preempted", "counter"), Some(2000));
+        assert!(value("seq_preempted", "aborts").unwrap() > 100);
+        assert_eq!(value("seq_under_ext", "aborts"), Some(0));
+    }
+}
