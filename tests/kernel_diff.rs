@@ -260,7 +260,8 @@ fn the_issue12_probes_give_linux_7_2_answers_in_the_simulator() {
 /// comparison and are left out here.
 #[test]
 fn restartable_sequences_agree_with_linux_7_2_under_icount() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vm-7.2.13-icount");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vm-7.2.13-icount");
     for config in ["full", "lazy"] {
         let text = std::fs::read_to_string(dir.join(format!("{config}.console"))).unwrap();
         let kernel = Frame::parse(&text).unwrap();

@@ -307,3 +307,72 @@ fn abort_on_migration_and_the_retry_updates_the_new_cpus_counter() {
         "a migration inside the section aborts it"
     );
 }
+
+/// Invalid descriptors, as 7.2 treats them when it has to act on one (the task preempted
+/// inside the section): the debug variant checks everything and kills on a non-zero
+/// version or flags word; the non-debug variant checks only what protects the kernel, so
+/// the same descriptor aborts normally there. An `abort_ip` inside the section is fatal in
+/// both: the debug checks refuse it, and without them the signature is read from the
+/// section's text, which this task cannot read (a fault in the slow path is SIGSEGV).
+#[test]
+fn invalid_descriptors_are_fatal_as_the_kernel_decides_in_each_mode() {
+    use rseq_abi::layout::cs_offset;
+    type Corrupt = fn(&mut SimPlatform<'_>);
+    let cases: [(&str, Corrupt, [bool; 2]); 3] = [
+        (
+            "version 1",
+            |p| p.store_u32(SEQ_DESC_OFF + cs_offset::VERSION, 1),
+            [false, true],
+        ),
+        (
+            "flags 1",
+            |p| p.store_u32(SEQ_DESC_OFF + cs_offset::FLAGS, 1),
+            [false, true],
+        ),
+        (
+            "abort_ip inside the section",
+            |p| p.store_u64(SEQ_DESC_OFF + cs_offset::ABORT_IP, SEQ_TEXT + 4),
+            [true, true],
+        ),
+    ];
+    for (name, corrupt, fatal) in cases {
+        for (debug, fatal) in [false, true].into_iter().zip(fatal) {
+            let mut sim = Simulation::new(SimConfig {
+                rseq_debug: debug,
+                ..cfg72()
+            })
+            .unwrap();
+            sim.spawn(
+                TaskSpec::new("inc"),
+                prog(move |p| {
+                    protocol::register(p, 0).expect("register");
+                    let steps = increment(1_000);
+                    let _ = p.rseq_sequence(&Sequence { steps: &steps });
+                    corrupt(p);
+                    let steps = increment(20 * US);
+                    let o = p.rseq_sequence(&Sequence { steps: &steps });
+                    vec![("aborted", matches!(o, SeqOutcome::Aborted) as i64)]
+                }),
+            );
+            sim.spawn(
+                TaskSpec::new("other"),
+                prog(|p| {
+                    p.burn(5 * US);
+                    vec![]
+                }),
+            );
+            one_shot(&mut sim, 10 * US, IrqKind::Device(ReschedReq::Full));
+            sim.run_until(200 * US);
+            let exit = &sim.tasks()[0].exit;
+            if fatal {
+                assert!(
+                    matches!(exit, Some(TaskExit::Signaled { signo: 11, .. })),
+                    "{name}, debug {debug}: {exit:?}"
+                );
+            } else {
+                assert_eq!(exit, &Some(TaskExit::Exited), "{name}, debug {debug}");
+                assert_eq!(counter(&sim, 0, "aborted"), 1, "{name}, debug {debug}");
+            }
+        }
+    }
+}
