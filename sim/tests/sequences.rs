@@ -68,6 +68,19 @@ fn one_shot(sim: &mut Simulation, at: u64, kind: IrqKind) {
     sim.add_irq_source(IrqSource::new(0, kind, IrqPattern::OneShot { at }));
 }
 
+/// Another task to switch to (5 µs of work) and an interrupt asking for a reschedule at
+/// 10 µs: the first task is preempted there, and runs again 5 µs later.
+fn preempt_at_10us(sim: &mut Simulation) {
+    sim.spawn(
+        TaskSpec::new("other"),
+        prog(|p| {
+            p.burn(5 * US);
+            vec![]
+        }),
+    );
+    one_shot(sim, 10 * US, IrqKind::Device(ReschedReq::Full));
+}
+
 #[test]
 fn a_sequence_nothing_interrupts_commits() {
     let mut sim = Simulation::new(cfg72()).unwrap();
@@ -132,14 +145,7 @@ fn the_post_commit_boundary_an_interrupt_after_the_commit_does_not_abort() {
             ]
         }),
     );
-    sim.spawn(
-        TaskSpec::new("other"),
-        prog(|p| {
-            p.burn(5 * US);
-            vec![]
-        }),
-    );
-    one_shot(&mut sim, 10 * US, IrqKind::Device(ReschedReq::Full));
+    preempt_at_10us(&mut sim);
     sim.run_until(200 * US);
     assert_eq!(counter(&sim, 0, "committed"), 1);
     assert_eq!(sim.shared_word(COUNTERS), 1);
@@ -171,14 +177,7 @@ fn a_wrong_signature_at_abort_ip_is_fatal_in_both_modes() {
                 vec![]
             }),
         );
-        sim.spawn(
-            TaskSpec::new("other"),
-            prog(|p| {
-                p.burn(5 * US);
-                vec![]
-            }),
-        );
-        one_shot(&mut sim, 10 * US, IrqKind::Device(ReschedReq::Full));
+        preempt_at_10us(&mut sim);
         sim.run_until(200 * US);
         assert!(
             matches!(
@@ -255,14 +254,7 @@ fn every_revision_aborts_a_sequence_preempted_inside_it() {
         })
         .unwrap();
         sim.spawn(TaskSpec::new("inc"), incrementer(1, 20 * US));
-        sim.spawn(
-            TaskSpec::new("other"),
-            prog(|p| {
-                p.burn(5 * US);
-                vec![]
-            }),
-        );
-        one_shot(&mut sim, 10 * US, IrqKind::Device(ReschedReq::Full));
+        preempt_at_10us(&mut sim);
         sim.run_until(200 * US);
         assert_eq!(
             counter(&sim, 0, "aborts"),
@@ -354,14 +346,7 @@ fn invalid_descriptors_are_fatal_as_the_kernel_decides_in_each_mode() {
                     vec![("aborted", matches!(o, SeqOutcome::Aborted) as i64)]
                 }),
             );
-            sim.spawn(
-                TaskSpec::new("other"),
-                prog(|p| {
-                    p.burn(5 * US);
-                    vec![]
-                }),
-            );
-            one_shot(&mut sim, 10 * US, IrqKind::Device(ReschedReq::Full));
+            preempt_at_10us(&mut sim);
             sim.run_until(200 * US);
             let exit = &sim.tasks()[0].exit;
             if fatal {

@@ -393,18 +393,7 @@ impl Stream {
     /// CPU's bundle after the record's own event.
     fn grant_marks(&mut self, input: &TraceInput<'_>, r: &LogRecord, out: &mut Vec<u8>) {
         let Some(task) = r.task else { return };
-        let ends = matches!(
-            r.kind,
-            LogKind::Grant { .. }
-                | LogKind::Revoke {
-                    was_granted: true,
-                    ..
-                }
-                | LogKind::SliceSyscall { .. }
-                | LogKind::TimerExpire { hit: true }
-                | LogKind::TaskExit { .. }
-        );
-        if !ends {
+        if super::timeline::grant_end(&r.kind).is_none() {
             return;
         }
         if let Some((pid, tgid, _)) = self.open.remove(&task) {

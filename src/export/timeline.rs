@@ -152,29 +152,39 @@ pub(crate) struct GrantWindow {
     pub end: GrantEnd,
 }
 
+/// How a record of the grant's task ends its open grant window, if it can: a new grant
+/// (`Regranted`, and it opens the next), a revoke of an active grant, the syscall-entry
+/// work, a hit expiry, the task's exit. Shared by every reader of the log that follows
+/// grant windows (the exporters, the metrics), so they agree by construction.
+pub(crate) fn grant_end(kind: &LogKind) -> Option<GrantEnd> {
+    Some(match *kind {
+        LogKind::Grant { .. } => GrantEnd::Regranted,
+        LogKind::Revoke {
+            path,
+            was_granted: true,
+            ..
+        } => GrantEnd::Revoked(path),
+        LogKind::SliceSyscall {
+            yielded: Some(true),
+        } => GrantEnd::Yielded,
+        LogKind::SliceSyscall {
+            yielded: Some(false),
+        } => GrantEnd::Aborted,
+        LogKind::SliceSyscall { yielded: None } => GrantEnd::AlreadyRescheduled,
+        LogKind::TimerExpire { hit: true } => GrantEnd::Expired,
+        LogKind::TaskExit { .. } => GrantEnd::Exited,
+        _ => return None,
+    })
+}
+
 /// Every grant window, in order of their end.
 pub(crate) fn grant_windows(input: &TraceInput<'_>) -> Vec<GrantWindow> {
     let mut open: BTreeMap<u32, GrantWindow> = BTreeMap::new();
     let mut out = Vec::new();
     for (i, r) in input.log.iter().enumerate() {
         let Some(task) = r.task else { continue };
-        let end = match r.kind {
-            LogKind::Grant { .. } => GrantEnd::Regranted,
-            LogKind::Revoke {
-                path,
-                was_granted: true,
-                ..
-            } => GrantEnd::Revoked(path),
-            LogKind::SliceSyscall {
-                yielded: Some(true),
-            } => GrantEnd::Yielded,
-            LogKind::SliceSyscall {
-                yielded: Some(false),
-            } => GrantEnd::Aborted,
-            LogKind::SliceSyscall { yielded: None } => GrantEnd::AlreadyRescheduled,
-            LogKind::TimerExpire { hit: true } => GrantEnd::Expired,
-            LogKind::TaskExit { .. } => GrantEnd::Exited,
-            _ => continue,
+        let Some(end) = grant_end(&r.kind) else {
+            continue;
         };
         if let Some(mut w) = open.remove(&task) {
             w.end_ns = r.time;

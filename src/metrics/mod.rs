@@ -298,23 +298,8 @@ impl MetricsStream {
     /// Grant windows: their length and how they ended (as `timeline::grant_windows`).
     fn grant_window(&mut self, r: &rseq_sim::LogRecord) {
         let Some(task) = r.task else { return };
-        let end = match r.kind {
-            LogKind::Grant { .. } => GrantEnd::Regranted,
-            LogKind::Revoke {
-                path,
-                was_granted: true,
-                ..
-            } => GrantEnd::Revoked(path),
-            LogKind::SliceSyscall {
-                yielded: Some(true),
-            } => GrantEnd::Yielded,
-            LogKind::SliceSyscall {
-                yielded: Some(false),
-            } => GrantEnd::Aborted,
-            LogKind::SliceSyscall { yielded: None } => GrantEnd::AlreadyRescheduled,
-            LogKind::TimerExpire { hit: true } => GrantEnd::Expired,
-            LogKind::TaskExit { .. } => GrantEnd::Exited,
-            _ => return,
+        let Some(end) = timeline::grant_end(&r.kind) else {
+            return;
         };
         if let Some(start) = self.granted.remove(&task) {
             *self.grant_ends.entry(end_key(end)).or_default() += 1;
