@@ -13,17 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kernel_oracle::diff::Report;
-use kernel_oracle::Kernel;
 
 fn skip() -> bool {
-    if let Err(e) = Kernel::lock() {
-        eprintln!("SKIPPED: {e}");
-        if std::env::var_os("SLICESIM_ORACLE_REQUIRED").is_some() {
-            panic!("SLICESIM_ORACLE_REQUIRED is set but {e}");
-        }
-        return true;
-    }
-    false
+    kernel_oracle::skip_without_source()
 }
 
 fn files() -> Vec<PathBuf> {

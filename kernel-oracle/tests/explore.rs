@@ -11,18 +11,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use kernel_oracle::diff::Report;
-use kernel_oracle::Kernel;
 use slicesim::explore::Setup;
 
 fn skip() -> bool {
-    if let Err(e) = Kernel::lock() {
-        eprintln!("SKIPPED: {e}");
-        if std::env::var_os("SLICESIM_ORACLE_REQUIRED").is_some() {
-            panic!("SLICESIM_ORACLE_REQUIRED is set but {e}");
-        }
-        return true;
-    }
-    false
+    kernel_oracle::skip_without_source()
 }
 
 #[test]
