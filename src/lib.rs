@@ -32,6 +32,7 @@ pub mod fidelity;
 pub mod harness;
 pub mod metrics;
 pub mod plot;
+pub mod profile;
 pub mod programs;
 pub mod scenario;
 pub mod soak;

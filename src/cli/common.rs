@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// Override any scenario key, e.g. `machine.cpus=4`, `task.0.count=3` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Run on a machine profile: a bundled name (`default`, `qemu-icount0`) or a profile
+    /// file; the scenario's own `[machine]` keys and `--set` still win (docs/scenarios.md).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
     /// Also print metrics from the event log: `table` after the summary; `json` or `csv`
     /// instead of it, alone on stdout (`slicesim run` always keeps the log). See
     /// docs/metrics.md.
@@ -128,12 +132,26 @@ pub(super) fn load_or_report(
         .max_file_mib
         .unwrap_or(crate::budget::defaults::MAX_FILE_MIB)
         .saturating_mul(1 << 20);
-    let mut l = scenario::load_with(&a.scenario, &a.sets, max_bytes, programs).map_err(|e| {
+    let sets = with_profile(&a.sets, a.profile.as_deref());
+    let mut l = scenario::load_with(&a.scenario, &sets, max_bytes, programs).map_err(|e| {
         eprintln!("error: {e}");
         load_error_code(&e)
     })?;
     l.set_budget(&a.budget);
     Ok(l)
+}
+
+/// `sets` with `--profile P` as the override `machine.profile=P` (after them: it names the
+/// profile whatever the scenario says).
+pub(super) fn with_profile(sets: &[String], profile: Option<&str>) -> Vec<String> {
+    let mut out = sets.to_vec();
+    if let Some(p) = profile {
+        out.push(format!(
+            "machine.profile={}",
+            toml::Value::String(p.to_string())
+        ));
+    }
+    out
 }
 
 /// An unreadable file is an I/O error (4), a readable but wrong one invalid (3).

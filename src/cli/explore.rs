@@ -57,6 +57,10 @@ pub struct ExploreArgs {
     /// Override any scenario key (repeatable), as for `run`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Run on a machine profile: a bundled name (`default`, `qemu-icount0`) or a profile
+    /// file; the scenario's own `[machine]` keys and `--set` still win (docs/scenarios.md).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
     /// Where to save the shrunk counterexample [NAME.schedule, NAME the scenario's name].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
@@ -165,9 +169,10 @@ pub fn explore(a: ExploreArgs, programs: &crate::programs::Programs) -> Result<i
         eprintln!("error: explore takes one scenario (several only with --catalog)");
         return Ok(2);
     };
+    let sets = super::common::with_profile(&a.sets, a.profile.as_deref());
     let mut l = match scenario::load_with(
         scenario_path,
-        &a.sets,
+        &sets,
         a.budget
             .max_file_mib
             .unwrap_or(crate::budget::defaults::MAX_FILE_MIB)

@@ -21,6 +21,9 @@ pub struct KernelDiffArgs {
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Simulate on this machine profile (a bundled name or a file) [default].
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
 }
 
 /// Compare a VM's probe results with the simulator's; exit code 1 on a discrete
@@ -46,8 +49,23 @@ pub fn kernel_diff(a: KernelDiffArgs) -> Result<i32> {
     let setup = KernelSetup::from_frame(&kernel)
         .with_context(|| format!("reading {}", a.console.display()))?;
     let names: Vec<&str> = kernel.probes.iter().map(|p| p.probe.as_str()).collect();
-    let sim = fidelity::run_in_sim(&names, &setup.sim_config(a.seed))
-        .context("building the simulation")?;
+    let mut cfg = setup.sim_config(a.seed);
+    let profile = match a
+        .profile
+        .as_deref()
+        .map(|p| crate::profile::Profile::load(p, None))
+    {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    if let Some(p) = &profile {
+        p.apply(&mut cfg);
+    }
+    let sim = fidelity::run_in_sim(&names, &cfg).context("building the simulation")?;
     println!(
         "kernel {} ({}), simulator: {} CPUs, preempt={}, rseq_slice_ext={}, rseq_debug={}, slice_ext_nsec={}, revision {}",
         kernel.meta("kernel").unwrap_or("?"),
@@ -58,6 +76,13 @@ pub fn kernel_diff(a: KernelDiffArgs) -> Result<i32> {
         u8::from(setup.rseq_debug),
         setup.sim_config(a.seed).effective_slice_ext_nsec(),
         setup.revision.name(),
+    );
+    println!(
+        "machine profile: {}",
+        profile.as_ref().map_or("default".to_string(), |p| format!(
+            "{} ({})",
+            p.name, p.about
+        ))
     );
     let rows = fidelity::compare(&kernel, &sim, a.tolerance);
     let table = fidelity::render(&rows);

@@ -21,6 +21,10 @@ pub struct SweepArgs {
     /// Other overrides applied to every run (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Run on a machine profile: a bundled name (`default`, `qemu-icount0`) or a profile
+    /// file; the scenario's own `[machine]` keys and `--set` still win (docs/scenarios.md).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
     /// Run only shard K of N (`K/N`): every run whose index is K modulo N.
     #[arg(long, value_parser = crate::sweep::parse_shard)]
     pub shard: Option<(usize, usize)>,
@@ -86,10 +90,11 @@ pub fn sweep(a: SweepArgs, programs: &crate::programs::Programs) -> Result<i32> 
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
+    let sets = super::common::with_profile(&a.sets, a.profile.as_deref());
     let s = match crate::sweep::run(
         programs,
         &a.scenario,
-        &a.sets,
+        &sets,
         &a.vary,
         a.seeds,
         a.shard,

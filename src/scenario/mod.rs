@@ -153,6 +153,10 @@ pub struct Meta {
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Machine {
+    /// A machine profile (`crate::profile`): a bundled name (`default`, `qemu-icount0`)
+    /// or a profile file, relative to the scenario's folder; its cost knobs apply where
+    /// this table does not set them (default: none, the built-in figures).
+    pub profile: Option<String>,
     /// CPUs (1..=1024) (default: 2).
     pub cpus: Option<usize>,
     /// Tick rate, Hz; 0 = no tick (default: 1000).
@@ -699,6 +703,8 @@ pub fn parse_with(
 ) -> Result<Loaded, ScenarioError> {
     count_tables(path, source)?;
     let original = source;
+    let with_profile = profile_sets(path, source, sets)?;
+    let sets: &[String] = &with_profile;
     let source = if sets.is_empty() {
         source.to_string()
     } else {
@@ -724,6 +730,51 @@ pub fn parse_with(
         build::parse_params(&loaded).map_err(|e| relocate(e, original, &loaded.source, sets))?;
     loaded.scripts = build::parse_scripts(&loaded.scenario);
     Ok(loaded)
+}
+
+/// The `--set` overrides that apply the scenario's machine profile (`[machine] profile`,
+/// or a `machine.profile` override, the last one winning) for the knobs its `[machine]`
+/// does not set, followed by `sets`: a `--set` still overrides a profile's knob.
+fn profile_sets(path: &Path, source: &str, sets: &[String]) -> Result<Vec<String>, ScenarioError> {
+    let from_sets = sets.iter().rev().find_map(|s| {
+        let (k, v) = s.split_once('=')?;
+        (k.trim() == "machine.profile").then(|| v.trim().trim_matches('"').to_string())
+    });
+    let doc: toml::Table = match toml::from_str(source) {
+        Ok(d) => d,
+        // The parse proper reports it with its position.
+        Err(_) => return Ok(sets.to_vec()),
+    };
+    let machine = doc
+        .get("machine")
+        .and_then(|m| m.as_table())
+        .cloned()
+        .unwrap_or_default();
+    let Some(spec) = from_sets.or_else(|| {
+        machine
+            .get("profile")
+            .and_then(|p| p.as_str())
+            .map(String::from)
+    }) else {
+        return Ok(sets.to_vec());
+    };
+    let at = source.find("profile").unwrap_or(0);
+    let profile = crate::profile::Profile::load(&spec, path.parent())
+        .map_err(|e| ScenarioError::at(path, source, at, format!("machine.profile: {e}")))?;
+    let overridden: Vec<&str> = sets
+        .iter()
+        .filter_map(|s| s.split_once('=').map(|(k, _)| k.trim()))
+        .collect();
+    let mut out: Vec<String> = profile
+        .sets_for(&machine)
+        .into_iter()
+        .filter(|s| {
+            let k = s.split_once('=').map_or("", |(k, _)| k);
+            !overridden.contains(&k)
+        })
+        .collect();
+    out.extend(sets.iter().cloned());
+    Ok(out)
 }
 
 /// With `--set` overrides the document was rewritten, so a position in it is not one in
