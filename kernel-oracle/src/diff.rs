@@ -186,32 +186,30 @@ fn site_name(s: &Site) -> &'static str {
     }
 }
 
-/// Model thread flags → the kernel's.
-pub fn k_tif(m: u32, b: &TifBits) -> u64 {
-    let map = [
+/// The model's thread flags beside the kernel's bits for them.
+fn tif_map(b: &TifBits) -> [(u32, u64); 6] {
+    [
         (TIF_NEED_RESCHED, b.need_resched),
         (TIF_NEED_RESCHED_LAZY, b.need_resched_lazy),
         (TIF_SIGPENDING, b.sigpending),
         (TIF_NOTIFY_RESUME, b.notify_resume),
         (TIF_RSEQ, b.rseq),
         (TIF_OTHER_WORK, b.other_work),
-    ];
-    map.iter()
+    ]
+}
+
+/// Model thread flags → the kernel's.
+pub fn k_tif(m: u32, b: &TifBits) -> u64 {
+    tif_map(b)
+        .iter()
         .filter(|(mb, _)| m & mb != 0)
         .fold(0, |a, (_, kb)| a | kb)
 }
 
 /// Kernel thread flags → the model's (bits the model has no name for are dropped).
 pub fn m_tif(k: u64, b: &TifBits) -> u32 {
-    let map = [
-        (TIF_NEED_RESCHED, b.need_resched),
-        (TIF_NEED_RESCHED_LAZY, b.need_resched_lazy),
-        (TIF_SIGPENDING, b.sigpending),
-        (TIF_NOTIFY_RESUME, b.notify_resume),
-        (TIF_RSEQ, b.rseq),
-        (TIF_OTHER_WORK, b.other_work),
-    ];
-    map.iter()
+    tif_map(b)
+        .iter()
         .filter(|(_, kb)| k & kb != 0)
         .fold(0, |a, (mb, _)| a | mb)
 }

@@ -370,15 +370,7 @@ impl Stream {
         let mut out = Vec::new();
         let end_ns = self.last_ns.max(input.meta.end_ns);
         for (pid, tgid, cpu) in std::mem::take(&mut self.open).into_values() {
-            let e = print(end_ns, pid, format!("E|{tgid}"));
-            self.push(
-                cpu,
-                Slot {
-                    event: e,
-                    pending: None,
-                },
-                &mut out,
-            );
+            self.push_print(cpu, print(end_ns, pid, format!("E|{tgid}")), &mut out);
         }
         for t in 0..input.tasks.len() as u32 {
             self.describe(input, t, &mut out);
@@ -397,29 +389,23 @@ impl Stream {
             return;
         }
         if let Some((pid, tgid, _)) = self.open.remove(&task) {
-            let e = print(r.time, pid, format!("E|{tgid}"));
-            self.push(
-                r.cpu,
-                Slot {
-                    event: e,
-                    pending: None,
-                },
-                out,
-            );
+            self.push_print(r.cpu, print(r.time, pid, format!("E|{tgid}")), out);
         }
         if let LogKind::Grant { .. } = r.kind {
             let (pid, tgid) = (input.pid(task), input.tgid(task));
-            let e = print(r.time, pid, format!("B|{tgid}|slice_ext grant"));
-            self.push(
-                r.cpu,
-                Slot {
-                    event: e,
-                    pending: None,
-                },
-                out,
-            );
+            let begin = print(r.time, pid, format!("B|{tgid}|slice_ext grant"));
+            self.push_print(r.cpu, begin, out);
             self.open.insert(task, (pid, tgid, r.cpu));
         }
+    }
+
+    /// A grant marker (never waiting for a `prev_state`) into `cpu`'s bundle.
+    fn push_print(&mut self, cpu: u32, event: FtraceEvent, out: &mut Vec<u8>) {
+        let slot = Slot {
+            event,
+            pending: None,
+        };
+        self.push(cpu, slot, out);
     }
 
     fn push(&mut self, cpu: u32, slot: Slot, out: &mut Vec<u8>) {
