@@ -369,6 +369,123 @@ pub fn compare(kernel: &Frame, sim: &Frame, tolerance: f64) -> Vec<Row> {
     rows
 }
 
+/// A rate held to the kernel's with the uncertainty of its own counts (issue 14): the
+/// kernel's share `count / base` against the simulator's, by a two-proportion z-test, with
+/// the Wilson 95 % interval of the kernel's share. Only rates whose base both sides
+/// report (and that do not exceed it) are tested.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateTest {
+    /// Probe name.
+    pub probe: String,
+    /// Result key.
+    pub key: String,
+    /// The base key the share is of.
+    pub base: &'static str,
+    /// The kernel's count and base.
+    pub kernel: (i64, i64),
+    /// The simulator's count and base.
+    pub sim: (i64, i64),
+    /// Wilson 95 % interval of the kernel's share.
+    pub interval: (f64, f64),
+    /// The two-proportion z statistic (kernel minus simulator).
+    pub z: f64,
+}
+
+/// |z| beyond which two shares differ at the 5 % level.
+pub const Z_95: f64 = 1.959_964;
+
+impl RateTest {
+    /// Are the two shares consistent at the 5 % level?
+    pub fn consistent(&self) -> bool {
+        self.z.abs() <= Z_95
+    }
+}
+
+/// Wilson score interval at 95 % for `x` successes in `n` trials.
+fn wilson(x: i64, n: i64) -> (f64, f64) {
+    let (x, n) = (x as f64, n as f64);
+    let p = x / n;
+    let z2 = Z_95 * Z_95;
+    let d = 1.0 + z2 / n;
+    let c = (p + z2 / (2.0 * n)) / d;
+    let h = Z_95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / d;
+    ((c - h).max(0.0), (c + h).min(1.0))
+}
+
+/// The statistical test of every rate row that has a base on both sides.
+pub fn rate_tests(kernel: &Frame, sim: &Frame, rows: &[Row]) -> Vec<RateTest> {
+    let value = |f: &Frame, probe: &str, key: &str| {
+        f.probe(probe)?
+            .results
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    };
+    rows.iter()
+        .filter(|r| r.class == Class::Rate)
+        .filter_map(|r| {
+            let base = base_of(&r.key)?;
+            let (x1, x2) = (r.kernel?, r.sim?);
+            let n1 = value(kernel, &r.probe, base)?;
+            let n2 = value(sim, &r.probe, base)?;
+            if n1 <= 0 || n2 <= 0 || x1 < 0 || x2 < 0 || x1 > n1 || x2 > n2 {
+                return None;
+            }
+            let (p1, p2) = (x1 as f64 / n1 as f64, x2 as f64 / n2 as f64);
+            let p = (x1 + x2) as f64 / (n1 + n2) as f64;
+            let se = (p * (1.0 - p) * (1.0 / n1 as f64 + 1.0 / n2 as f64)).sqrt();
+            let z = if se > 0.0 {
+                (p1 - p2) / se
+            } else if p1 == p2 {
+                0.0
+            } else {
+                f64::INFINITY
+            };
+            Some(RateTest {
+                probe: r.probe.clone(),
+                key: r.key.clone(),
+                base,
+                kernel: (x1, n1),
+                sim: (x2, n2),
+                interval: wilson(x1, n1),
+                z,
+            })
+        })
+        .collect()
+}
+
+/// The tests as a table (also valid Markdown), then how many are consistent.
+pub fn render_rate_tests(tests: &[RateTest]) -> String {
+    let mut s = String::from(
+        "| probe | rate | kernel | kernel 95 % (Wilson) | simulator | z | at 5 % |\n|---|---|---:|---|---:|---:|---|\n",
+    );
+    for t in tests {
+        let share = |(x, n): (i64, i64)| format!("{x}/{n} = {:.4}", x as f64 / n as f64);
+        s += &format!(
+            "| {} | {} per {} | {} | {:.4}..{:.4} | {} | {:+.2} | {} |\n",
+            t.probe,
+            t.key,
+            t.base,
+            share(t.kernel),
+            t.interval.0,
+            t.interval.1,
+            share(t.sim),
+            t.z,
+            if t.consistent() {
+                "consistent"
+            } else {
+                "DIFFERS"
+            }
+        );
+    }
+    let ok = tests.iter().filter(|t| t.consistent()).count();
+    s += &format!(
+        "\n{ok} of {} rates consistent with the kernel's at the 5 % level (two-proportion z-test on the counts)\n",
+        tests.len()
+    );
+    s
+}
+
 /// The rows as a fixed-width table (also valid Markdown), then a one-line summary.
 pub fn render(rows: &[Row]) -> String {
     let cell = |v: Option<i64>| v.map_or("—".to_string(), |v| v.to_string());
@@ -402,4 +519,25 @@ pub fn render(rows: &[Row]) -> String {
         rate
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_intervals_hold_the_share_and_shrink_with_the_count() {
+        let (lo, hi) = wilson(50, 100);
+        assert!(
+            lo < 0.5 && hi > 0.5 && (0.39..0.41).contains(&lo),
+            "{lo} {hi}"
+        );
+        let (lo2, hi2) = wilson(5000, 10000);
+        assert!(hi2 - lo2 < (hi - lo) / 5.0);
+        assert_eq!(wilson(0, 10).0, 0.0);
+        assert!(
+            wilson(0, 10).1 > 0.2,
+            "no events in 10 is still compatible with 20 %"
+        );
+    }
 }

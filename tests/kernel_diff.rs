@@ -294,3 +294,36 @@ fn restartable_sequences_agree_with_linux_7_2_under_icount() {
         assert_eq!(value("seq_under_ext", "aborts"), Some(0));
     }
 }
+
+/// Rates against the uncertainty of their own counts (issue 14): every rate with a base on
+/// both sides gets the kernel's Wilson 95 % interval and a two-proportion z-test;
+/// `--fail-on-rates` makes a rate outside it fail. Under icount the selftest's n50 rates
+/// are far apart (the kernel is scheduled out on 68 of 5,840 iterations, the simulator on a
+/// third of them), while the syscall-in-grant rates agree.
+#[test]
+fn kernel_diff_tests_rates_against_their_counts_and_can_fail_on_them() {
+    let console = "tests/fixtures/vm-7.2.13-icount/full.console";
+    let out = slicesim(&["kernel-diff", console]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "discrete answers agree: {text}");
+    let row = |probe: &str, rate: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {probe} | {rate} per ")))
+            .unwrap_or_else(|| panic!("no {probe} {rate} row: {text}"))
+            .to_string()
+    };
+    let n50 = row("selftest_n50_2_50", "scheduled");
+    assert!(
+        n50.contains("68/5840") && n50.ends_with("DIFFERS |"),
+        "{n50}"
+    );
+    let ok = row("syscall_in_grant", "granted_seen");
+    assert!(ok.ends_with("consistent |"), "{ok}");
+    assert!(text.contains("rates consistent with the kernel's at the 5 % level"));
+    let strict = slicesim(&["kernel-diff", console, "--fail-on-rates"]);
+    assert_eq!(
+        strict.status.code(),
+        Some(1),
+        "a rate beyond its counts fails"
+    );
+}

@@ -24,6 +24,10 @@ pub struct KernelDiffArgs {
     /// Simulate on this machine profile (a bundled name or a file) [default].
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
+    /// Also fail (exit 1) when a rate differs from the kernel's beyond what its counts
+    /// allow (a two-proportion z-test at the 5 % level; the table is always printed).
+    #[arg(long)]
+    pub fail_on_rates: bool,
 }
 
 /// Compare a VM's probe results with the simulator's; exit code 1 on a discrete
@@ -85,11 +89,17 @@ pub fn kernel_diff(a: KernelDiffArgs) -> Result<i32> {
         ))
     );
     let rows = fidelity::compare(&kernel, &sim, a.tolerance);
-    let table = fidelity::render(&rows);
+    let tests = fidelity::rate_tests(&kernel, &sim, &rows);
+    let mut table = fidelity::render(&rows);
+    table += "\nRates against the uncertainty of their counts:\n\n";
+    table += &fidelity::render_rate_tests(&tests);
     print!("{table}");
     if let Some(path) = &a.out {
         out.write(path, table.as_bytes())?;
     }
     out.commit()?;
-    Ok(i32::from(rows.iter().any(|r| r.verdict.fails())))
+    let rates_differ = a.fail_on_rates && tests.iter().any(|t| !t.consistent());
+    Ok(i32::from(
+        rows.iter().any(|r| r.verdict.fails()) || rates_differ,
+    ))
 }
