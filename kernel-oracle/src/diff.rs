@@ -45,7 +45,7 @@ use rseq_sim::{
     TIF_SIGPENDING,
 };
 
-use crate::{KTask, Kernel, PreemptModel, PtRegs, SliceTimer, Stats, TifBits};
+use crate::{KTask, Kernel, PreemptModel, PtRegs, SliceTimer, Stats, TifBits, NR_STATS};
 
 /// One difference between the model and the kernel.
 #[derive(Clone, Debug)]
@@ -248,22 +248,14 @@ fn k_task(t: &TaskView, b: &TifBits) -> KTask {
     }
 }
 
-fn k_stats(s: &rseq_sim::SliceStats, cs: &rseq_sim::RseqStats) -> Stats {
-    let mut st = Stats::default();
-    st.all[0] = cs.exit;
-    st.all[1] = cs.signal;
-    st.all[2] = cs.slowpath;
-    st.all[3] = cs.fastpath;
-    st.all[4] = cs.ids;
-    st.all[5] = cs.cs;
-    st.all[6] = cs.clear;
-    st.all[7] = cs.fixup;
-    st.all[8] = s.granted;
-    st.all[9] = s.expired;
-    st.all[10] = s.revoked;
-    st.all[11] = s.yielded;
-    st.all[12] = s.aborted;
-    st
+/// The model's counters in `struct rseq_stats` order ([`Stats::NAMES`]).
+fn k_stats(s: &rseq_sim::SliceStats, r: &rseq_sim::RseqStats) -> Stats {
+    Stats {
+        all: [
+            r.exit, r.signal, r.slowpath, r.fastpath, r.ids, r.cs, r.clear, r.fixup, s.granted,
+            s.expired, s.revoked, s.yielded, s.aborted,
+        ],
+    }
 }
 
 fn k_timer(st: &State, tid: Option<u32>) -> SliceTimer {
@@ -288,9 +280,8 @@ struct Compared {
     task: Option<KTask>,
     mem: Option<Vec<u8>>,
     timer: SliceTimer,
-    slice_stats: [u64; 5],
-    /// `exit`, `signal`, `slowpath`, `fastpath`, `ids`, `cs`, `clear`, `fixup`.
-    rseq_stats: [u64; 8],
+    /// Every counter, in `struct rseq_stats` order.
+    stats: [u64; NR_STATS],
     /// The user instruction pointer after (a fixup moves it to `abort_ip`).
     ip: Option<u64>,
     signals: usize,
@@ -424,10 +415,7 @@ fn check(k: &mut Kernel, d: &Decision<'_>) -> Checked {
         task: d.before.task.as_ref().map(|_| project_back(k.task(), &b)),
         mem: d.before.task.as_ref().map(|t| kmem[..t.mem.len()].to_vec()),
         timer: normalise_timer(k.timer()),
-        slice_stats: [ks.all[8], ks.all[9], ks.all[10], ks.all[11], ks.all[12]],
-        rseq_stats: [
-            ks.all[0], ks.all[1], ks.all[2], ks.all[3], ks.all[4], ks.all[5], ks.all[6], ks.all[7],
-        ],
+        stats: ks.all,
         ip: d.before.task.as_ref().map(|_| regs.ip),
         signals: e.signals as usize,
         last_signal: if e.signals > 0 { e.last_signal } else { 0 },
@@ -535,7 +523,6 @@ fn project_model(
     reschedules: Option<bool>,
     extra_signals: usize,
 ) -> Compared {
-    let s = &after.cpu.stats;
     let nb = before.task.as_ref().map_or(0, |t| t.sig_pending.len());
     let na = after.task.as_ref().map_or(0, |t| t.sig_pending.len());
     let signals = na.saturating_sub(nb) + extra_signals;
@@ -554,13 +541,7 @@ fn project_model(
         task: after.task.as_ref().map(|t| project_back(k_task(t, b), b)),
         mem: after.task.as_ref().map(|t| t.mem.to_vec()),
         timer: normalise_timer(k_timer(after, tid)),
-        slice_stats: [s.granted, s.expired, s.revoked, s.yielded, s.aborted],
-        rseq_stats: {
-            let r = &after.cpu.rseq_stats;
-            [
-                r.exit, r.signal, r.slowpath, r.fastpath, r.ids, r.cs, r.clear, r.fixup,
-            ]
-        },
+        stats: k_stats(&after.cpu.stats, &after.cpu.rseq_stats).all,
         ip: after.task.as_ref().map(|t| t.ip),
         signals,
         last_signal,
@@ -609,8 +590,7 @@ fn verdict(
         }
     }
     cmp!(timer);
-    cmp!(slice_stats);
-    cmp!(rseq_stats);
+    cmp!(stats);
     cmp!(ip);
     cmp!(signals);
     cmp!(last_signal);
@@ -659,11 +639,11 @@ fn show(st: &State) -> String {
 
 fn show_kernel(c: &Compared) -> String {
     format!(
-        "task {:?} mem {} timer {:?} s_* {:?} signals {} (last {}) ret {:?} reschedules {:?}",
+        "task {:?} mem {} timer {:?} stats {:?} signals {} (last {}) ret {:?} reschedules {:?}",
         c.task,
         c.mem.as_deref().map_or(String::new(), hex),
         c.timer,
-        c.slice_stats,
+        c.stats,
         c.signals,
         c.last_signal,
         c.ret,

@@ -64,6 +64,22 @@ fn incrementer(rounds: i64, hold: u64) -> SimProgram {
     })
 }
 
+/// Task 0 (an `incrementer` of one update) ended normally after one aborted attempt and
+/// one commit: CPU 0's counter went up once, and the kernel counted one fixup.
+fn assert_aborted_once_then_committed(sim: &Simulation) {
+    assert_eq!(
+        sim.tasks()[0].exit,
+        Some(TaskExit::Exited),
+        "{:?}",
+        kinds(sim)
+    );
+    assert_eq!(counter(sim, 0, "aborts"), 1, "{:?}", kinds(sim));
+    assert_eq!(counter(sim, 0, "commits"), 1);
+    assert_eq!(sim.shared_word(COUNTERS), 1, "one increment, not two");
+    let s = sim.rseq_stats();
+    assert_eq!(s.fixup, 1, "{s:?}");
+}
+
 fn one_shot(sim: &mut Simulation, at: u64, kind: IrqKind) {
     sim.add_irq_source(IrqSource::new(0, kind, IrqPattern::OneShot { at }));
 }
@@ -112,17 +128,7 @@ fn abort_on_preemption_inside_the_section() {
     // The incrementer runs first; the interrupt lands in its 20 µs hold.
     one_shot(&mut sim, 10 * US, IrqKind::Device(ReschedReq::Full));
     sim.run_until(200 * US);
-    assert_eq!(
-        sim.tasks()[0].exit,
-        Some(TaskExit::Exited),
-        "{:?}",
-        kinds(&sim)
-    );
-    assert_eq!(counter(&sim, 0, "aborts"), 1, "{:?}", kinds(&sim));
-    assert_eq!(counter(&sim, 0, "commits"), 1);
-    assert_eq!(sim.shared_word(COUNTERS), 1, "one increment, not two");
-    let s = sim.rseq_stats();
-    assert_eq!(s.fixup, 1, "{s:?}");
+    assert_aborted_once_then_committed(&sim);
     assert!(has(&sim, "rseq_cs"), "{:?}", kinds(&sim));
 }
 
@@ -231,16 +237,7 @@ fn abort_on_signal_delivery_inside_the_section() {
     // SIGUSR1 (10): handled as if a handler ran and returned.
     sim.send_signal(10 * US, 0, 10);
     sim.run_until(200 * US);
-    assert_eq!(
-        sim.tasks()[0].exit,
-        Some(TaskExit::Exited),
-        "{:?}",
-        kinds(&sim)
-    );
-    assert_eq!(counter(&sim, 0, "aborts"), 1, "{:?}", kinds(&sim));
-    assert_eq!(counter(&sim, 0, "commits"), 1);
-    assert_eq!(sim.shared_word(COUNTERS), 1);
-    assert_eq!(sim.rseq_stats().fixup, 1);
+    assert_aborted_once_then_committed(&sim);
 }
 
 /// Every revision aborts a sequence preempted inside its section: 7.0 and V1 evaluate
