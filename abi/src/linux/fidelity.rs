@@ -79,6 +79,38 @@ pub fn run_child(probe: &Probe, revision: Revision) -> i32 {
     0
 }
 
+/// The clocksource timekeeping runs on.
+pub const CURRENT_CLOCKSOURCE: &str =
+    "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+
+/// Sleeps of this length show whether hrtimers have high resolution yet.
+const HRES_PROBE_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Wait until hrtimers fire with high resolution, up to 30 s; returns how long it took.
+///
+/// A kernel boots with the hrtimer base in low-resolution mode: every hrtimer expires at
+/// the next tick, so a 50 µs sleep takes a jiffy (1 ms at HZ=1000). It switches to high
+/// resolution only once a clocksource fit for it is installed (`tick_check_oneshot_change()`
+/// after the clocksource watchdog has verified the TSC), which under qemu can be a second
+/// after `/init` starts. Probes that ran before it measured a different kernel: the first
+/// icount consoles (issue 14) had the noise thread of the first selftest probe waking
+/// every 1 ms instead of every ~106 µs, and a tenth of its grants. Five consecutive
+/// 50 µs sleeps (plus the 50 µs default slack) shorter than 400 µs mean high resolution.
+pub fn wait_for_high_res_timers() -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let mut short = 0;
+    while short < 5 && start.elapsed() < std::time::Duration::from_secs(30) {
+        let t = std::time::Instant::now();
+        std::thread::sleep(HRES_PROBE_SLEEP);
+        if t.elapsed() < std::time::Duration::from_micros(400) {
+            short += 1;
+        } else {
+            short = 0;
+        }
+    }
+    start.elapsed()
+}
+
 /// Read the slice counters of debugfs `rseq/stats`, if debugfs is mounted and the kernel
 /// has `CONFIG_RSEQ_STATS`.
 pub fn read_stats() -> Option<[u64; 5]> {
@@ -104,6 +136,14 @@ pub fn run_all(exe: &Path, revision: Revision, only: Option<&str>) -> Frame {
     }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     frame.meta.push(("cpus".into(), cpus.to_string()));
+    // Rates mean nothing while hrtimers still expire at ticks: wait for high resolution.
+    let waited = wait_for_high_res_timers();
+    frame
+        .meta
+        .push(("hres_wait_us".into(), waited.as_micros().to_string()));
+    if let Ok(c) = read(CURRENT_CLOCKSOURCE) {
+        frame.meta.push(("clocksource".into(), c));
+    }
     frame
         .meta
         .push(("revision".into(), revision.name().to_string()));
