@@ -26,7 +26,7 @@ pub const BUNDLED: [(&str, &str); 2] = [
 /// The `[machine]` keys a profile may set: how fast the machine and the kernel are, not
 /// what the scenario is (CPUs, revision, preemption model and boot options stay the
 /// scenario's).
-pub const KNOBS: [&str; 14] = [
+pub const KNOBS: [&str; 15] = [
     "irq_latency",
     "syscall",
     "ctx_switch",
@@ -34,6 +34,7 @@ pub const KNOBS: [&str; 14] = [
     "clock_read",
     "mem_access",
     "shared_access",
+    "fair_class",
     "sched_base_slice",
     "wakeup_gran",
     "sleeper_credit",
@@ -163,6 +164,12 @@ impl Profile {
         set(m.clock_read, &mut cfg.clock_read_ns);
         set(m.mem_access, &mut cfg.mem_access_ns);
         set(m.shared_access, &mut cfg.shared_access_ns);
+        if let Some(f) = m.fair_class {
+            cfg.fair_class = match f {
+                crate::scenario::FairName::Eevdf => rseq_sim::FairClass::Eevdf,
+                crate::scenario::FairName::Cfs => rseq_sim::FairClass::Cfs,
+            };
+        }
         set(m.sched_base_slice, &mut cfg.sched_base_slice_ns);
         set(m.wakeup_gran, &mut cfg.wakeup_gran_ns);
         set(m.sleeper_credit, &mut cfg.sleeper_credit_ns);

@@ -58,6 +58,31 @@ pub enum TieBreak {
     Seeded,
 }
 
+/// The fair scheduling class the simulator models.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FairClass {
+    /// EEVDF, as `kernel/sched/fair.c` of every modelled revision has it (Linux 6.6 and
+    /// later): lag-preserving placement, eligibility against the weighted average
+    /// vruntime, virtual deadlines one slice ahead, run-to-parity slice protection and
+    /// delayed dequeue of ineligible sleepers (`sim/src/fair.rs`).
+    #[default]
+    Eevdf,
+    /// The small CFS-like approximation the simulator began with: vruntime order, sleeper
+    /// credit and a wakeup granularity (`sleeper_credit`, `wakeup_gran`). Kept so that
+    /// results taken with it can be reproduced; no modelled kernel schedules this way.
+    Cfs,
+}
+
+impl FairClass {
+    /// The name scenario files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            FairClass::Eevdf => "eevdf",
+            FairClass::Cfs => "cfs",
+        }
+    }
+}
+
 /// Who owns `AVAILABLE` when the boot switch is off (spec §13.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AvailableWhenBootDisabled {
@@ -112,8 +137,12 @@ pub struct SimConfig {
     /// Cost of an access to a shared word, ns.
     pub shared_access_ns: u64,
 
-    /// `sysctl_sched_base_slice`: a task that ran this long since it was picked is
-    /// preempted at the next tick if others are runnable, ns.
+    /// The fair class's model (`FairClass`).
+    pub fair_class: FairClass,
+    /// `sysctl_sched_base_slice` as the kernel runs with it, ns: under EEVDF the request
+    /// size behind every virtual deadline; under CFS a task that ran this long since it
+    /// was picked is preempted at the next tick if others are runnable. 0 (the default)
+    /// means the kernel's own figure, [`SimConfig::base_slice_ns`].
     pub sched_base_slice_ns: u64,
     /// Wakeup preemption granularity: a woken task preempts the current one if its
     /// vruntime is smaller by more than this, ns.
@@ -182,7 +211,8 @@ impl Default for SimConfig {
             clock_read_ns: 20,
             mem_access_ns: 1,
             shared_access_ns: 5,
-            sched_base_slice_ns: 3_000_000,
+            fair_class: FairClass::default(),
+            sched_base_slice_ns: 0,
             wakeup_gran_ns: 1_000_000,
             sleeper_credit_ns: 3_000_000,
             fast_clock_skew_ns: 0,
@@ -263,6 +293,21 @@ impl SimConfig {
     /// The static key `rseq_slice_extension_key`: compiled in and not disabled at boot.
     pub fn static_key(&self) -> bool {
         self.config_slice_ext && self.slice_ext_boot
+    }
+
+    /// The fair class's base slice in force: `sched_base_slice_ns`, or when that is 0
+    /// the kernel's (`update_sysctl()`, `kernel/sched/fair.c`: the normalized 700 µs
+    /// times `1 + ilog2(min(cpus, 8))`, 1.4 ms on 2 CPUs, 2.1 ms on 4) under EEVDF and
+    /// the simulator's historical 3 ms under CFS.
+    pub fn base_slice_ns(&self) -> u64 {
+        match (self.sched_base_slice_ns, self.fair_class) {
+            (0, FairClass::Eevdf) => {
+                let cpus = self.cpus.clamp(1, 8) as u64;
+                700_000 * (1 + u64::from(cpus.ilog2()))
+            }
+            (0, FairClass::Cfs) => 3_000_000,
+            (n, _) => n,
+        }
     }
 
     /// Check every knob; the simulator refuses to run an invalid configuration.

@@ -117,24 +117,33 @@ impl RseqStats {
 /// A per-CPU run queue: RT tasks by priority, fair tasks by virtual runtime.
 #[derive(Clone, Debug, Default)]
 pub struct RunQueue {
-    /// Fair tasks keyed by (vruntime, task id).
+    /// Fair tasks keyed by (vruntime, task id) under CFS, by (virtual deadline, task id)
+    /// under EEVDF (whose tree also holds delayed-dequeue sleepers).
     pub fair: BTreeSet<(u64, u32)>,
     /// RT tasks keyed by (100 - priority, enqueue sequence, task id).
     pub rt: BTreeSet<(u8, u64, u32)>,
     /// `cfs_rq->min_vruntime`.
     pub min_vruntime: u64,
     pub(crate) rt_seq: u64,
+    /// EEVDF: `cfs_rq->zero_vruntime`, the origin of the entity keys.
+    pub(crate) zero_vruntime: u64,
+    /// EEVDF: `cfs_rq->sum_w_vruntime`, the weighted keys of the tree's entities.
+    pub(crate) sum_w_vruntime: i128,
+    /// EEVDF: `cfs_rq->sum_weight`.
+    pub(crate) sum_weight: u64,
+    /// EEVDF: delayed-dequeue sleepers in `fair` (not runnable).
+    pub(crate) delayed: u32,
 }
 
 impl RunQueue {
-    /// Number of queued (not running) tasks.
+    /// Number of queued (not running) runnable tasks.
     pub fn len(&self) -> usize {
-        self.fair.len() + self.rt.len()
+        self.fair.len() - self.delayed as usize + self.rt.len()
     }
 
-    /// Nothing queued?
+    /// Nothing runnable queued?
     pub fn is_empty(&self) -> bool {
-        self.fair.is_empty() && self.rt.is_empty()
+        self.len() == 0
     }
 }
 
@@ -171,7 +180,10 @@ impl Cpu {
             id,
             curr: None,
             mode: CpuMode::Idle,
-            rq: RunQueue::default(),
+            rq: RunQueue {
+                zero_vruntime: crate::fair::ORIGIN,
+                ..RunQueue::default()
+            },
             slice_timer: SliceTimer::default(),
             stats: SliceStats::default(),
             rseq_stats: RseqStats::default(),

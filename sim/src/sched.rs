@@ -23,19 +23,26 @@ pub(crate) enum Prev {
     Yield,
     /// Sleeping or dead: leaves the run queue.
     Gone,
+    /// Leaving for another CPU's queue (the caller places it there).
+    Migrate,
 }
 
 impl Simulation {
-    /// Charge the current task of `cpu` for the time since it was last charged.
-    pub(crate) fn update_curr(&mut self, cpu: u32) {
+    /// Charge the current task of `cpu` for the time since it was last charged. Under
+    /// EEVDF, returns whether `update_curr()` would reschedule it (the callers that act
+    /// on it are the tick and the wakeup path, as in the kernel).
+    pub(crate) fn update_curr(&mut self, cpu: u32) -> bool {
         let Some(tid) = self.cpus[cpu as usize].curr else {
-            return;
+            return false;
         };
         let now = self.now;
         let t = &mut self.tasks[tid as usize];
         let delta = now.saturating_sub(t.exec_start);
         t.exec_start = now;
         t.sum_exec += delta;
+        if t.policy == Policy::Normal && self.cfg.fair_class == crate::config::FairClass::Eevdf {
+            return self.update_curr_eevdf(cpu, tid, delta);
+        }
         if t.policy == Policy::Normal {
             // calc_delta_fair(): virtual time runs slower for heavier (lower nice) tasks.
             t.vruntime += delta * NICE_0_WEIGHT / nice_weight(t.nice);
@@ -44,12 +51,16 @@ impl Simulation {
             let left = rq.fair.first().map_or(v, |&(lv, _)| lv);
             rq.min_vruntime = rq.min_vruntime.max(v.min(left));
         }
+        false
     }
 
     pub(crate) fn enqueue(&mut self, cpu: u32, tid: u32) {
         // A CPU with queued work is no placement target for others, even before it switches.
         self.idle.remove(cpu as usize);
         let t = &self.tasks[tid as usize];
+        if t.policy == Policy::Normal && self.eevdf() {
+            return self.tree_insert(cpu, tid);
+        }
         let rq = &mut self.cpus[cpu as usize].rq;
         match t.policy {
             Policy::Normal => {
@@ -64,6 +75,9 @@ impl Simulation {
 
     pub(crate) fn dequeue(&mut self, cpu: u32, tid: u32) {
         let t = &self.tasks[tid as usize];
+        if t.policy == Policy::Normal && self.eevdf() {
+            return self.tree_remove(cpu, tid);
+        }
         let rq = &mut self.cpus[cpu as usize].rq;
         match t.policy {
             Policy::Normal => {
@@ -78,12 +92,26 @@ impl Simulation {
     pub(crate) fn schedule(&mut self, cpu: u32, prev: Prev) -> bool {
         self.update_curr(cpu);
         let prev_tid = self.cpus[cpu as usize].curr;
+        let eevdf = self.eevdf();
+        // The previous task, if it stays queued here: the pick's current entity.
+        let mut cand = None;
         if let Some(p) = prev_tid {
             let t = &mut self.tasks[p as usize];
             t.tif &= !(TIF_NEED_RESCHED | TIF_NEED_RESCHED_LAZY);
-            if prev != Prev::Gone && t.alive() {
+            let fair = t.policy == Policy::Normal;
+            let staying = !matches!(prev, Prev::Gone | Prev::Migrate) && t.alive();
+            if eevdf && fair && !staying {
+                let dead = !t.alive();
+                self.dequeue_prev_eevdf(cpu, p, prev == Prev::Gone, dead);
+            }
+            let t = &mut self.tasks[p as usize];
+            if staying {
                 t.state = TaskState::Runnable;
-                if prev == Prev::Yield {
+                if prev == Prev::Yield && eevdf && fair {
+                    t.state = TaskState::Running;
+                    self.yield_eevdf(cpu, p);
+                    self.tasks[p as usize].state = TaskState::Runnable;
+                } else if prev == Prev::Yield {
                     // Behind every other fair task: the simplest faithful `yield_task_fair`.
                     let max = self.cpus[cpu as usize]
                         .rq
@@ -97,16 +125,24 @@ impl Simulation {
                     // The stopper's move (an explorer's injected migration): queued on
                     // the destination, whose IDs it will find changed (R4).
                     Some(dest) if dest != cpu => {
+                        if eevdf && fair {
+                            self.tasks[p as usize].state = TaskState::Running;
+                            self.dequeue_prev_eevdf(cpu, p, false, false);
+                            self.tasks[p as usize].state = TaskState::Runnable;
+                        }
                         self.set_task_cpu(p, dest);
                         self.place_entity(dest, p);
                         self.enqueue(dest, p);
                         self.check_preempt(dest, p);
                     }
-                    _ => self.enqueue(cpu, p),
+                    _ => {
+                        self.enqueue(cpu, p);
+                        cand = fair.then_some(p);
+                    }
                 }
             }
         }
-        let next = self.pick_next(cpu);
+        let next = self.pick_next(cpu, cand);
         if next == prev_tid {
             if let Some(n) = next {
                 self.dequeue(cpu, n);
@@ -131,6 +167,9 @@ impl Simulation {
                 // after a migration or CID change has marked its IDs.
                 self.rseq_sched_switch_event(n);
                 self.dequeue(cpu, n);
+                if eevdf {
+                    self.set_protect_slice(n);
+                }
                 let now = self.now;
                 let t = &mut self.tasks[n as usize];
                 t.state = TaskState::Running;
@@ -152,10 +191,15 @@ impl Simulation {
         true
     }
 
-    fn pick_next(&self, cpu: u32) -> Option<u32> {
+    /// `pick_next_task()`: RT first, then the fair class; `cand` is the previous task,
+    /// already back in the fair tree, which EEVDF treats as current.
+    fn pick_next(&mut self, cpu: u32, cand: Option<u32>) -> Option<u32> {
         let rq = &self.cpus[cpu as usize].rq;
         if let Some(&(_, _, tid)) = rq.rt.first() {
             return Some(tid);
+        }
+        if self.eevdf() {
+            return self.pick_next_eevdf(cpu, None, cand, true);
         }
         rq.fair.first().map(|&(_, tid)| tid)
     }
@@ -278,8 +322,16 @@ impl Simulation {
         first_cpu(&allowed)
     }
 
-    /// Place a waking fair task's vruntime: not below `min_vruntime - sleeper_credit`.
+    /// Place a waking fair task's vruntime: under EEVDF with the lag it left with
+    /// (`place_entity()`, `sim/src/fair.rs`); under CFS not below
+    /// `min_vruntime - sleeper_credit`.
     fn place_entity(&mut self, cpu: u32, tid: u32) {
+        if self.eevdf() {
+            if self.tasks[tid as usize].policy == Policy::Normal {
+                self.place_eevdf(cpu, tid, false);
+            }
+            return;
+        }
         let min = self.cpus[cpu as usize].rq.min_vruntime;
         let t = &mut self.tasks[tid as usize];
         if t.policy == Policy::Normal {
@@ -314,6 +366,14 @@ impl Simulation {
     /// `try_to_wake_up()`: make `tid` runnable, preempting the CPU's current task if the
     /// woken one should run first.
     pub(crate) fn wake_up(&mut self, tid: u32) {
+        if self.eevdf() && self.requeue_delayed(tid) {
+            // ttwu_runnable(): still queued where it slept.
+            let cpu = self.tasks[tid as usize].cpu;
+            self.tasks[tid as usize].state = TaskState::Runnable;
+            self.emit(cpu, Some(tid), LogKind::Wakeup { task: tid, cpu });
+            self.check_preempt(cpu, tid);
+            return;
+        }
         let cpu = self.select_task_rq(tid);
         self.set_task_cpu(tid, cpu);
         self.place_entity(cpu, tid);
@@ -325,6 +385,11 @@ impl Simulation {
 
     /// `check_preempt_curr()` / `wakeup_preempt()`, or kick an idle CPU.
     fn check_preempt(&mut self, cpu: u32, tid: u32) {
+        self.check_preempt_flags(cpu, tid, false)
+    }
+
+    /// `wakeup_preempt()`; `fork` for `wake_up_new_task()` (`WF_FORK`).
+    fn check_preempt_flags(&mut self, cpu: u32, tid: u32, fork: bool) {
         let c = &self.cpus[cpu as usize];
         let Some(curr) = c.curr else {
             if c.mode == CpuMode::Idle && cpu != self.ctx_cpu {
@@ -332,6 +397,15 @@ impl Simulation {
             }
             return;
         };
+        if self.eevdf()
+            && self.tasks[tid as usize].policy == Policy::Normal
+            && self.tasks[curr as usize].policy == Policy::Normal
+        {
+            if self.tasks[curr as usize].state == TaskState::Running {
+                self.wakeup_preempt_eevdf(cpu, curr, tid, fork);
+            }
+            return;
+        }
         self.update_curr(cpu);
         let (w, cu) = (&self.tasks[tid as usize], &self.tasks[curr as usize]);
         match (w.policy, cu.policy) {
@@ -366,16 +440,22 @@ impl Simulation {
         let cpu = self.select_task_rq(tid);
         self.tasks[tid as usize].cpu = cpu;
         self.emit(cpu, Some(tid), LogKind::TaskStart);
-        self.place_entity(cpu, tid);
+        if self.eevdf() {
+            if self.tasks[tid as usize].policy == Policy::Normal {
+                self.place_eevdf(cpu, tid, true);
+            }
+        } else {
+            self.place_entity(cpu, tid);
+        }
         self.tasks[tid as usize].state = TaskState::Runnable;
         self.enqueue(cpu, tid);
-        self.check_preempt(cpu, tid);
+        self.check_preempt_flags(cpu, tid, true);
     }
 
     /// `sched_tick()`: charge the current task, expire its slice, and upgrade a pending
     /// lazy reschedule to a full one whenever lazy preemption is active (LAZY and RT).
     pub(crate) fn scheduler_tick(&mut self, cpu: u32) {
-        self.update_curr(cpu);
+        let resched = self.update_curr(cpu);
         let Some(tid) = self.cpus[cpu as usize].curr else {
             return;
         };
@@ -384,9 +464,16 @@ impl Simulation {
             self.resched_curr(cpu, false, "tick_lazy_upgrade");
             return;
         }
+        if self.eevdf() {
+            // task_tick_fair() -> entity_tick() -> update_curr().
+            if resched {
+                self.resched_curr(cpu, true, "tick_slice");
+            }
+            return;
+        }
         let ran = t.sum_exec - t.slice_start;
         if t.policy == Policy::Normal
-            && ran >= self.cfg.sched_base_slice_ns
+            && ran >= self.cfg.base_slice_ns()
             && !self.cpus[cpu as usize].rq.is_empty()
         {
             self.tasks[tid as usize].slice_start = self.tasks[tid as usize].sum_exec;
@@ -424,7 +511,7 @@ impl Simulation {
         self.update_curr(cpu);
         // Switch away from this CPU as if blocked, then queue on the destination.
         self.tasks[tid as usize].state = TaskState::Sleeping;
-        self.schedule(cpu, Prev::Gone);
+        self.schedule(cpu, Prev::Migrate);
         self.set_task_cpu(tid, dest);
         self.place_entity(dest, tid);
         self.tasks[tid as usize].state = TaskState::Runnable;
@@ -452,13 +539,17 @@ impl Simulation {
             .iter()
             .map(|&(_, t)| t)
             .collect();
-        let Some(tid) = cand
-            .into_iter()
-            .find(|&t| self.tasks[t as usize].affinity.contains(cpu as usize))
-        else {
+        let Some(tid) = cand.into_iter().find(|&t| {
+            let t = &self.tasks[t as usize];
+            t.affinity.contains(cpu as usize) && !t.se.delayed
+        }) else {
             return;
         };
-        self.dequeue(src, tid);
+        if self.eevdf() {
+            self.detach_eevdf(src, tid);
+        } else {
+            self.dequeue(src, tid);
+        }
         self.set_task_cpu(tid, cpu);
         self.place_entity(cpu, tid);
         self.enqueue(cpu, tid);

@@ -293,6 +293,7 @@ impl Simulation {
             sum_exec: 0,
             exec_start: 0,
             slice_start: 0,
+            se: Default::default(),
             tif: 0,
             syscall_work_slice: false,
             in_syscall: false,
@@ -1064,7 +1065,8 @@ impl Simulation {
         if !t.alive() {
             return;
         }
-        let was_queued = t.state == TaskState::Runnable;
+        // A delayed-dequeue sleeper (EEVDF) is still in its queue's tree.
+        let was_queued = t.state == TaskState::Runnable || t.se.delayed;
         t.state = TaskState::Dead;
         t.sleep_gen = t.sleep_gen.wrapping_add(1);
         t.kcont = KCont::None;
@@ -1075,6 +1077,7 @@ impl Simulation {
         let cpu = t.cpu;
         if was_queued {
             self.dequeue(cpu, tid);
+            self.tasks[tid as usize].se.delayed = false;
         }
         self.release_thread(tid);
         for q in self.futex.values_mut() {

@@ -225,6 +225,8 @@ pub struct Task {
     pub sum_exec: u64,
     pub(crate) exec_start: u64,
     pub(crate) slice_start: u64,
+    /// EEVDF's per-entity state (`struct sched_entity`), unused under CFS.
+    pub(crate) se: crate::fair::Entity,
     /// Thread flags (`TIF_*`).
     pub tif: u32,
     /// `SYSCALL_WORK_SYSCALL_RSEQ_SLICE`.

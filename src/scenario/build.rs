@@ -504,6 +504,11 @@ fn config(s: &Scenario, budget: &Budget) -> Result<SimConfig, (&'static str, Str
         clock_read_ns: ns(m.clock_read, d.clock_read_ns),
         mem_access_ns: ns(m.mem_access, d.mem_access_ns),
         shared_access_ns: ns(m.shared_access, d.shared_access_ns),
+        fair_class: match m.fair_class {
+            Some(FairName::Eevdf) => rseq_sim::FairClass::Eevdf,
+            Some(FairName::Cfs) => rseq_sim::FairClass::Cfs,
+            None => d.fair_class,
+        },
         sched_base_slice_ns: ns(m.sched_base_slice, d.sched_base_slice_ns),
         wakeup_gran_ns: ns(m.wakeup_gran, d.wakeup_gran_ns),
         sleeper_credit_ns: ns(m.sleeper_credit, d.sleeper_credit_ns),

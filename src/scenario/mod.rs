@@ -196,7 +196,10 @@ pub struct Machine {
     pub mem_access: Option<Nanos>,
     /// Access to a shared word (default: 5ns).
     pub shared_access: Option<Nanos>,
-    /// Fair-class base slice (default: 3ms).
+    /// The fair class: `eevdf` (Linux 6.6 and later, every modelled revision) or `cfs`
+    /// (the simulator's first, CFS-like approximation) (default: cfs).
+    pub fair_class: Option<FairName>,
+    /// Fair-class base slice, as the kernel runs with it (default: 3ms).
     pub sched_base_slice: Option<Nanos>,
     /// Wakeup preemption granularity (default: 1ms).
     pub wakeup_gran: Option<Nanos>,
@@ -286,6 +289,10 @@ names!(
 names!(
     /// An answer to spec §13.2.
     AvailName { Advertise = "advertise", Hide = "hide" }
+);
+names!(
+    /// A fair-class model.
+    FairName { Eevdf = "eevdf", Cfs = "cfs" }
 );
 names!(
     /// An equal-time ordering.

@@ -178,11 +178,23 @@ pub fn qemu_args(
             "-initrd",
             &initrd.display().to_string(),
             "-append",
-            &boot.cmdline(),
+            &format!("{} {}", boot.cmdline(), clock_param(accel, clock)),
         ]
         .map(String::from),
     );
     a
+}
+
+/// The boot parameter that records the guest clock on the kernel's command line (unknown
+/// to the kernel, which leaves it alone), so that the console's `meta cmdline` says
+/// whether its timings are deterministic: `slicesim.clock=icount0`, `=host` or `=kvm`.
+/// `slicesim kernel-diff` holds rates to the kernel's only for an icount console.
+pub fn clock_param(accel: Accel, clock: Clock) -> String {
+    let name = match accel {
+        Accel::Kvm => "kvm".to_string(),
+        Accel::Tcg => clock.name(),
+    };
+    format!("slicesim.clock={name}")
 }
 
 #[cfg(test)]

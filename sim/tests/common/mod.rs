@@ -40,8 +40,14 @@ pub const US: u64 = 1_000;
 /// One CPU, no tick, exact sleeps, log on: every interrupt is one the test injects. The
 /// spec's rules are those of Linux 7.0 as merged, so the rule tests run that revision (the
 /// default is 7.2; where 7.2's source differs, `linux72.rs` tests it).
+///
+/// The rule tests stage their situations with the CFS model, whose woken task preempts
+/// as soon as it is behind by `wakeup_gran`: under EEVDF a wakeup preempts only while the
+/// woken task is owed service, which `eevdf.rs` tests. The rseq rules do not depend on
+/// which task the scheduler picks, only on whether a switch happened.
 pub fn cfg1() -> SimConfig {
     SimConfig {
+        fair_class: FairClass::Cfs,
         revision: rseq_abi::Revision::Merged,
         cpus: 1,
         hz: 0,
