@@ -49,6 +49,9 @@ fn scenario() -> Simulation {
         load_balance: false,
         timer_slack_ns: 0,
         timer_jitter_ns: 0,
+        // The CFS model with no wakeup granularity: the waker's wakeup preempts the holder
+        // mid-section, the grant this trace is about.
+        fair_class: rseq_sim::FairClass::Cfs,
         wakeup_gran_ns: 0,
         ..SimConfig::default()
     };

@@ -234,7 +234,11 @@ mod tests {
         assert_eq!(after("-smp"), "4");
         assert_eq!(after("-kernel"), "/k");
         assert_eq!(after("-initrd"), "/i");
-        assert_eq!(after("-append"), Boot::default().cmdline());
+        assert_eq!(
+            after("-append"),
+            format!("{} slicesim.clock=host", Boot::default().cmdline()),
+            "the guest clock is recorded on the command line"
+        );
         assert!(a.contains(&"-no-reboot".to_string()));
         assert!(
             !a.contains(&"-cpu".to_string()),
