@@ -13,7 +13,8 @@ use crate::platform::{CpuSet, Platform, SharedWord, Syscall};
 use crate::programs::calibrate::{self as cal, CalFrame, Series, WakeWords};
 
 /// How many samples of each benchmark, and how big a batch: enough for a stable median,
-/// small enough that the whole calibration stays within a few seconds of guest time.
+/// small enough that the whole calibration stays within a few seconds of guest time
+/// (about 3 s of wall time under qemu's instruction counting on a 2-core host).
 #[derive(Clone, Copy, Debug)]
 pub struct Sizes {
     /// Samples of each batched benchmark.
@@ -37,14 +38,14 @@ pub struct Sizes {
 impl Sizes {
     /// The sizes the VM uses.
     pub const DEFAULT: Sizes = Sizes {
-        batches: 400,
+        batches: 1000,
         clock_per: 64,
         syscall_per: 16,
         access_per: 256,
-        gaps_ns: 300_000_000,
-        sleeps: 300,
+        gaps_ns: 1_000_000_000,
+        sleeps: 1000,
         rounds: 2000,
-        wakeups: 300,
+        wakeups: 1000,
     };
 }
 
@@ -92,6 +93,27 @@ pub fn run(sizes: Sizes) -> CalFrame {
     let shared = SharedMem::new(8);
     let mut p = LinuxPlatform::new(shared.clone());
     pin(&mut p, a);
+
+    // Wait for high-resolution timers before measuring anything (see `settle_hres`).
+    const CLOCKSOURCE: &str = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+    if let Ok(c) = read(CLOCKSOURCE) {
+        f.meta.push(("clocksource_at_start".into(), c));
+    }
+    if let Ok(u) = read("/proc/uptime") {
+        f.meta.push(("uptime_at_start".into(), u));
+    }
+    if let Err(e) = cal::set_timer_slack(&mut p, 1) {
+        eprintln!("calibrate: prctl(PR_SET_TIMERSLACK, 1): {e}");
+    }
+    let settle = cal::settle_hres(&mut p, HRTIMER_SLEEP_NS, 50_000, 20, 20_000);
+    f.meta.push(("settle_sleeps".into(), settle.to_string()));
+    if let Ok(c) = read(CLOCKSOURCE) {
+        f.meta.push(("clocksource".into(), c));
+    }
+    if let Ok(u) = read("/proc/uptime") {
+        f.meta.push(("uptime_settled".into(), u));
+    }
+    let _ = cal::set_timer_slack(&mut p, 0);
     let mut push = |name: &str, per: u32, values: Vec<u64>| {
         f.series.push(Series {
             name: name.into(),

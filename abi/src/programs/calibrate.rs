@@ -335,6 +335,35 @@ pub fn sleep_overshoots<P: Platform>(p: &mut P, sleep_ns: u64, n: usize) -> Vec<
         .collect()
 }
 
+/// Wait until sleeps end on time: sleep `sleep_ns` (the caller has set a 1 ns slack) until
+/// `in_a_row` consecutive sleeps overshoot by less than `on_time_ns`, at most `max_sleeps`
+/// sleeps; returns how many it took (`max_sleeps` if it never settled).
+///
+/// Right after boot the kernel's hrtimers run in low-resolution mode: until the TSC
+/// clocksource is verified and installed, every timer expires at the next tick (a 100 µs
+/// sleep takes 1 ms at HZ=1000). Under qemu's instruction counting an idle guest's clock
+/// jumps ahead, so the init script starts well before that switch; measuring then would
+/// measure the tick, not the hrtimer.
+pub fn settle_hres<P: Platform>(
+    p: &mut P,
+    sleep_ns: u64,
+    on_time_ns: u64,
+    in_a_row: u32,
+    max_sleeps: u32,
+) -> u32 {
+    let mut good = 0;
+    for n in 1..=max_sleeps {
+        let t0 = p.clock_ns();
+        let _ = p.syscall(Syscall::Nanosleep { ns: sleep_ns });
+        let over = (p.clock_ns() - t0).saturating_sub(sleep_ns);
+        good = if over < on_time_ns { good + 1 } else { 0 };
+        if good == in_a_row {
+            return n;
+        }
+    }
+    max_sleeps
+}
+
 /// `prctl(PR_SET_TIMERSLACK, ns)`: 0 restores the default.
 pub fn set_timer_slack<P: Platform>(p: &mut P, ns: u64) -> crate::SysResult {
     p.syscall(Syscall::Prctl {
