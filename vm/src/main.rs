@@ -9,6 +9,8 @@
 //! cargo run -p slicesim-vm -- calibrate [--clock icount[=SHIFT]|host] [--out FILE]
 //!                                       [--console FILE] [--name NAME]
 //!                                  measure the kernel's costs, write a machine profile
+//! cargo run -p slicesim-vm -- calibrate --from-console FILE [--out FILE] [--name NAME]
+//!                                  the profile of an earlier calibration console
 //! cargo run -p slicesim-vm -- doctor [--install]  list the prerequisites (and install them)
 //! ```
 //!
@@ -93,6 +95,10 @@ struct CalibrateArgs {
     /// Give up on the boot after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
+    /// Boot nothing: convert this calibration console (with its host lines) into the
+    /// profile, e.g. to regenerate a committed profile from its console.
+    #[arg(long, value_name = "CONSOLE")]
+    from_console: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -168,7 +174,9 @@ fn main() -> Result<()> {
             run(a)
         }
         Cmd::Calibrate(a) => {
-            check_prereqs("calibrate", Need::Boot)?;
+            if a.from_console.is_none() {
+                check_prereqs("calibrate", Need::Boot)?;
+            }
             calibrate(a)
         }
         Cmd::Doctor { install } => doctor(install),
@@ -701,6 +709,19 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
     write_atomic(&probe_out, "")
         .with_context(|| format!("--out {} is not writable", out.display()))?;
     let _ = std::fs::remove_file(&probe_out);
+    if let Some(console) = &a.from_console {
+        let text = std::fs::read_to_string(console)
+            .with_context(|| format!("reading {}", console.display()))?;
+        let profile = calibrate::profile_from_console(&text, &name)
+            .with_context(|| format!("reading the calibration from {}", console.display()))?;
+        write_atomic(&out, &profile)?;
+        eprintln!(
+            "calibrate: profile `{name}` from {} in {}",
+            console.display(),
+            out.display()
+        );
+        return Ok(());
+    }
 
     let image = kernel()?;
     let entries = initramfs::layout(busybox(&cache)?, probes_binary()?, "--calibrate", None);
