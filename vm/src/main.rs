@@ -694,9 +694,11 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 fn calibrate(a: CalibrateArgs) -> Result<()> {
     let cache = cache_dir()?;
     let boot = Boot::default();
-    let name = a
-        .name
-        .unwrap_or_else(|| format!("qemu-{}-measured", a.clock.name()));
+    let name = |clock: &str| {
+        a.name
+            .clone()
+            .unwrap_or_else(|| format!("qemu-{clock}-measured"))
+    };
     let out = a
         .out
         .unwrap_or_else(|| workspace_dir().join("target/vm/calibrate.toml"));
@@ -712,7 +714,11 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
     if let Some(console) = &a.from_console {
         let text = std::fs::read_to_string(console)
             .with_context(|| format!("reading {}", console.display()))?;
-        let profile = calibrate::profile_from_console(&text, &name)
+        let frame = rseq_abi::programs::calibrate::CalFrame::parse(&text)
+            .with_context(|| format!("reading the calibration from {}", console.display()))?;
+        // The clock the console was taken under, not this command's --clock.
+        let name = name(frame.host("clock").unwrap_or(&a.clock.name()));
+        let profile = calibrate::profile(&frame, &name)
             .with_context(|| format!("reading the calibration from {}", console.display()))?;
         write_atomic(&out, &profile)?;
         eprintln!(
@@ -768,6 +774,7 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         .and_then(|mut f| f.write_all(host.as_bytes()))
         .with_context(|| format!("appending the host lines to {}", console.display()))?;
     let text = booted.text + &host;
+    let name = name(&a.clock.name());
     let profile = calibrate::profile_from_console(&text, &name)
         .with_context(|| format!("reading the calibration from {}", console.display()))?;
     write_atomic(&out, &profile)?;
