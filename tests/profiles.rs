@@ -119,3 +119,38 @@ fn kernel_diff_simulates_on_the_profile_it_is_given() {
         "the profile changes the run"
     );
 }
+
+/// The measured profile (`slicesim-vm calibrate`, issue 14) loads, sets every cost knob, and
+/// keeps the knobs no benchmark covers at the built-in figures.
+#[test]
+fn the_measured_icount_profile_loads_and_keeps_the_unmeasured_knobs_at_the_default() {
+    use slicesim::profile::Profile;
+    let measured = Profile::load("profiles/qemu-icount0-measured.toml", None).unwrap();
+    let default = Profile::load("default", None).unwrap();
+    assert_eq!(measured.name, "qemu-icount0-measured");
+    assert_eq!(measured.knobs.len(), slicesim::profile::KNOBS.len());
+    for k in [
+        "sched_base_slice",
+        "wakeup_gran",
+        "sleeper_credit",
+        "fast_clock_skew_ns",
+        "syscall_work_delay",
+    ] {
+        assert_eq!(measured.knobs[k], default.knobs[k], "{k}");
+    }
+    let mut cfg = rseq_sim::SimConfig::default();
+    measured.apply(&mut cfg);
+    assert!(cfg.syscall_ns > 0 && cfg.ctx_switch_ns > 0 && cfg.irq_latency_ns > 0);
+    let out = slicesim(&[
+        "run",
+        "scenarios/selftest/n2_2_50.toml",
+        "--profile",
+        "profiles/qemu-icount0-measured.toml",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,7 +4,12 @@
 //! vm_probes [--only NAME] [--revision v1|7.0|7.2]   every probe, one child each
 //! vm_probes --probe NAME [--revision ...]                  one probe in this process
 //! vm_probes --list                                         the probes and what they check
+//! vm_probes --calibrate                                    the calibration benchmarks
 //! ```
+//!
+//! `--calibrate` runs the micro-benchmarks of `rseq_abi::programs::calibrate` instead of
+//! the probes and prints their `SLICESIM-CAL` frame, which `slicesim-vm calibrate` turns
+//! into a machine profile (issue 14).
 //!
 //! The VM's init runs it; `slicesim kernel-diff` reads the frame it prints. The default
 //! revision is `7.2` (7.1 and later kernels: 64-byte registrations). Exit code 0,
@@ -18,7 +23,7 @@ fn main() {
     use rseq_abi::Revision;
 
     let usage =
-        "usage: vm_probes [--only NAME[,NAME...] | --probe NAME | --list] [--revision v1|7.0|7.2]";
+        "usage: vm_probes [--only NAME[,NAME...] | --probe NAME | --list | --calibrate] [--revision v1|7.0|7.2]";
     let bad = |why: String| -> ! {
         eprintln!("vm_probes: {why}\n{usage}");
         std::process::exit(2)
@@ -37,6 +42,12 @@ fn main() {
                 let v = value();
                 revision = Revision::from_name(&v)
                     .unwrap_or_else(|| bad(format!("unknown revision `{v}`")));
+            }
+            "--calibrate" => {
+                let frame =
+                    rseq_abi::linux::calibrate::run(rseq_abi::linux::calibrate::Sizes::DEFAULT);
+                print!("{}", frame.render());
+                return;
             }
             "--list" => {
                 for p in probes::PROBES {

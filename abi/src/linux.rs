@@ -34,6 +34,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod calibrate;
 pub mod fidelity;
 pub mod probe;
 

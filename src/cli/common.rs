@@ -142,14 +142,21 @@ pub(super) fn load_or_report(
 }
 
 /// `sets` with `--profile P` as the override `machine.profile=P` (after them: it names the
-/// profile whatever the scenario says).
+/// profile whatever the scenario says). A relative `P` that names a file from the current
+/// directory is made absolute: a path on the command line is the caller's, while the
+/// scenario's own `[machine] profile` is taken from the scenario's folder.
 pub(super) fn with_profile(sets: &[String], profile: Option<&str>) -> Vec<String> {
     let mut out = sets.to_vec();
     if let Some(p) = profile {
-        out.push(format!(
-            "machine.profile={}",
-            toml::Value::String(p.to_string())
-        ));
+        let bundled = crate::profile::BUNDLED.iter().any(|(n, _)| *n == p);
+        let path = std::path::Path::new(p);
+        let p = match std::path::absolute(path) {
+            Ok(abs) if !bundled && path.is_relative() && path.is_file() => {
+                abs.display().to_string()
+            }
+            _ => p.to_string(),
+        };
+        out.push(format!("machine.profile={}", toml::Value::String(p)));
     }
     out
 }

@@ -267,6 +267,15 @@ mod tests {
     }
 
     #[test]
+    fn a_calibration_boot_runs_the_benchmarks_in_place_of_the_probes() {
+        let init = init_script("--calibrate", None);
+        let run = init
+            .find("/probes --calibrate\n")
+            .expect("runs the benchmarks");
+        assert!(init.find(START_MARKER).unwrap() < run && run < init.find(DONE_MARKER).unwrap());
+    }
+
+    #[test]
     fn extra_binaries_run_after_the_probes_each_announced() {
         let entries = layout_with(
             b"BUSYBOX".to_vec(),

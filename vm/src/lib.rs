@@ -3,15 +3,18 @@
 //!
 //! Everything here that does not need the network, a compiler or qemu is a pure function
 //! and tested in the normal suite: the kernel option check ([`config`]), the initramfs
-//! ([`initramfs`]), the boot command line and qemu's arguments ([`boot`]). `main.rs` strings
+//! ([`initramfs`]), the boot command line and qemu's arguments ([`boot`]), a calibration console's profile
+//! ([`calibrate`]) and the prerequisite report ([`prereq`]). `main.rs` strings
 //! them together with apt-get, make and qemu.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod boot;
+pub mod calibrate;
 pub mod config;
 pub mod initramfs;
+pub mod prereq;
 
 /// FNV-1a 64-bit: a cache key that stays the same across Rust versions and hosts.
 pub fn fnv1a(bytes: &[u8]) -> u64 {

@@ -6,7 +6,25 @@
 //! cargo run -p slicesim-vm -- run [--preempt full|lazy] [--no-slice-ext] [--debug]
 //!                                 [--accel auto|kvm|tcg] [--clock icount[=SHIFT]|host]
 //!                                 [--only PROBE] [--out FILE]
+//! cargo run -p slicesim-vm -- calibrate [--clock icount[=SHIFT]|host] [--out FILE]
+//!                                       [--console FILE] [--name NAME]
+//!                                  measure the kernel's costs, write a machine profile
+//! cargo run -p slicesim-vm -- calibrate --from-console FILE [--out FILE] [--name NAME]
+//!                                  the profile of an earlier calibration console
+//! cargo run -p slicesim-vm -- doctor [--install]  list the prerequisites (and install them)
 //! ```
+//!
+//! `fetch-source`, `kernel`, `run` and `calibrate` first check what they need on the host
+//! (apt-get, dpkg, tar and xz to fetch; make, gcc, flex, bison, bc and the libelf headers
+//! to build; qemu and the `x86_64-unknown-linux-musl` Rust target to boot) and fail with
+//! the exact install commands instead of failing inside a build; `doctor` lists every
+//! prerequisite and `doctor --install` runs those commands.
+//!
+//! `calibrate` boots the kernel once with `vm_probes --calibrate` instead of the probes
+//! (under TCG, by default with the instruction-counting clock), appends `SLICESIM-CAL
+//! host` lines (qemu version, accelerator, clock, wall time) to the console file and
+//! writes the machine profile computed from it (`slicesim_vm::calibrate`), all or
+//! nothing: the profile goes to a temporary file renamed into place.
 //!
 //! Downloads come from the machine's Debian package registry only: `linux-source-7.*`
 //! from the sid suite through a private sources file and lists under the cache (the
@@ -22,7 +40,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use slicesim_vm::boot::{self, Accel, Boot, Preempt};
-use slicesim_vm::{cache_key, config, initramfs};
+use slicesim_vm::prereq::{self, Need, Prereq};
+use slicesim_vm::{cache_key, calibrate, config, initramfs};
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +66,39 @@ enum Cmd {
     },
     /// Boot the kernel with the probes and write the console output.
     Run(RunArgs),
+    /// Boot the kernel with the calibration benchmarks and write a machine profile of the
+    /// measured costs (issue 14).
+    Calibrate(CalibrateArgs),
+    /// List every prerequisite with found / missing and the commands that install what is
+    /// missing.
+    Doctor {
+        /// Run those commands (apt-get install, rustup target add).
+        #[arg(long)]
+        install: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// The guest clock (TCG): `icount` (1 instruction = 1 ns), `icount=SHIFT` or `host`.
+    #[arg(long, value_parser = boot::Clock::parse, default_value = "icount")]
+    clock: boot::Clock,
+    /// The profile to write [target/vm/calibrate.toml].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The console output (with the host lines appended) [target/vm/calibrate.console].
+    #[arg(long)]
+    console: Option<PathBuf>,
+    /// The profile's name [qemu-CLOCK-measured].
+    #[arg(long)]
+    name: Option<String>,
+    /// Give up on the boot after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// Boot nothing: convert this calibration console (with its host lines) into the
+    /// profile, e.g. to regenerate a committed profile from its console.
+    #[arg(long, value_name = "CONSOLE")]
+    from_console: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -105,18 +157,103 @@ struct RunArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Kernel => {
+            check_prereqs("kernel", Need::Kernel)?;
             let k = kernel()?;
             println!("{}", k.display());
             Ok(())
         }
         Cmd::FetchSource { series } => {
+            check_prereqs("fetch-source", Need::Fetch)?;
             let s = fetch_source(series.as_deref())?;
             eprintln!("kernel: source {} {}", s.pkg, s.version);
             println!("{}", s.tree.display());
             Ok(())
         }
-        Cmd::Run(a) => run(a),
+        Cmd::Run(a) => {
+            check_prereqs("run", Need::Boot)?;
+            run(a)
+        }
+        Cmd::Calibrate(a) => {
+            if a.from_console.is_none() {
+                check_prereqs("calibrate", Need::Boot)?;
+            }
+            calibrate(a)
+        }
+        Cmd::Doctor { install } => doctor(install),
     }
+}
+
+/// Is `name` an executable file in a directory of `PATH`?
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Look for every prerequisite of `need`.
+fn check(need: Need) -> Vec<(Prereq, bool)> {
+    let mut targets: Option<String> = None;
+    prereq::needed(need)
+        .into_iter()
+        .map(|p| {
+            let found = match p.probe {
+                prereq::Probe::Program(name) => on_path(name),
+                prereq::Probe::AnyFile(files) => files.iter().any(|f| Path::new(f).exists()),
+                prereq::Probe::RustTarget(t) => targets
+                    .get_or_insert_with(|| {
+                        output(Command::new("rustup").args(["target", "list", "--installed"]))
+                            .unwrap_or_default()
+                    })
+                    .lines()
+                    .any(|l| l.trim() == t),
+            };
+            (p, found)
+        })
+        .collect()
+}
+
+/// Are we root (no `sudo` in front of apt-get)?
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// Fail with the install commands if something `command` needs is missing.
+fn check_prereqs(command: &str, need: Need) -> Result<()> {
+    match prereq::missing_message(command, &check(need), is_root()) {
+        Some(msg) => bail!(msg),
+        None => Ok(()),
+    }
+}
+
+fn doctor(install: bool) -> Result<()> {
+    let checked = check(Need::Boot);
+    print!("{}", prereq::report(&checked, is_root()));
+    if !install {
+        return Ok(());
+    }
+    let cmds = prereq::install_commands(&checked, is_root());
+    for c in &cmds {
+        eprintln!("doctor: running {c}");
+        sh(Command::new("sh").args(["-c", c]))?;
+    }
+    if !cmds.is_empty() {
+        let again = check(Need::Boot);
+        print!("{}", prereq::report(&again, is_root()));
+        ensure!(
+            again.iter().all(|(_, found)| *found),
+            "still missing after the install commands"
+        );
+    }
+    Ok(())
 }
 
 fn cache_dir() -> Result<PathBuf> {
@@ -537,6 +674,119 @@ fn run(a: RunArgs) -> Result<()> {
         probes,
         t.elapsed(),
         console.display()
+    );
+    Ok(())
+}
+
+/// Write `text` to `path` all or nothing: a temporary file beside it, renamed into place.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: no file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+}
+
+fn calibrate(a: CalibrateArgs) -> Result<()> {
+    let cache = cache_dir()?;
+    let boot = Boot::default();
+    let name = |clock: &str| {
+        a.name
+            .clone()
+            .unwrap_or_else(|| format!("qemu-{clock}-measured"))
+    };
+    let out = a
+        .out
+        .unwrap_or_else(|| workspace_dir().join("target/vm/calibrate.toml"));
+    // Fail on an unwritable --out before the boot, not after it.
+    let probe_out = out.with_file_name(format!(
+        ".{}.probe",
+        out.file_name()
+            .map_or("out".into(), |n| n.to_string_lossy())
+    ));
+    write_atomic(&probe_out, "")
+        .with_context(|| format!("--out {} is not writable", out.display()))?;
+    let _ = std::fs::remove_file(&probe_out);
+    if let Some(console) = &a.from_console {
+        let text = std::fs::read_to_string(console)
+            .with_context(|| format!("reading {}", console.display()))?;
+        let frame = rseq_abi::programs::calibrate::CalFrame::parse(&text)
+            .with_context(|| format!("reading the calibration from {}", console.display()))?;
+        // The clock the console was taken under, not this command's --clock.
+        let name = name(frame.host("clock").unwrap_or(&a.clock.name()));
+        let profile = calibrate::profile(&frame, &name)
+            .with_context(|| format!("reading the calibration from {}", console.display()))?;
+        write_atomic(&out, &profile)?;
+        eprintln!(
+            "calibrate: profile `{name}` from {} in {}",
+            console.display(),
+            out.display()
+        );
+        return Ok(());
+    }
+
+    let image = kernel()?;
+    let entries = initramfs::layout(busybox(&cache)?, probes_binary()?, "--calibrate", None);
+    let initrd = cache.join("initramfs-calibrate.cpio");
+    std::fs::write(&initrd, initramfs::newc(&entries))?;
+    let console = a
+        .console
+        .unwrap_or_else(|| workspace_dir().join("target/vm/calibrate.console"));
+    if let Some(dir) = console.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let qemu = output(Command::new("qemu-system-x86_64").arg("--version"))?
+        .lines()
+        .next()
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let t = Instant::now();
+    let booted = boot_once(
+        &boot::qemu_args(&image, &initrd, &boot, Accel::Tcg, a.clock),
+        &console,
+        Duration::from_secs(a.timeout),
+        None,
+    )?
+    .context("the VM produced no console output")?;
+    let wall = t.elapsed();
+    let (Some(to_begin), Some(benchmarks)) = (booted.boot, booted.probes) else {
+        bail!(
+            "the VM stopped before the calibration finished; see {}",
+            console.display()
+        );
+    };
+    let host = format!(
+        "{p} host qemu = {qemu}\n{p} host accel = tcg\n{p} host clock = {}\n{p} host wall_s = {:.1}\n{p} host boot_s = {:.1}\n{p} host calibrate_s = {:.1}\n",
+        a.clock.name(),
+        wall.as_secs_f64(),
+        to_begin.as_secs_f64(),
+        benchmarks.as_secs_f64(),
+        p = rseq_abi::programs::calibrate::CAL_PREFIX,
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&console)
+        .and_then(|mut f| f.write_all(host.as_bytes()))
+        .with_context(|| format!("appending the host lines to {}", console.display()))?;
+    let text = booted.text + &host;
+    let name = name(&a.clock.name());
+    let profile = calibrate::profile_from_console(&text, &name)
+        .with_context(|| format!("reading the calibration from {}", console.display()))?;
+    write_atomic(&out, &profile)?;
+    eprintln!(
+        "calibrate: {} under tcg ({} clock): boot {:.1?}, benchmarks {:.1?}, {:.1?} in all; console in {}, profile `{name}` in {}",
+        boot.cmdline(),
+        a.clock.name(),
+        to_begin,
+        benchmarks,
+        wall,
+        console.display(),
+        out.display()
     );
     Ok(())
 }

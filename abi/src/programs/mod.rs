@@ -8,9 +8,11 @@
 //! * [`spinlock`]: a test-and-test-and-set lock whose holder asks for extensions (spec §8),
 //!   with a switch to run the same workload without them.
 //! * [`misbehave`]: clients that break the rules of spec §7 and §11 on purpose.
+//! * [`calibrate`]: micro-benchmarks whose medians become a machine profile (issue 14).
 //! * [`probes`]: fidelity probes whose results a real kernel and the simulator must agree
 //!   on, and the frame they travel in from a VM.
 
+pub mod calibrate;
 pub mod misbehave;
 pub mod percpu;
 pub mod probes;

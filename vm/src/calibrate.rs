@@ -1,0 +1,460 @@
+//! From a calibration boot's console to a machine profile (issue 14): the statistics of
+//! each benchmark's samples (`rseq_abi::programs::calibrate`) and the arithmetic that turns
+//! them into the simulator's cost knobs (`SimConfig` in `sim/src/config.rs`).
+//!
+//! A pure function of the console text ([`profile_from_console`]): the guest prints raw
+//! samples, `slicesim-vm calibrate` appends `host` lines (qemu version, clock, wall time),
+//! and everything in the profile is computed here, so a committed console reproduces its
+//! committed profile byte for byte.
+//!
+//! | knob | benchmark | arithmetic (medians, guest ns) |
+//! |---|---|---|
+//! | `clock_read` | 64 back-to-back vDSO `clock_gettime(CLOCK_MONOTONIC)` | batch / 64 |
+//! | `syscall` | 16 `getpid()` | (batch − one clock read) / 16 |
+//! | `mem_access` | 256 loads of `rseq::cpu_id_start` | (batch − one clock read) / 256 |
+//! | `shared_access` | 256 uncontended `lock xadd` | (batch − one clock read) / 256 |
+//! | `irq_latency` | gaps of a clock-polling loop on an idle CPU (the 1 kHz tick) | gap − clock read |
+//! | `ctx_switch` | futex ping-pong of two threads on one CPU | (round − (futex calls per round − 2) × syscall − clock read) / 2 |
+//! | `ipi_latency` | futex wake of a thread asleep on an idle CPU | wake-to-run − ctx_switch − clock read |
+//! | `timer_slack` | `clock_nanosleep(50 µs)`, default slack | its overshoot − the 1 ns-slack overshoot |
+//! | `timer_jitter` | `clock_nanosleep(100 µs)`, slack 1 ns | standard deviation of the overshoot (below p99) × √12 |
+
+use std::fmt::Write as _;
+
+use rseq_abi::programs::calibrate::{CalFrame, CalFrameError, Series};
+
+/// Order statistics of one benchmark's per-operation figures, guest ns.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    /// Samples.
+    pub n: usize,
+    /// Smallest.
+    pub min: f64,
+    /// 10th percentile (nearest rank).
+    pub p10: f64,
+    /// Median (nearest rank).
+    pub median: f64,
+    /// 90th percentile (nearest rank).
+    pub p90: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Stats {
+    /// The statistics of `values`; `None` if there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Stats> {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Some(Stats {
+            n: v.len(),
+            min: v[0],
+            p10: at(0.1),
+            median: at(0.5),
+            p90: at(0.9),
+            max: v[v.len() - 1],
+        })
+    }
+
+    /// `median 312 ns (p10 300, p90 330, min 290, max 1200, n 400)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "median {} ns (p10 {}, p90 {}, min {}, max {}, n {})",
+            fmt_ns(self.median),
+            fmt_ns(self.p10),
+            fmt_ns(self.p90),
+            fmt_ns(self.min),
+            fmt_ns(self.max),
+            self.n
+        )
+    }
+}
+
+fn fmt_ns(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// Why a console does not give a profile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalError {
+    /// The frame is missing or damaged.
+    #[error(transparent)]
+    Frame(#[from] CalFrameError),
+    /// A benchmark reported no samples.
+    #[error("the calibration frame has no samples for `{0}`")]
+    NoSamples(&'static str),
+}
+
+/// One knob of the profile: its value and the comment lines above it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Knob {
+    /// The `[machine]` key.
+    pub key: &'static str,
+    /// The TOML value (`"312ns"`, or a bare integer for `fast_clock_skew_ns`).
+    pub value: String,
+    /// Comment lines (without `# `).
+    pub comment: Vec<String>,
+    /// The measured median the value comes from, ns (`None`: kept at the default).
+    pub measured: Option<Stats>,
+}
+
+/// The knobs no benchmark covers, at `SimConfig::default()`'s figures (the root crate's
+/// `tests/profiles.rs` checks that the measured profile keeps them equal to the default).
+pub const UNMEASURED: [(&str, &str, &str); 5] = [
+    (
+        "sched_base_slice",
+        "\"3ms\"",
+        "EEVDF base slice of the model: a scheduler parameter, not a cost.",
+    ),
+    (
+        "wakeup_gran",
+        "\"1ms\"",
+        "wakeup preemption granularity: a scheduler parameter, not a cost.",
+    ),
+    (
+        "sleeper_credit",
+        "\"3ms\"",
+        "sleeper credit: a scheduler parameter, not a cost.",
+    ),
+    (
+        "fast_clock_skew_ns",
+        "0",
+        "ktime_get_mono_fast_ns() against CLOCK_MONOTONIC: not visible from user space.",
+    ),
+    (
+        "syscall_work_delay",
+        "\"0ns\"",
+        "syscall entry to the rseq slice work: not visible from user space. Nor is the exit path from a grant to the arming of its timer: a grant needs a pending reschedule, and the same interrupt without a request switches tasks, so no two user-visible interrupt exits differ by the grant's work alone.",
+    ),
+];
+
+fn series<'a>(f: &'a CalFrame, name: &'static str) -> Result<&'a Series, CalError> {
+    f.series(name)
+        .filter(|s| !s.values.is_empty() && s.per > 0)
+        .ok_or(CalError::NoSamples(name))
+}
+
+/// Per-operation figures of a batched series: `(sample − minus) / per`.
+fn per_op(s: &Series, minus: f64) -> Option<Stats> {
+    let per = f64::from(s.per);
+    Stats::of(s.values.iter().map(|&v| (v as f64 - minus) / per))
+}
+
+/// Population standard deviation of the values below the 99th percentile.
+fn trimmed_sd(values: &[u64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().map(|&x| x as f64).collect();
+    v.sort_by(f64::total_cmp);
+    v.truncate(((v.len() as f64 * 0.99) as usize).max(1));
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+}
+
+fn ns(x: f64) -> String {
+    format!("\"{}ns\"", x.max(0.0).round() as u64)
+}
+
+/// The knobs a calibration frame measures, in the order of `src/profile.rs`'s `KNOBS`,
+/// followed by the ones kept at the default.
+pub fn knobs(f: &CalFrame) -> Result<Vec<Knob>, CalError> {
+    let stat = |name: &'static str, minus: f64| -> Result<Stats, CalError> {
+        per_op(series(f, name)?, minus).ok_or(CalError::NoSamples(name))
+    };
+    let clock = stat("clock_read", 0.0)?;
+    let c = clock.median;
+    let syscall = stat("syscall", c)?;
+    let s = syscall.median;
+    let mem = stat("mem_access", c)?;
+    let shared = stat("shared_access", c)?;
+    let irq = stat("irq_gap", c)?;
+    let calls = series(f, "ctx_futex_calls")?;
+    let calls_per_round = calls.values[0] as f64 / f64::from(calls.per);
+    let rounds = stat("ctx_pingpong", 0.0)?;
+    // A round of the ping-pong is two context switches (the leader blocks in a futex
+    // wait, the follower runs, it blocks, the leader runs), the futex calls both sides
+    // made (counted: 3 to 4 a round, a wait is skipped when wakeup preemption already ran
+    // the other side) and the clock read bracketing the round. Two of those calls are the
+    // waits that block: the simulator charges a blocking syscall's entry and exit to the
+    // switch it causes (no `syscall` on that path, `sim/src/syscall.rs`), so they stay in
+    // ctx_switch; every other call is charged as one getpid round trip. What futex bodies
+    // cost beyond getpid's lands in ctx_switch too. `tests/calibrate_sim.rs` runs this
+    // benchmark on the simulator and gets its ctx_switch back.
+    let ctx = Stats::of(
+        series(f, "ctx_pingpong")?
+            .values
+            .iter()
+            .map(|&v| (v as f64 - (calls_per_round - 2.0).max(0.0) * s - c) / 2.0),
+    )
+    .ok_or(CalError::NoSamples("ctx_pingpong"))?;
+    // Wakeup to run across CPUs: the IPI from the waker's futex_wake to the idle CPU, that
+    // CPU's switch to the sleeper (ctx_switch, which in the simulator also carries the
+    // sleeper's futex_wait exit) and one clock read. The simulator wakes at the waker's
+    // syscall entry (it charges `syscall` at the exit), so nothing else is subtracted:
+    // what remains is the simulator's ipi_latency.
+    let wake = stat("wake_remote", 0.0)?;
+    let ipi = Stats::of(
+        series(f, "wake_remote")?
+            .values
+            .iter()
+            .map(|&v| v as f64 - ctx.median - c),
+    )
+    .ok_or(CalError::NoSamples("wake_remote"))?;
+    let hr = stat("hrtimer_1ns", 0.0)?;
+    let slack = stat("slack_default", 0.0)?;
+    // The simulator fires a sleep's timer `slack + U[0, timer_jitter)` after its expiry: a
+    // uniform delay of width j has the standard deviation j / sqrt(12), so the jitter is
+    // the overshoot's standard deviation times sqrt(12), over the samples below the 99th
+    // percentile (a rare interrupt landing on the wakeup path is not the timer's spread).
+    // The 10-90 % range would be the plainer choice, but under icount the overshoot takes
+    // a few discrete values and p90 falls on one or the other from boot to boot (480 and
+    // 185 ns in two boots), where this moment is stable to 1 %.
+    let jitter = trimmed_sd(&series(f, "hrtimer_1ns")?.values) * 12f64.sqrt();
+    let not_asleep = series(f, "wake_not_asleep")
+        .map(|s| s.values[0])
+        .unwrap_or(0);
+
+    let k = |key, value: f64, comment: Vec<String>, measured| Knob {
+        key,
+        value: ns(value),
+        comment,
+        measured: Some(measured),
+    };
+    let mut out = vec![
+        k(
+            "irq_latency",
+            irq.median,
+            vec![
+                "interrupt entry, handler and return to user: the tick's gaps in a clock-polling loop on an idle CPU, minus one clock read:".into(),
+                irq.describe(),
+            ],
+            irq,
+        ),
+        k(
+            "syscall",
+            s,
+            vec![
+                "getpid() round trip, batches of 16 minus one clock read:".into(),
+                syscall.describe(),
+            ],
+            syscall,
+        ),
+        k(
+            "ctx_switch",
+            ctx.median,
+            vec![
+                format!(
+                    "futex ping-pong of two threads on one CPU, per switch: (round − ({calls_per_round:.2} futex calls − 2 blocking waits) × syscall − clock read) / 2; the round {}:",
+                    rounds.describe()
+                ),
+                ctx.describe(),
+            ],
+            ctx,
+        ),
+        k(
+            "ipi_latency",
+            ipi.median,
+            vec![
+                format!(
+                    "futex wake of a thread asleep on an idle CPU, wake-to-run {} ({not_asleep} rounds without a sleep left out),",
+                    wake.describe()
+                ),
+                "minus ctx_switch and one clock read:".into(),
+                ipi.describe(),
+            ],
+            ipi,
+        ),
+        k(
+            "clock_read",
+            c,
+            vec![
+                "vDSO clock_gettime(CLOCK_MONOTONIC), batches of 64:".into(),
+                clock.describe(),
+            ],
+            clock,
+        ),
+        k(
+            "mem_access",
+            mem.median,
+            vec![
+                "a load of the thread's struct rseq with its loop, batches of 256 minus one clock read:".into(),
+                mem.describe(),
+            ],
+            mem,
+        ),
+        k(
+            "shared_access",
+            shared.median,
+            vec![
+                "an uncontended atomic add to a shared word with its loop, batches of 256 minus one clock read:".into(),
+                shared.describe(),
+            ],
+            shared,
+        ),
+        k(
+            "timer_slack",
+            slack.median - hr.median,
+            vec![
+                format!(
+                    "clock_nanosleep(50 us) overshoot with the default slack, {},",
+                    slack.describe()
+                ),
+                "minus the 1 ns-slack overshoot's median (timer_jitter's benchmark): the slack the kernel applies.".into(),
+            ],
+            slack,
+        ),
+        k(
+            "timer_jitter",
+            jitter,
+            vec![
+                format!(
+                    "clock_nanosleep(100 us) overshoot with PR_SET_TIMERSLACK 1: {},",
+                    hr.describe()
+                ),
+                format!(
+                    "its standard deviation below p99 ({:.0} ns) x sqrt(12): the width of the uniform delay the simulator draws.",
+                    jitter / 12f64.sqrt()
+                ),
+                "The median itself (expiry, idle exit, wakeup, switch, syscall exit) is carried by irq_latency,".into(),
+                "ctx_switch and syscall.".into(),
+            ],
+            hr,
+        ),
+    ];
+    for (key, value, why) in UNMEASURED {
+        out.push(Knob {
+            key,
+            value: value.to_string(),
+            comment: vec![format!("kept at the default: {why}")],
+            measured: None,
+        });
+    }
+    Ok(out)
+}
+
+/// The profile TOML for a calibration frame: a header naming the boot, `[profile]` with
+/// `name`, and `[machine]` with every knob, each with its measurement as a comment.
+pub fn profile(f: &CalFrame, name: &str) -> Result<String, CalError> {
+    let knobs = knobs(f)?;
+    let meta = |k| f.meta(k).unwrap_or("?");
+    let host = |k| f.host(k).unwrap_or("?");
+    let kernel = meta("kernel");
+    let clock = host("clock");
+    let mut s = String::new();
+    let _ =
+        writeln!(
+        s,
+        "# Measured by `slicesim-vm calibrate` (issue 14); generated from the boot's console by\n\
+         # slicesim_vm::calibrate::profile_from_console, do not edit by hand.\n\
+         # kernel:  Linux {kernel}\n\
+         # cmdline: {}\n\
+         # machine: {}, accel {}, clock {clock}, {} vCPUs\n\
+         # benchmarks from guest uptime {} s, after {} sleeps waiting for high-resolution timers\n\
+         # wall time of the calibration boot: {} s\n\
+         # Every figure is a median in guest ns, with its spread (10th/90th percentile, min,\n\
+         # max, samples) in the comment above it.",
+        meta("cmdline"),
+        host("qemu"),
+        host("accel"),
+        meta("cpus"),
+        meta("uptime_settled").split_whitespace().next().unwrap_or("?"),
+        meta("settle_sleeps"),
+        host("wall_s"),
+    );
+    let _ = writeln!(
+        s,
+        "\n[profile]\nname = \"{name}\"\nabout = \"Linux {kernel} under qemu ({clock}), measured by slicesim-vm calibrate\"\n\n[machine]"
+    );
+    for k in knobs {
+        for c in &k.comment {
+            let _ = writeln!(s, "# {c}");
+        }
+        let _ = writeln!(s, "{} = {}", k.key, k.value);
+    }
+    Ok(s)
+}
+
+/// [`profile`] of the calibration frame in console text.
+pub fn profile_from_console(console: &str, name: &str) -> Result<String, CalError> {
+    profile(&CalFrame::parse(console)?, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s = Stats::of((1..=11).map(f64::from)).unwrap();
+        assert_eq!(
+            (s.n, s.min, s.p10, s.median, s.p90, s.max),
+            (11, 1.0, 2.0, 6.0, 10.0, 11.0)
+        );
+        assert_eq!(Stats::of([]), None);
+        assert_eq!(
+            Stats::of([3.0]).unwrap().describe(),
+            "median 3.0 ns (p10 3.0, p90 3.0, min 3.0, max 3.0, n 1)"
+        );
+    }
+
+    const FIXTURE: &str = include_str!("../tests/fixtures/calibrate-small.console");
+
+    #[test]
+    fn a_small_console_gives_every_knob_by_the_stated_arithmetic() {
+        let f = CalFrame::parse(FIXTURE).unwrap();
+        let k = knobs(&f).unwrap();
+        let get = |key: &str| k.iter().find(|x| x.key == key).unwrap().value.clone();
+        // clock: 640 / 64 = 10 ns; syscall: (1610 - 10) / 16 = 100 ns.
+        assert_eq!(get("clock_read"), "\"10ns\"");
+        assert_eq!(get("syscall"), "\"100ns\"");
+        // (2570 - 10) / 256 = 10 ns; (1290 - 10) / 256 = 5 ns.
+        assert_eq!(get("shared_access"), "\"10ns\"");
+        assert_eq!(get("mem_access"), "\"5ns\"");
+        // Tick gaps 1010 .. 1210 minus the clock read: median 1100 - 10.
+        assert_eq!(get("irq_latency"), "\"1100ns\"");
+        // Rounds of 2410 with 3.5 futex calls, 2 of them blocking:
+        // (2410 - 1.5 * 100 - 10) / 2 = 1125.
+        assert_eq!(get("ctx_switch"), "\"1125ns\"");
+        // Wake-to-run 3135: 3135 - 1125 - 10 = 2000.
+        assert_eq!(get("ipi_latency"), "\"2000ns\"");
+        // Overshoots: 1 ns slack 4000..6000 by 200, median 5000; below p99 4000..5800,
+        // standard deviation 200 * sqrt(99 / 12) = 574.5, times sqrt(12) = 1990.
+        // Default slack 54000: slack 54000 - 5000.
+        assert_eq!(get("timer_jitter"), "\"1990ns\"");
+        assert_eq!(get("timer_slack"), "\"49000ns\"");
+        assert_eq!(get("syscall_work_delay"), "\"0ns\"");
+        assert_eq!(k.len(), 14, "every knob of a profile");
+        let text = profile(&f, "test").unwrap();
+        assert!(text.contains("# kernel:  Linux 7.2.13\n"), "{text}");
+        assert!(text.contains("clock icount0, 4 vCPUs"), "{text}");
+        assert!(
+            text.contains("wall time of the calibration boot: 61.5 s"),
+            "{text}"
+        );
+        assert!(text.contains("[profile]\nname = \"test\"\n"), "{text}");
+        assert!(text.contains("# kept at the default: EEVDF"), "{text}");
+    }
+
+    #[test]
+    fn a_console_without_a_benchmark_says_which() {
+        let cut = FIXTURE
+            .lines()
+            .filter(|l| !l.contains("wake_remote"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let fixed = cut.replace("SLICESIM-CAL END 52", "SLICESIM-CAL END 47");
+        assert_eq!(
+            profile_from_console(&fixed, "x"),
+            Err(CalError::NoSamples("wake_remote"))
+        );
+        assert!(matches!(
+            profile_from_console("no frame", "x"),
+            Err(CalError::Frame(CalFrameError::NoBegin))
+        ));
+    }
+}
