@@ -295,35 +295,116 @@ fn restartable_sequences_agree_with_linux_7_2_under_icount() {
     }
 }
 
-/// Rates against the uncertainty of their own counts (issue 14): every rate with a base on
-/// both sides gets the kernel's Wilson 95 % interval and a two-proportion z-test;
-/// `--fail-on-rates` makes a rate outside it fail. Under icount the selftest's n50 rates
-/// are far apart (the kernel is scheduled out on 68 of 5,840 iterations, the simulator on a
-/// third of them), while the syscall-in-grant rates agree.
+/// Rates against the uncertainty of their own counts (issue 14): every rate gets the
+/// kernel's 95 % interval, its relative difference and a z-test; a rate holds within 10 %
+/// or within what its counts allow. A console taken under the instruction-counting clock
+/// (`slicesim.clock=icount0` on its command line) holds the simulator to its rates: exit 6
+/// when one does not hold, distinct from a discrete disagreement's 1; `--report-rates`
+/// only reports. A plain-TCG console's rates are the emulator's: reported unless
+/// `--fail-on-rates`.
 #[test]
-fn kernel_diff_tests_rates_against_their_counts_and_can_fail_on_them() {
+fn kernel_diff_holds_icount_rates_and_fails_with_its_own_code() {
     let console = "tests/fixtures/vm-7.2.13-icount/full.console";
+    // The built-in machine is not qemu's: its n2_2_50 loop runs 16 % more iterations.
     let out = slicesim(&["kernel-diff", console]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "discrete answers agree: {text}");
-    let row = |probe: &str, rate: &str| {
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(text.contains("0 discrete disagreements"), "{text}");
+    assert!(
+        text.contains("rates: held to the kernel's (guest clock icount0)"),
+        "{text}"
+    );
+    let row = |rate: &str| {
         text.lines()
-            .find(|l| l.starts_with(&format!("| {probe} | {rate} per ")))
-            .unwrap_or_else(|| panic!("no {probe} {rate} row: {text}"))
+            .find(|l| l.starts_with(&format!("| selftest_n2_2_50 | {rate} |")))
+            .unwrap_or_else(|| panic!("no {rate} row: {text}"))
             .to_string()
     };
-    let n50 = row("selftest_n50_2_50", "scheduled");
+    assert!(row("total").ends_with("OUTSIDE |"), "{}", row("total"));
+    let report = slicesim(&["kernel-diff", console, "--report-rates"]);
+    assert_eq!(report.status.code(), Some(0));
+    let tcg = "tests/fixtures/vm-7.2.13/full.console";
+    let out = slicesim(&["kernel-diff", tcg]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("rates: reported only"), "{text}");
     assert!(
-        n50.contains("68/5840") && n50.ends_with("DIFFERS |"),
-        "{n50}"
+        text.contains("OUTSIDE"),
+        "plain TCG's rates are not the kernel's: {text}"
     );
-    let ok = row("syscall_in_grant", "granted_seen");
-    assert!(ok.ends_with("consistent |"), "{ok}");
-    assert!(text.contains("rates consistent with the kernel's at the 5 % level"));
-    let strict = slicesim(&["kernel-diff", console, "--fail-on-rates"]);
-    assert_eq!(
-        strict.status.code(),
-        Some(1),
-        "a rate beyond its counts fails"
-    );
+    let strict = slicesim(&["kernel-diff", tcg, "--fail-on-rates"]);
+    assert_eq!(strict.status.code(), Some(6));
+}
+
+/// The rates that do not hold yet on the measured profile (`qemu-icount0`), every one of
+/// them the same phenomenon: Linux expires or revokes a small share of grants (0.2 % to
+/// 9 %) that the simulator sees yielded, and so yields a little less (docs/fidelity.md,
+/// "What still differs"). Anything else outside its tolerance is a regression.
+const KNOWN_GAPS: [(&str, &str); 16] = [
+    ("selftest_n2_2_50", "scheduled per total"),
+    ("selftest_n2_2_50", "stats.sexpir per stats.sgrant"),
+    ("selftest_n2_2_50", "stats.srevok per stats.sgrant"),
+    ("selftest_no_yield", "scheduled per total"),
+    ("selftest_no_yield", "stats.sexpir per stats.sgrant"),
+    ("selftest_no_yield", "stats.srevok per stats.sgrant"),
+    ("selftest_n50_2_50", "yielded per total"),
+    ("selftest_n50_2_50", "scheduled per total"),
+    ("selftest_n50_2_50", "stats.sexpir per stats.sgrant"),
+    ("selftest_n50_2_50", "stats.srevok per stats.sgrant"),
+    ("selftest_n50_2_50", "stats.syield per stats.sgrant"),
+    ("writes_granted", "stats.sexpir per stats.sgrant"),
+    ("writes_granted", "stats.srevok per stats.sgrant"),
+    ("reserved_bytes", "stats.sexpir per stats.sgrant"),
+    ("reserved_bytes", "stats.srevok per stats.sgrant"),
+    ("request_while_granted", "stats.srevok per stats.sgrant"),
+];
+
+/// Issue 14 in CI: every icount console (three boots of `preempt=full`, `lazy`, both with
+/// `rseq_debug=1`, and `slice_ext_nsec` 50000) against the simulator on the measured
+/// profile. No discrete disagreement; every rate holds (within 10 % or its counts'
+/// interval) except the known gaps above; the 50 µs-extension console holds all of them.
+#[test]
+fn every_icount_console_holds_its_rates_on_the_measured_profile() {
+    let dir = "tests/fixtures/vm-7.2.13-icount";
+    let mut report = String::new();
+    for config in [
+        "full",
+        "full-2",
+        "full-3",
+        "lazy",
+        "full-debug",
+        "lazy-debug",
+        "full-ext50000",
+    ] {
+        let console = format!("{dir}/{config}.console");
+        let out = slicesim(&["kernel-diff", &console, "--profile", "qemu-icount0"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.contains(" 0 discrete disagreements"),
+            "{config}: {text}"
+        );
+        let outside: Vec<(String, String)> = text
+            .lines()
+            .filter(|l| l.ends_with("| OUTSIDE |"))
+            .map(|l| {
+                let c: Vec<&str> = l.split('|').map(str::trim).collect();
+                (c[1].to_string(), c[2].to_string())
+            })
+            .collect();
+        let new: Vec<_> = outside
+            .iter()
+            .filter(|(p, r)| !KNOWN_GAPS.contains(&(p.as_str(), r.as_str())))
+            .collect();
+        assert!(
+            new.is_empty(),
+            "{config}: rates that held before: {new:?}\n{text}"
+        );
+        let want = if outside.is_empty() { 0 } else { 6 };
+        assert_eq!(out.status.code(), Some(want), "{config}: {text}");
+        report += &format!("{config}: {} known gaps\n", outside.len());
+        if config == "full-ext50000" {
+            assert!(outside.is_empty(), "{text}");
+        }
+    }
+    eprintln!("{report}");
 }

@@ -107,11 +107,17 @@ fn the_commands_take_profile_and_a_wrong_one_is_an_invalid_scenario() {
 #[test]
 fn kernel_diff_simulates_on_the_profile_it_is_given() {
     let console = "tests/fixtures/vm-7.2.13-icount/full.console";
-    let out = slicesim(&["kernel-diff", console, "--profile", "qemu-icount0"]);
+    let out = slicesim(&[
+        "kernel-diff",
+        console,
+        "--profile",
+        "qemu-icount0",
+        "--report-rates",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("machine profile: qemu-icount0"), "{text}");
-    let default = slicesim(&["kernel-diff", console]);
+    let default = slicesim(&["kernel-diff", console, "--report-rates"]);
     assert!(String::from_utf8_lossy(&default.stdout).contains("machine profile: default"));
     assert_ne!(
         text,
@@ -125,11 +131,12 @@ fn kernel_diff_simulates_on_the_profile_it_is_given() {
 #[test]
 fn the_measured_icount_profile_loads_and_keeps_the_unmeasured_knobs_at_the_default() {
     use slicesim::profile::Profile;
-    let measured = Profile::load("profiles/qemu-icount0-measured.toml", None).unwrap();
+    let measured = Profile::load("profiles/qemu-icount0.toml", None).unwrap();
     let default = Profile::load("default", None).unwrap();
-    assert_eq!(measured.name, "qemu-icount0-measured");
+    assert_eq!(measured.name, "qemu-icount0");
     assert_eq!(measured.knobs.len(), slicesim::profile::KNOBS.len());
     for k in [
+        "fair_class",
         "sched_base_slice",
         "wakeup_gran",
         "sleeper_credit",
@@ -145,7 +152,7 @@ fn the_measured_icount_profile_loads_and_keeps_the_unmeasured_knobs_at_the_defau
         "run",
         "scenarios/selftest/n2_2_50.toml",
         "--profile",
-        "profiles/qemu-icount0-measured.toml",
+        "profiles/qemu-icount0.toml",
     ]);
     assert_eq!(
         out.status.code(),

@@ -217,7 +217,7 @@ impl Default for SimConfig {
             sleeper_credit_ns: 3_000_000,
             fast_clock_skew_ns: 0,
             timer_slack_ns: 50_000,
-            timer_jitter_ns: 5_000,
+            timer_jitter_ns: 750,
             syscall_work_delay_ns: 0,
             load_balance: true,
             max_user_steps: u64::MAX,

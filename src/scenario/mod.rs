@@ -199,7 +199,7 @@ pub struct Machine {
     /// The fair class: `eevdf` (Linux 6.6 and later, every modelled revision) or `cfs`
     /// (the simulator's first, CFS-like approximation) (default: cfs).
     pub fair_class: Option<FairName>,
-    /// Fair-class base slice, as the kernel runs with it (default: 3ms).
+    /// Fair-class base slice, as the kernel runs with it (default: 0, the kernel's own).
     pub sched_base_slice: Option<Nanos>,
     /// Wakeup preemption granularity (default: 1ms).
     pub wakeup_gran: Option<Nanos>,
@@ -209,7 +209,7 @@ pub struct Machine {
     pub fast_clock_skew_ns: Option<i64>,
     /// Timer slack of fair-class sleeps (default: 50us).
     pub timer_slack: Option<Nanos>,
-    /// Seeded extra delay of sleep timers (default: 5us).
+    /// Seeded extra delay of sleep timers (default: 750ns).
     pub timer_jitter: Option<Nanos>,
     /// Syscall entry to the rseq slice work (spec §13.5) (default: 0).
     pub syscall_work_delay: Option<Nanos>,

@@ -1,6 +1,6 @@
 //! The committed measured profile is provably from the committed calibration console:
 //! converting `tests/fixtures/vm-7.2.13-icount/calibrate.console` gives
-//! `profiles/qemu-icount0-measured.toml` byte for byte (issue 14).
+//! `profiles/qemu-icount0.toml` byte for byte (issue 14).
 
 use slicesim_vm::calibrate::profile_from_console;
 
@@ -10,11 +10,10 @@ fn the_measured_profile_is_the_committed_consoles() {
     let console =
         std::fs::read_to_string(root.join("tests/fixtures/vm-7.2.13-icount/calibrate.console"))
             .unwrap();
-    let profile =
-        std::fs::read_to_string(root.join("profiles/qemu-icount0-measured.toml")).unwrap();
-    let converted = profile_from_console(&console, "qemu-icount0-measured").unwrap();
+    let profile = std::fs::read_to_string(root.join("profiles/qemu-icount0.toml")).unwrap();
+    let converted = profile_from_console(&console, "qemu-icount0").unwrap();
     assert_eq!(
         converted, profile,
-        "regenerate with `slicesim-vm calibrate --from-console tests/fixtures/vm-7.2.13-icount/calibrate.console --out profiles/qemu-icount0-measured.toml --name qemu-icount0-measured`"
+        "regenerate with `slicesim-vm calibrate --from-console tests/fixtures/vm-7.2.13-icount/calibrate.console --out profiles/qemu-icount0.toml --name qemu-icount0`"
     );
 }
