@@ -179,7 +179,8 @@ fn the_calibration_arithmetic_recovers_the_simulators_knobs() {
     // (1,000 sleeps each).
     for (key, want, share) in [
         ("ctx_switch", 1100, 0.03),
-        ("ipi_latency", 700, 0.03),
+        // The waker's and the sleeper's four shared-word accesses (4 x 7 ns) stay in it.
+        ("ipi_latency", 700, 0.05),
         ("timer_jitter", 2000, 0.05),
         ("timer_slack", 50_000, 0.01),
     ] {

@@ -232,6 +232,8 @@ fn remote_wakeup_switch_time(preempt: Preempt) -> u64 {
     let cfg = SimConfig {
         cpus: 2,
         preempt,
+        // The CFS model with no granularity: the remote wakeup preempts.
+        fair_class: FairClass::Cfs,
         wakeup_gran_ns: 0,
         load_balance: false,
         timer_slack_ns: 0,
@@ -471,6 +473,8 @@ fn s13_q12_remote_reschedule_swallowed_by_a_grant_waits_for_the_timer() {
         cpus: 2,
         hz: 0,
         load_balance: false,
+        // The CFS model with no granularity: the remote wakeup preempts.
+        fair_class: FairClass::Cfs,
         wakeup_gran_ns: 0,
         timer_slack_ns: 0,
         timer_jitter_ns: 0,
