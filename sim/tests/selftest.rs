@@ -51,7 +51,10 @@ fn selftest_n50_2_50_phase_locks_and_yields() {
     // 9.4 % (docs/fidelity.md); the simulator yields more still. What expires is revoked.
     assert!(s.yielded > 20 * s.expired, "{s:?}");
     assert!(s.expired > 0 && s.revoked >= s.expired, "{s:?}");
-    assert_eq!(c.scheduled, s.expired.min(c.scheduled), "{c:?} {s:?}");
+    assert!(
+        c.scheduled >= s.expired,
+        "each expired grant is seen as scheduled: {c:?} {s:?}"
+    );
 }
 
 #[test]

@@ -438,8 +438,9 @@ mod tests {
         // (2410 - 1.5 * 100 - 10) / 2 = 1125 is only reported.
         assert_eq!(get("ctx_switch"), "\"3990ns\"");
         assert!(
-            k.iter().any(|x| x.key == "ctx_switch"
-                && x.comment.iter().any(|c| c.contains("median 1125 ns"))),
+            k.iter()
+                .any(|x| x.key == "ctx_switch"
+                    && x.comment.iter().any(|c| c.contains("median 1125 ns"))),
             "{k:?}"
         );
         // Wake-to-run 3135 is shorter than that switch: nothing is left for the IPI.
