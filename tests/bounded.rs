@@ -632,7 +632,7 @@ fn streamed_perfetto_patches_prev_state_across_bundles_and_chunks() {
     use prost::Message;
     use slicesim::export::perfetto::proto;
     use slicesim::export::{render, Format, StreamWriter, TraceInput};
-    let s = "[scenario]\nname = \"sleepers\"\nduration = \"100ms\"\n[machine]\ncpus = 1\n[[task]]\nname = \"s\"\nprogram = \"sleeper\"\nthink = \"10us\"\nhold = \"5us\"\ncount = 3\n";
+    let s = "[scenario]\nname = \"sleepers\"\nduration = \"250ms\"\n[machine]\ncpus = 1\n[[task]]\nname = \"s\"\nprogram = \"sleeper\"\nthink = \"10us\"\nhold = \"5us\"\ncount = 3\n";
     let d = dir("perfetto-patch");
     let l = scenario::load(&write(&d, "s.toml", s), &[]).unwrap();
     let r = scenario::run(&l, None, None).unwrap();

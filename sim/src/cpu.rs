@@ -160,6 +160,9 @@ pub struct Cpu {
     pub rq: RunQueue,
     /// The enforcement hrtimer.
     pub slice_timer: SliceTimer,
+    /// Sleep hrtimers queued on this CPU's base: (soft expiry, task, its sleep
+    /// generation). Any hrtimer interrupt here expires those whose soft expiry has passed.
+    pub(crate) sleep_timers: Vec<(u64, u32, u32)>,
     /// Counters.
     pub stats: SliceStats,
     /// Its rseq counters (`exit` .. `fixup`).
@@ -185,6 +188,7 @@ impl Cpu {
                 ..RunQueue::default()
             },
             slice_timer: SliceTimer::default(),
+            sleep_timers: Vec::new(),
             stats: SliceStats::default(),
             rseq_stats: RseqStats::default(),
             gen: 0,

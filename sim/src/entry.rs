@@ -117,15 +117,58 @@ impl Simulation {
             IrqKind::Tick => {
                 self.scheduler_tick(cpu);
                 self.tick_rearm(cpu);
+                self.expire_soft_sleep_timers(cpu);
             }
-            IrqKind::SliceTimer => self.rseq_slice_expired(cpu),
+            IrqKind::SliceTimer => {
+                self.rseq_slice_expired(cpu);
+                self.expire_soft_sleep_timers(cpu);
+            }
             IrqKind::SleepTimer => {
-                let t = &mut self.tasks[task as usize];
-                t.kcont = KCont::ExitToUser {
-                    ret: Ret::Value(crate::coro::Value::Sys(Ok(0))),
-                };
-                self.wake_up(task);
+                self.sleep_timer_fired(task);
+                self.expire_soft_sleep_timers(cpu);
             }
+        }
+    }
+
+    /// A sleep's hrtimer fires: `hrtimer_wakeup()` wakes the sleeper, whose syscall
+    /// returns 0.
+    fn sleep_timer_fired(&mut self, task: u32) {
+        let t = &mut self.tasks[task as usize];
+        // Its other expiry (hard or soft) is now stale.
+        t.sleep_gen = t.sleep_gen.wrapping_add(1);
+        t.kcont = KCont::ExitToUser {
+            ret: Ret::Value(crate::coro::Value::Sys(Ok(0))),
+        };
+        self.wake_up(task);
+    }
+
+    /// `__hrtimer_run_queues()`: an hrtimer interrupt expires every timer of its CPU whose
+    /// soft expiry has passed, so a sleep with slack ends at the first hrtimer interrupt
+    /// (the tick, another sleep's timer, the slice timer) after its requested time, and
+    /// only at its hard expiry if none comes. Under icount Linux ended 98 of 1,000 50 µs
+    /// sleeps that way (docs/fidelity.md).
+    fn expire_soft_sleep_timers(&mut self, cpu: u32) {
+        if self.cpus[cpu as usize].sleep_timers.is_empty() {
+            return;
+        }
+        let now = self.now;
+        let timers = std::mem::take(&mut self.cpus[cpu as usize].sleep_timers);
+        let mut keep = Vec::with_capacity(timers.len());
+        let mut due = Vec::new();
+        for (soft, tid, gen) in timers {
+            let t = &self.tasks[tid as usize];
+            if t.sleep_gen != gen || t.state != TaskState::Sleeping {
+                continue;
+            }
+            if soft <= now {
+                due.push(tid);
+            } else {
+                keep.push((soft, tid, gen));
+            }
+        }
+        self.cpus[cpu as usize].sleep_timers = keep;
+        for tid in due {
+            self.sleep_timer_fired(tid);
         }
     }
 

@@ -217,11 +217,19 @@ impl Simulation {
                         0 => 0,
                         j => self.chooser.draw(crate::choice::Draw::SleepJitter) % j,
                     };
+                    // hrtimer_set_expires_range_ns(): soft expiry at the request, hard
+                    // expiry `slack` later; the interrupt fires at the hard one (plus the
+                    // latency jitter) unless another hrtimer interrupt on this CPU finds
+                    // the soft one passed first (`expire_soft_sleep_timers()`).
+                    let soft = self.now + ns;
                     let ns = ns + slack + jitter;
                     self.block(cpu, tid);
                     let t = &mut self.tasks[tid as usize];
                     t.sleep_gen = t.sleep_gen.wrapping_add(1);
                     let gen = t.sleep_gen;
+                    if slack > 0 {
+                        self.cpus[cpu as usize].sleep_timers.push((soft, tid, gen));
+                    }
                     self.push(
                         self.now + ns,
                         Event::Irq {

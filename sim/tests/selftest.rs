@@ -47,9 +47,10 @@ fn selftest_n50_2_50_phase_locks_and_yields() {
     let (c, s) = run(SelftestParams::N50_2_50, quiet());
     // 50 µs sections outlast a 5 µs grant, but the noise thread phase-locks with them:
     // after a yield it sleeps about two sections and wakes near a section's end, so its
-    // grants are yielded. Linux 7.2.13 under icount yields 90.6 % of them and expires
-    // 9.4 % (docs/fidelity.md); the simulator yields more still. What expires is revoked.
-    assert!(s.yielded > 20 * s.expired, "{s:?}");
+    // grants are yielded, until a tick ends a sleep early (hrtimer range expiry) in
+    // mid-section. Linux 7.2.13 under icount yields 90.6 % of them and expires 9.4 %
+    // (docs/fidelity.md); this 2-CPU machine yields 86 %. What expires is revoked.
+    assert!(s.yielded > 4 * s.expired, "{s:?}");
     assert!(s.expired > 0 && s.revoked >= s.expired, "{s:?}");
     assert!(
         c.scheduled >= s.expired,
