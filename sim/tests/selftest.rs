@@ -52,9 +52,11 @@ fn selftest_n50_2_50_phase_locks_and_yields() {
     // (docs/fidelity.md); this 2-CPU machine yields 86 %. What expires is revoked.
     assert!(s.yielded > 4 * s.expired, "{s:?}");
     assert!(s.expired > 0 && s.revoked >= s.expired, "{s:?}");
+    // Each expired grant is seen as scheduled, or, when the timer fired between the
+    // main thread's read of `granted` and its yield, as a raced yield.
     assert!(
-        c.scheduled >= s.expired,
-        "each expired grant is seen as scheduled: {c:?} {s:?}"
+        c.scheduled + c.raced >= s.expired,
+        "each expired grant is seen: {c:?} {s:?}"
     );
 }
 
