@@ -108,9 +108,7 @@ impl Simulation {
             if staying {
                 t.state = TaskState::Runnable;
                 if prev == Prev::Yield && eevdf && fair {
-                    t.state = TaskState::Running;
                     self.yield_eevdf(cpu, p);
-                    self.tasks[p as usize].state = TaskState::Runnable;
                 } else if prev == Prev::Yield {
                     // Behind every other fair task: the simplest faithful `yield_task_fair`.
                     let max = self.cpus[cpu as usize]
@@ -126,9 +124,7 @@ impl Simulation {
                     // the destination, whose IDs it will find changed (R4).
                     Some(dest) if dest != cpu => {
                         if eevdf && fair {
-                            self.tasks[p as usize].state = TaskState::Running;
                             self.dequeue_prev_eevdf(cpu, p, false, false);
-                            self.tasks[p as usize].state = TaskState::Runnable;
                         }
                         self.set_task_cpu(p, dest);
                         self.place_entity(dest, p);
