@@ -172,6 +172,13 @@ pub struct Cpu {
     /// Generation of the tick chain; `tick_on` says whether one is queued.
     pub(crate) tick_gen: u32,
     pub(crate) tick_on: bool,
+    /// When the queued tick is due: the chain advances from it, not from when a
+    /// deferred tick was handled (`hrtimer_forward()`).
+    pub(crate) tick_next: u64,
+    /// Interrupts are disabled until then: from the entry of an interrupt from user mode
+    /// to the end of its exit work, as on x86 (hard irq, then the exit to user with
+    /// interrupts off). An interrupt raised meanwhile is delivered at that instant.
+    pub(crate) irqs_off_until: u64,
     /// Time spent not idle, ns (utilisation).
     pub busy_ns: u64,
     pub(crate) busy_since: Option<u64>,
@@ -194,6 +201,8 @@ impl Cpu {
             gen: 0,
             tick_gen: 0,
             tick_on: false,
+            tick_next: 0,
+            irqs_off_until: 0,
             busy_ns: 0,
             busy_since: None,
         }

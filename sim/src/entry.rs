@@ -22,6 +22,22 @@ impl Simulation {
         if !self.irq_is_current(cpu, kind, gen, task) {
             return;
         }
+        let off_until = self.cpus[cpu as usize].irqs_off_until;
+        if self.now < off_until {
+            // Raised while interrupts are off (the hard irq and exit work of an interrupt
+            // from user mode): pending in the APIC until the return, so it is taken after
+            // the exit's decisions, from user mode if the task went back there.
+            self.push(
+                off_until,
+                Event::Irq {
+                    cpu,
+                    kind,
+                    gen,
+                    task,
+                },
+            );
+            return;
+        }
         let mode = self.cpus[cpu as usize].mode;
         let curr = self.cpus[cpu as usize].curr;
         let from_user = mode == CpuMode::User;
@@ -39,10 +55,9 @@ impl Simulation {
             (true, Some(tid)) if self.tasks[tid as usize].alive() => {
                 self.tasks[tid as usize].kcont = KCont::ExitToUser { ret: Ret::Continue };
                 let gen = self.cpus[cpu as usize].gen;
-                self.push(
-                    self.now + self.cfg.irq_latency_ns,
-                    Event::KernelStep { cpu, gen },
-                );
+                let exit_at = self.now + self.cfg.irq_latency_ns;
+                self.cpus[cpu as usize].irqs_off_until = exit_at;
+                self.push(exit_at, Event::KernelStep { cpu, gen });
             }
             (false, Some(tid)) if self.irqentry_exit_cond_resched(tid) => {
                 self.schedule(cpu, Prev::Preempt);

@@ -211,6 +211,7 @@ impl Simulation {
             c.tick_gen = c.tick_gen.wrapping_add(1);
             let period = 1_000_000_000 / u64::from(self.cfg.hz);
             let next = (self.now / period + 1) * period;
+            c.tick_next = next;
             let gen = c.tick_gen;
             self.push(
                 next,
@@ -479,12 +480,20 @@ impl Simulation {
 
     /// Continue the periodic tick on `cpu` if it is busy.
     pub(crate) fn tick_rearm(&mut self, cpu: u32) {
-        let c = &self.cpus[cpu as usize];
+        let now = self.now;
+        let c = &mut self.cpus[cpu as usize];
         if c.tick_on && self.cfg.hz > 0 {
             let period = 1_000_000_000 / u64::from(self.cfg.hz);
+            // Forward from the due time: a tick delivered late (interrupts were off) does
+            // not shift the ones after it.
+            let mut next = c.tick_next + period;
+            if next <= now {
+                next += (now - next) / period * period + period;
+            }
+            c.tick_next = next;
             let gen = c.tick_gen;
             self.push(
-                self.now + period,
+                next,
                 Event::Irq {
                     cpu,
                     kind: IrqKind::Tick,
