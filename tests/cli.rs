@@ -200,3 +200,40 @@ fn trace_format_needs_a_trace_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("perfetto"));
 }
+
+#[test]
+fn selftest_runs_on_a_machine_profile_and_rejects_an_unknown_one() {
+    let run = |profile: Option<&str>| {
+        let mut args = vec!["selftest", "--variant", "n50_2_50", "--seconds", "0.05"];
+        if let Some(p) = profile {
+            args.extend(["--profile", p]);
+        }
+        let out = slicesim(&args);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let measured = run(Some("qemu-icount0"));
+    assert!(
+        measured.contains("machine profile qemu-icount0"),
+        "{measured}"
+    );
+    let default = run(None);
+    assert!(default.contains("machine profile default"), "{default}");
+    // The measured machine's costs (3 µs interrupts, 3.7 µs switches) change the counts.
+    let counts = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with("# Total") || l.starts_with("# Yielded"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(counts(&measured), counts(&default));
+    assert_eq!(
+        run(Some("default")).replace("default", ""),
+        default.replace("default", "")
+    );
+
+    let out = slicesim(&["selftest", "--seconds", "0.01", "--profile", "nope"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown profile \"nope\""), "{err}");
+}

@@ -33,6 +33,10 @@ pub(super) struct SelftestArgs {
     /// Turn on rseq_debug (syscall-entry consistency checks).
     #[arg(long)]
     debug: bool,
+    /// Run on a machine profile: a bundled name (`default`, `qemu-icount0`) or a profile
+    /// file; its cost knobs replace the built-in defaults (docs/scenarios.md).
+    #[arg(long, value_name = "NAME|FILE")]
+    profile: Option<String>,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -58,13 +62,25 @@ enum PreemptArg {
     Rt,
 }
 
-pub(super) fn selftest(a: SelftestArgs) -> Result<()> {
+pub(super) fn selftest(a: SelftestArgs) -> Result<i32> {
     if !(a.seconds > 0.0 && a.seconds <= 3600.0) {
         bail!("--seconds {} must be in (0, 3600]", a.seconds);
     }
     let mut params = SelftestParams::variant(&a.variant).expect("clap checked the variant");
     params.total_ns = (a.seconds * 1e9) as u64;
-    let cfg = SimConfig {
+    let profile = match a
+        .profile
+        .as_deref()
+        .map(|p| crate::profile::Profile::load(p, None))
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: --profile: {e}");
+            return Ok(super::EXIT_INVALID);
+        }
+    };
+    let mut cfg = SimConfig {
         revision: match a.revision {
             RevArg::V1 => Revision::V1,
             RevArg::Linux70 => Revision::Merged,
@@ -84,6 +100,9 @@ pub(super) fn selftest(a: SelftestArgs) -> Result<()> {
         log_user_accesses: a.trace.trace.is_some(),
         ..SimConfig::default()
     };
+    if let Some(p) = &profile {
+        p.apply(&mut cfg);
+    }
     let mut out = outputs::Outputs::prepare(a.trace.trace.as_deref())?;
     let mut sim = Simulation::new(cfg).context("building the simulation")?;
     let main = rseq_sim::spawn_selftest(
@@ -100,10 +119,11 @@ pub(super) fn selftest(a: SelftestArgs) -> Result<()> {
     let note = write_trace_quietly(&sim, format!("selftest {}", a.variant), &a.trace, &mut out)?;
     out.commit()?;
     println!(
-        "# slice_ext.{} (simulated, revision {}, seed {})",
+        "# slice_ext.{} (simulated, revision {}, seed {}, machine profile {})",
         a.variant,
         sim.config().revision.name(),
-        a.seed
+        a.seed,
+        profile.as_ref().map_or("default", |p| p.name.as_str())
     );
     for t in sim.tasks() {
         if let Some(e) = &t.exit {
@@ -126,5 +146,5 @@ pub(super) fn selftest(a: SelftestArgs) -> Result<()> {
     if let Some(note) = note {
         println!("# {note}");
     }
-    Ok(())
+    Ok(0)
 }
