@@ -337,9 +337,11 @@ fn kernel_diff_holds_icount_rates_and_fails_with_its_own_code() {
 /// The rates that do not hold yet on the measured profile (`qemu-icount0`), every one of
 /// them the same phenomenon: Linux expires or revokes a small share of grants (0.2 % to
 /// 2 % of 2 µs sections, 9 % of the n50_2_50 ones) that the simulator sees yielded (none,
-/// and 2 %), and so yields a little less (docs/fidelity.md, "What still differs").
-/// Anything else outside its tolerance is a regression.
-const KNOWN_GAPS: [(&str, &str); 15] = [
+/// and 2 %), and so yields a little less (docs/fidelity.md, "What still differs"). For
+/// the 2 µs sections a traced kernel shows why: the extension runs out while qemu's
+/// icount runs another vCPU and this one is frozen, an emulator stall the model does not
+/// have. Anything else outside its tolerance is a regression.
+const KNOWN_GAPS: [(&str, &str); 18] = [
     ("selftest_n2_2_50", "scheduled per total"),
     ("selftest_n2_2_50", "stats.sexpir per stats.sgrant"),
     ("selftest_n2_2_50", "stats.srevok per stats.sgrant"),
@@ -354,7 +356,10 @@ const KNOWN_GAPS: [(&str, &str); 15] = [
     ("writes_granted", "stats.srevok per stats.sgrant"),
     ("reserved_bytes", "stats.sexpir per stats.sgrant"),
     ("reserved_bytes", "stats.srevok per stats.sgrant"),
+    ("request_while_granted", "stats.sexpir per stats.sgrant"),
     ("request_while_granted", "stats.srevok per stats.sgrant"),
+    ("syscall_in_grant", "stats.sexpir per stats.sgrant"),
+    ("syscall_in_grant", "stats.srevok per stats.sgrant"),
 ];
 
 /// Issue 14 in CI: every icount console (three boots of `preempt=full`, `lazy`, both with

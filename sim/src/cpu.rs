@@ -1,6 +1,7 @@
 //! Per-CPU state: current task and mode, run queue, the slice enforcement hrtimer
 //! (`struct slice_timer`, spec §2.1/§4) and the `CONFIG_RSEQ_STATS` counters (spec §3.4).
 
+use crate::event::IrqKind;
 use std::collections::BTreeSet;
 
 /// What the CPU is doing.
@@ -176,9 +177,11 @@ pub struct Cpu {
     /// deferred tick was handled (`hrtimer_forward()`).
     pub(crate) tick_next: u64,
     /// Interrupts are disabled until then: from the entry of an interrupt from user mode
-    /// to the end of its exit work, as on x86 (hard irq, then the exit to user with
-    /// interrupts off). An interrupt raised meanwhile is delivered at that instant.
+    /// until its exit work (hard irq, then `irqentry_exit()` up to the exit loop).
     pub(crate) irqs_off_until: u64,
+    /// Interrupts raised while they were off, in arrival order: (kind, generation,
+    /// task). Taken where the exit enables interrupts (`Simulation::take_pending_irqs`).
+    pub(crate) pending_irqs: Vec<(IrqKind, u32, u32)>,
     /// Time spent not idle, ns (utilisation).
     pub busy_ns: u64,
     pub(crate) busy_since: Option<u64>,
@@ -203,6 +206,7 @@ impl Cpu {
             tick_on: false,
             tick_next: 0,
             irqs_off_until: 0,
+            pending_irqs: Vec::new(),
             busy_ns: 0,
             busy_since: None,
         }

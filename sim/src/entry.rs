@@ -22,20 +22,10 @@ impl Simulation {
         if !self.irq_is_current(cpu, kind, gen, task) {
             return;
         }
-        let off_until = self.cpus[cpu as usize].irqs_off_until;
-        if self.now < off_until {
-            // Raised while interrupts are off (the hard irq and exit work of an interrupt
-            // from user mode): pending in the APIC until the return, so it is taken after
-            // the exit's decisions, from user mode if the task went back there.
-            self.push(
-                off_until,
-                Event::Irq {
-                    cpu,
-                    kind,
-                    gen,
-                    task,
-                },
-            );
+        if self.now < self.cpus[cpu as usize].irqs_off_until {
+            // Raised while interrupts are off (the hard irq of an interrupt from user
+            // mode): pending in the APIC until the exit enables them.
+            self.cpus[cpu as usize].pending_irqs.push((kind, gen, task));
             return;
         }
         let mode = self.cpus[cpu as usize].mode;
@@ -221,6 +211,23 @@ impl Simulation {
         }
         let mut ti_work = self.tasks[tid as usize].tif;
         if ti_work & EXIT_TO_USER_MODE_WORK != 0 {
+            // The loop's first pass enables interrupts: what came in during the hard irq
+            // is taken now, before the grant decision, and may preempt the task outright.
+            if ti_work & (EXIT_TO_USER_MODE_WORK & !TIF_RSEQ) != 0
+                && self.take_pending_irqs_in_kernel(cpu, tid)
+            {
+                self.tasks[tid as usize].kcont = KCont::ExitToUser { ret };
+                if self.schedule(cpu, Prev::Preempt) {
+                    return; // the exit runs again when switched back in
+                }
+                let KCont::ExitToUser { ret: r } =
+                    std::mem::replace(&mut self.tasks[tid as usize].kcont, KCont::None)
+                else {
+                    unreachable!()
+                };
+                return self.exit_to_user_mode(cpu, tid, r);
+            }
+            ti_work = self.tasks[tid as usize].tif;
             let deny = self.slice_ext_deny_mask();
             loop {
                 while ti_work & (EXIT_TO_USER_MODE_WORK & !TIF_RSEQ) != 0 {
@@ -272,5 +279,56 @@ impl Simulation {
         r.ids_changed = false;
         self.emit(cpu, Some(tid), LogKind::ExitToUser);
         self.resume_user(cpu, tid, ret);
+        // No exit work: interrupts stayed off to the return (`iret` enables them), so
+        // what came in meanwhile enters from user mode, inside a grant just made.
+        self.requeue_pending_irqs(cpu);
+    }
+
+    /// Interrupts are enabled in the kernel (the exit loop's `local_irq_enable()`): run
+    /// the pending ones' handlers there, in arrival order. If one leaves `TIF_NEED_RESCHED`
+    /// on a preemptible kernel its `irqentry_exit()` preempts the task
+    /// (`raw_irqentry_exit_cond_resched()`) before the loop reaches the grant decision:
+    /// returns true then.
+    fn take_pending_irqs_in_kernel(&mut self, cpu: u32, tid: u32) -> bool {
+        self.cpus[cpu as usize].irqs_off_until = 0;
+        if self.cpus[cpu as usize].pending_irqs.is_empty() {
+            return false;
+        }
+        let pending = std::mem::take(&mut self.cpus[cpu as usize].pending_irqs);
+        let mut took = false;
+        for (kind, gen, task) in pending {
+            if !self.irq_is_current(cpu, kind, gen, task) {
+                continue;
+            }
+            took = true;
+            self.emit(
+                cpu,
+                Some(tid),
+                LogKind::IrqEnter {
+                    kind,
+                    from_user: false,
+                },
+            );
+            self.irq_handler(cpu, kind, task);
+        }
+        let t = &self.tasks[tid as usize];
+        took && t.alive() && self.cfg.preempt.is_preemptible() && t.tif & TIF_NEED_RESCHED != 0
+    }
+
+    /// Deliver the interrupts that were pending as events now: after a return to user
+    /// mode, or once the CPU has left the interrupted task's exit some other way.
+    pub(crate) fn requeue_pending_irqs(&mut self, cpu: u32) {
+        self.cpus[cpu as usize].irqs_off_until = 0;
+        for (kind, gen, task) in std::mem::take(&mut self.cpus[cpu as usize].pending_irqs) {
+            self.push(
+                self.now,
+                Event::Irq {
+                    cpu,
+                    kind,
+                    gen,
+                    task,
+                },
+            );
+        }
     }
 }

@@ -554,6 +554,12 @@ impl Simulation {
                 if self.cpus[cpu as usize].gen == gen {
                     self.ctx_cpu = cpu;
                     self.kernel_continue(cpu);
+                } else if !self.cpus[cpu as usize].pending_irqs.is_empty()
+                    && self.now >= self.cpus[cpu as usize].irqs_off_until
+                {
+                    // The interrupted exit will not run (its task left the CPU).
+                    self.ctx_cpu = cpu;
+                    self.requeue_pending_irqs(cpu);
                 }
             }
             Event::Irq {

@@ -1,14 +1,15 @@
-//! Interrupts are disabled from the entry of an interrupt from user mode to the end of its
-//! exit work (`arch/x86/entry/entry_64.S`, `irqentry_exit_to_user_mode()` runs with
-//! interrupts off): an interrupt raised meanwhile stays pending in the APIC and is taken
-//! right after the return, from user mode, after the first one's exit has made its grant
-//! decision. A tick that comes due just after the wakeup interrupt that was granted an
-//! extension therefore lands inside the extension. This is how Linux 7.2.13 expires and
-//! revokes a share of the 2 µs selftest's grants (docs/fidelity.md).
+//! Interrupts are disabled from the entry of an interrupt from user mode through its hard
+//! irq and `irqentry_exit()`; an interrupt raised meanwhile stays pending in the APIC. If
+//! the exit has work, `exit_to_user_mode_loop()` enables interrupts at the top of its pass
+//! (`kernel/entry/common.c`), so the pending one is taken there, in kernel mode, before the
+//! grant decision, and its own `irqentry_exit()` preempts the task if a reschedule is
+//! pending. If there is no work, interrupts stay off to the return and the pending one
+//! enters from user mode right after it.
 
 mod common;
 
-use rseq_abi::Platform;
+use rseq_abi::layout::offset;
+use rseq_abi::{Platform, Syscall};
 use rseq_sim::*;
 
 use common::*;
@@ -67,4 +68,51 @@ fn an_interrupt_after_the_exit_is_not_deferred() {
         seen.contains(&(1_000 * US, IrqKind::Tick, true)),
         "{seen:?}"
     );
+}
+
+/// One task that registers, requests an extension at 2 µs and keeps it 10 µs; a reschedule
+/// interrupt at 5 µs (exit at 5.3 µs); `also`: another interrupt during its hard irq.
+fn grant_with_pending(also: Option<(u64, IrqKind)>) -> Simulation {
+    let mut sim = Simulation::new(cfg1()).unwrap();
+    sim.spawn(
+        TaskSpec::new("t"),
+        prog(|p| {
+            enable(p);
+            let now = p.clock_ns();
+            p.burn(2 * US - now.min(2 * US));
+            p.store_u8(offset::REQUEST, 1);
+            p.burn(10 * US);
+            if p.load_u8(offset::GRANTED) != 0 {
+                let _ = p.syscall(Syscall::RseqSliceYield);
+            }
+            vec![]
+        }),
+    );
+    sim.inject_irq(5 * US, 0, IrqKind::Device(ReschedReq::Full));
+    if let Some((at, kind)) = also {
+        sim.inject_irq(at, 0, kind);
+    }
+    sim.run_until(30 * US);
+    sim
+}
+
+#[test]
+fn an_interrupt_pending_when_the_exit_loop_enables_interrupts_preempts_before_the_grant() {
+    assert_eq!(grant_with_pending(None).stats().granted, 1);
+    // Raised at 5.1 µs, inside the reschedule interrupt's hard irq: taken in kernel mode
+    // when the exit loop enables interrupts (5.3 µs), where its exit finds the pending
+    // reschedule and preempts; the grant decision never comes.
+    let sim = grant_with_pending(Some((5 * US + 100, IrqKind::Device(ReschedReq::None))));
+    assert_eq!(sim.stats().granted, 0);
+    let taken = sim.log().iter().find_map(|r| match r.kind {
+        LogKind::IrqEnter {
+            kind: IrqKind::Device(ReschedReq::None),
+            from_user,
+        } => Some((r.time, from_user)),
+        _ => None,
+    });
+    assert_eq!(taken, Some((5 * US + 300, false)));
+    // After the exit it is an ordinary interrupt inside the grant.
+    let sim = grant_with_pending(Some((5 * US + 400, IrqKind::Device(ReschedReq::None))));
+    assert_eq!(sim.stats().granted, 1);
 }

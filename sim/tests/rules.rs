@@ -119,9 +119,10 @@ fn s3_2_step2_disabled_task_is_never_granted() {
 fn s3_2_step4_pending_signal_denies_grant_and_wipes_request_r2() {
     let mut sim = Simulation::new(cfg1()).unwrap();
     sim.spawn(TaskSpec::new("t"), requester(10 * US));
-    // Sent at 4.6 µs: pending at once; its kick IPI lands (5.1 µs) while the resched
-    // interrupt's exit still has interrupts off, so that exit sees the signal.
-    sim.send_signal(5 * US - 400, 0, signal::SIGUSR1);
+    // Sent at 4.85 µs: pending at once, so the reschedule interrupt's exit (5.3 µs) makes
+    // its grant decision with the signal pending; the kick IPI lands after that exit (an
+    // interrupt taken inside the exit loop would preempt before the decision).
+    sim.send_signal(5 * US - 150, 0, signal::SIGUSR1);
     resched_irq(&mut sim, 5 * US);
     sim.run_until(30 * US);
     assert_eq!(sim.stats().granted, 0);
