@@ -96,6 +96,9 @@ pub struct Boot {
     /// debugfs `rseq/slice_ext_nsec` to set before the probes (not a boot option: `/init`
     /// writes it); `None` keeps the kernel's default.
     pub slice_ext_nsec: Option<u32>,
+    /// Boot the kernel built with event tracing (`config::TRACE_FRAGMENT`); recorded as
+    /// `slicesim.trace=1` on the command line.
+    pub trace: bool,
 }
 
 impl Default for Boot {
@@ -105,6 +108,7 @@ impl Default for Boot {
             slice_ext: true,
             debug: false,
             slice_ext_nsec: None,
+            trace: false,
         }
     }
 }
@@ -125,6 +129,9 @@ impl Boot {
         if self.debug {
             s += " rseq_debug=1";
         }
+        if self.trace {
+            s += " slicesim.trace=1";
+        }
         s
     }
 
@@ -142,6 +149,9 @@ impl Boot {
         }
         if let Some(ns) = self.slice_ext_nsec {
             s += &format!("-ext{ns}");
+        }
+        if self.trace {
+            s += "-traced";
         }
         s
     }
@@ -212,12 +222,13 @@ mod tests {
             slice_ext: false,
             debug: true,
             slice_ext_nsec: Some(50_000),
+            trace: true,
         };
         assert_eq!(
             b.cmdline(),
-            "console=ttyS0 quiet panic=-1 preempt=lazy rseq_slice_ext=0 rseq_debug=1"
+            "console=ttyS0 quiet panic=-1 preempt=lazy rseq_slice_ext=0 rseq_debug=1 slicesim.trace=1"
         );
-        assert_eq!(b.label(), "lazy-noext-debug-ext50000");
+        assert_eq!(b.label(), "lazy-noext-debug-ext50000-traced");
     }
 
     #[test]

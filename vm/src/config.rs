@@ -5,6 +5,28 @@
 /// The option fragment merged on top of `make tinyconfig`.
 pub const FRAGMENT: &str = include_str!("../kernel.config");
 
+/// What `--trace-kernel` adds: event tracing (tracefs with the sched, timer, irq,
+/// irq_vectors, ipi and workqueue tracepoints, `trace_marker`) and symbol names for
+/// hrtimer callbacks. No function tracer: its mcount hooks would change every path's
+/// instruction count, and so the icount clock. The events themselves cost guest time only
+/// when enabled.
+pub const TRACE_FRAGMENT: &str = "\
+CONFIG_FTRACE=y
+CONFIG_ENABLE_DEFAULT_TRACERS=y
+# CONFIG_FUNCTION_TRACER is not set
+CONFIG_KALLSYMS=y
+";
+
+/// The fragment a build merges: [`FRAGMENT`], plus [`TRACE_FRAGMENT`] for a traced kernel
+/// (its own build directory, since the cache key covers the fragment).
+pub fn fragment(trace: bool) -> String {
+    if trace {
+        format!("{FRAGMENT}{TRACE_FRAGMENT}")
+    } else {
+        FRAGMENT.to_string()
+    }
+}
+
 /// One option a `.config` lacks.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{option}: wanted {wanted}, .config has {found}")]
@@ -50,6 +72,27 @@ pub fn check(dotconfig: &str, fragment: &str) -> Vec<Missing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_traced_kernel_adds_event_tracing_and_builds_apart() {
+        assert_eq!(fragment(false), FRAGMENT);
+        let traced = fragment(true);
+        assert!(traced.starts_with(FRAGMENT));
+        let opts = assignments(&traced);
+        for want in [
+            "CONFIG_FTRACE",
+            "CONFIG_ENABLE_DEFAULT_TRACERS",
+            "CONFIG_KALLSYMS",
+        ] {
+            assert!(opts.contains(&(want, "y")), "{want}");
+        }
+        // Not the function tracer: its hooks would change every path's instruction count.
+        assert!(traced.contains("# CONFIG_FUNCTION_TRACER is not set"));
+        assert_ne!(
+            crate::cache_key("7.2.13-1", FRAGMENT),
+            crate::cache_key("7.2.13-1", &traced)
+        );
+    }
 
     #[test]
     fn the_fragment_asks_for_every_option_of_the_issue() {

@@ -83,6 +83,7 @@ $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
 $B mount -t devtmpfs devtmpfs /dev
 $B mount -t debugfs debugfs /sys/kernel/debug
+[ -d /sys/kernel/tracing ] && $B mount -t tracefs tracefs /sys/kernel/tracing
 {tunable}echo {START_MARKER}
 {PROBES_PATH} {probe_args}
 {extras}echo {DONE_MARKER}

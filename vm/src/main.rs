@@ -56,7 +56,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Fetch linux-source-7.* and build the kernel (cached by source version and options).
-    Kernel,
+    Kernel {
+        /// Build the variant with event tracing (`run --trace-kernel` boots it).
+        #[arg(long)]
+        trace: bool,
+    },
     /// Fetch and unpack linux-source-7.* only (no kernel build); prints the source tree.
     /// The kernel oracle (`kernel-oracle/`) compiles its rseq code from this tree.
     FetchSource {
@@ -126,6 +130,11 @@ struct RunArgs {
     /// Boot with `rseq_debug=1`.
     #[arg(long)]
     debug: bool,
+    /// Boot the kernel variant with event tracing (built once by `kernel --trace`): `/init`
+    /// mounts tracefs at /sys/kernel/tracing for `--extra` programs, e.g.
+    /// `examples/slice-trace` (docs/fidelity.md, "tracing the guest kernel").
+    #[arg(long)]
+    trace_kernel: bool,
     /// Set debugfs `rseq/slice_ext_nsec` (5000..=50000) before the probes.
     #[arg(long, value_parser = clap::value_parser!(u32).range(5000..=50000))]
     slice_ext_nsec: Option<u32>,
@@ -156,9 +165,9 @@ struct RunArgs {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Kernel => {
+        Cmd::Kernel { trace } => {
             check_prereqs("kernel", Need::Kernel)?;
-            let k = kernel()?;
+            let k = kernel(trace)?;
             println!("{}", k.display());
             Ok(())
         }
@@ -406,18 +415,20 @@ fn fetch_source(series: Option<&str>) -> Result<Source> {
     unpack_source(&cache, &opts, pkg, version)
 }
 
-/// Fetch, unpack, configure, check and build; returns the bzImage.
-fn kernel() -> Result<PathBuf> {
+/// Fetch, unpack, configure, check and build; returns the bzImage. `trace`: the variant
+/// with event tracing (`config::TRACE_FRAGMENT`), in its own build directory.
+fn kernel(trace: bool) -> Result<PathBuf> {
+    let fragment_text = config::fragment(trace);
     let cache = cache_dir()?;
     let opts = sid_apt_opts(&cache)?;
     let (pkg, version) = newest_source(&opts, None)?;
     let build = cache
         .join("build")
-        .join(cache_key(&version, config::FRAGMENT));
+        .join(cache_key(&version, &fragment_text));
     let image = build.join("arch/x86/boot/bzImage");
     let dotconfig = build.join(".config");
     if image.exists()
-        && config::check(&std::fs::read_to_string(&dotconfig)?, config::FRAGMENT).is_empty()
+        && config::check(&std::fs::read_to_string(&dotconfig)?, &fragment_text).is_empty()
     {
         eprintln!("kernel: cached {} ({pkg} {version})", image.display());
         return Ok(image);
@@ -425,7 +436,7 @@ fn kernel() -> Result<PathBuf> {
     let Source { tree, .. } = unpack_source(&cache, &opts, pkg, version)?;
     std::fs::create_dir_all(&build)?;
     let fragment = build.join("slicesim.config");
-    std::fs::write(&fragment, config::FRAGMENT)?;
+    std::fs::write(&fragment, &fragment_text)?;
     let make = |args: &[&str]| -> Result<()> {
         sh(Command::new("make")
             .arg(format!("O={}", build.display()))
@@ -443,7 +454,7 @@ fn kernel() -> Result<PathBuf> {
         .current_dir(&tree)
         .stdout(Stdio::null()))?;
     make(&["olddefconfig"])?;
-    let missing = config::check(&std::fs::read_to_string(&dotconfig)?, config::FRAGMENT);
+    let missing = config::check(&std::fs::read_to_string(&dotconfig)?, &fragment_text);
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
         bail!(
@@ -589,8 +600,9 @@ fn run(a: RunArgs) -> Result<()> {
         slice_ext: !a.no_slice_ext,
         debug: a.debug,
         slice_ext_nsec: a.slice_ext_nsec,
+        trace: a.trace_kernel,
     };
-    let image = kernel()?;
+    let image = kernel(a.trace_kernel)?;
     let probe_args = a
         .only
         .as_ref()
@@ -729,7 +741,7 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         return Ok(());
     }
 
-    let image = kernel()?;
+    let image = kernel(false)?;
     let entries = initramfs::layout(busybox(&cache)?, probes_binary()?, "--calibrate", None);
     let initrd = cache.join("initramfs-calibrate.cpio");
     std::fs::write(&initrd, initramfs::newc(&entries))?;

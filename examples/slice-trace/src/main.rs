@@ -1,0 +1,132 @@
+//! The kernel selftest's loop under the guest kernel's event tracing; every slice-timer
+//! expiry is printed with the events around it on every CPU (README.md).
+
+#[cfg(target_os = "linux")]
+fn main() {
+    std::process::exit(trace::main());
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("slice-trace runs on Linux (in the slicesim VM)");
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "linux")]
+mod trace {
+    use rseq_abi::linux::{LinuxPlatform, SharedMem, POST_MERGE_RSEQ_LEN};
+    use rseq_abi::programs::selftest::{
+        selftest_loop, selftest_noise, selftest_setup, SelftestParams,
+    };
+    use rseq_abi::{Platform, Revision, SharedWord};
+
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    const EVENTS: [&str; 6] = ["sched", "timer", "irq", "irq_vectors", "ipi", "workqueue"];
+    /// How far before an expiry the context goes, seconds of trace clock.
+    const WINDOW_S: f64 = 12e-6;
+
+    fn write(path: &str, value: &str) -> Result<(), String> {
+        std::fs::write(format!("{TRACEFS}/{path}"), value).map_err(|e| format!("{path}: {e}"))
+    }
+
+    /// A trace line's timestamp (`... [001] d.h.. 0.993593: event: ...`).
+    fn stamp(line: &str) -> Option<f64> {
+        line.split_whitespace()
+            .find(|t| t.ends_with(':') && t.contains('.'))
+            .and_then(|t| t.trim_end_matches(':').parse().ok())
+    }
+
+    pub fn main() -> i32 {
+        let mut args = std::env::args().skip(1);
+        let variant = args.next().unwrap_or_else(|| "n2_2_50".into());
+        let ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
+        let Some(mut params) = SelftestParams::variant(&variant) else {
+            eprintln!("unknown variant {variant}");
+            return 2;
+        };
+        params.total_ns = ms * 1_000_000;
+        if !std::path::Path::new(&format!("{TRACEFS}/trace_marker")).exists() {
+            eprintln!("no tracefs at {TRACEFS}: boot with `slicesim-vm run --trace-kernel`");
+            return 2;
+        }
+        let setup = || -> Result<(), String> {
+            write("tracing_on", "0")?;
+            write("trace", "")?;
+            write("buffer_size_kb", "16384")?;
+            for e in EVENTS {
+                write(&format!("events/{e}/enable"), "1")?;
+            }
+            Ok(())
+        };
+        if let Err(e) = setup() {
+            eprintln!("tracefs: {e}");
+            return 2;
+        }
+
+        let shared = SharedMem::new(1);
+        let run = SharedWord(0);
+        let mut p = LinuxPlatform::new(shared.clone())
+            .with_rseq_len(POST_MERGE_RSEQ_LEN)
+            .with_revision(Revision::PostMerge);
+        if let Err(e) = selftest_setup(&mut p) {
+            eprintln!("selftest setup: {e}");
+            return 3;
+        }
+        p.shared_store(run, 1);
+        let noise_mem = shared.clone();
+        let noise = std::thread::spawn(move || {
+            let mut n = LinuxPlatform::new(noise_mem);
+            selftest_noise(&mut n, &params, run)
+        });
+        let _ = write("tracing_on", "1");
+        let counters = selftest_loop(&mut p, &params);
+        let _ = write("tracing_on", "0");
+        p.shared_store(run, 0);
+        let _ = noise.join();
+        print!("{counters}");
+
+        let cpus = (0..64)
+            .filter_map(|c| {
+                let text =
+                    std::fs::read_to_string(format!("{TRACEFS}/per_cpu/cpu{c}/trace")).ok()?;
+                let lines: Vec<(f64, String)> = text
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .filter_map(|l| Some((stamp(l)?, l.trim().to_string())))
+                    .collect();
+                Some((c, lines))
+            })
+            .collect::<Vec<_>>();
+        let mut expiries = 0;
+        let mut with_others = 0;
+        for (cpu, lines) in &cpus {
+            for (i, (t, l)) in lines.iter().enumerate() {
+                if !(l.contains("hrtimer_expire_entry") && l.contains("rseq_slice_expired")) {
+                    continue;
+                }
+                expiries += 1;
+                println!("=== slice timer expired on CPU {cpu} at {t:.6}");
+                let first = lines[..i].partition_point(|(s, _)| *s < t - WINDOW_S);
+                for (_, m) in &lines[first..(i + 3).min(lines.len())] {
+                    println!("  {m}");
+                }
+                let mut others = 0;
+                for (c, ol) in cpus.iter().filter(|(c, _)| c != cpu) {
+                    for (s, m) in ol.iter().filter(|(s, _)| *s >= t - WINDOW_S && *s <= *t) {
+                        let _ = s;
+                        others += 1;
+                        println!("  cpu{c}> {m}");
+                    }
+                }
+                if others > 0 {
+                    with_others += 1;
+                }
+            }
+        }
+        println!(
+            "# slice timer expiries: {expiries}, with another CPU active in the {:.0} us before: {with_others}",
+            WINDOW_S * 1e6
+        );
+        0
+    }
+}
