@@ -26,7 +26,7 @@ pub const BUNDLED: [(&str, &str); 2] = [
 /// The `[machine]` keys a profile may set: how fast the machine and the kernel are, not
 /// what the scenario is (CPUs, revision, preemption model and boot options stay the
 /// scenario's).
-pub const KNOBS: [&str; 15] = [
+pub const KNOBS: [&str; 17] = [
     "irq_latency",
     "syscall",
     "ctx_switch",
@@ -42,6 +42,8 @@ pub const KNOBS: [&str; 15] = [
     "timer_slack",
     "timer_jitter",
     "syscall_work_delay",
+    "tick_stall_ticks",
+    "tick_stalls",
 ];
 
 /// Why a profile could not be used.
@@ -176,6 +178,12 @@ impl Profile {
         set(m.timer_slack, &mut cfg.timer_slack_ns);
         set(m.timer_jitter, &mut cfg.timer_jitter_ns);
         set(m.syscall_work_delay, &mut cfg.syscall_work_delay_ns);
+        if let Some(t) = m.tick_stall_ticks {
+            cfg.tick_stalls.ticks = t;
+        }
+        if let Some(v) = m.tick_stalls {
+            cfg.tick_stalls.stalls_ns = v.iter().map(|n| n.0).collect();
+        }
         if let Some(s) = m.fast_clock_skew_ns {
             cfg.fast_clock_skew_ns = s;
         }

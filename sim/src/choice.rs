@@ -34,6 +34,8 @@ pub enum Draw {
     SleepJitter,
     /// A uniform draw for a Poisson source's next inter-arrival time.
     IrqArrival,
+    /// Which measured tick's vCPU stall this tick gets (modulo `tick_stalls_ns.len()`).
+    TickStall,
 }
 
 /// An event the explorer may inject at an [`InjectPoint`].

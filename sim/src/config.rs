@@ -167,6 +167,9 @@ pub struct SimConfig {
     /// a non-zero value the enforcement timer can fire in between, counting both
     /// `s_expired` and `s_yielded` (spec §13.5). Default 0: the work runs at entry.
     pub syscall_work_delay_ns: u64,
+    /// An emulator's vCPU stalls after the tick ([`TickStalls`]). Empty (the default): a
+    /// machine whose CPUs run independently.
+    pub tick_stalls: TickStalls,
     /// Pull a runnable task from the busiest CPU when a CPU goes idle.
     pub load_balance: bool,
 
@@ -219,6 +222,7 @@ impl Default for SimConfig {
             timer_slack_ns: 50_000,
             timer_jitter_ns: 750,
             syscall_work_delay_ns: 0,
+            tick_stalls: TickStalls::default(),
             load_balance: true,
             max_user_steps: u64::MAX,
             max_ops_per_instant: 100_000,
@@ -254,6 +258,16 @@ pub enum ConfigError {
     /// `hz` above 10000.
     #[error("hz = {0}: must be at most 10000")]
     Hz(u32),
+    /// `tick_stalls` with more stalls than ticks, or a stall over a second.
+    #[error(
+        "tick_stalls: {stalls} stalls of {ticks} ticks (at most one per tick, each at most 1 s)"
+    )]
+    TickStalls {
+        /// Stalls given.
+        stalls: usize,
+        /// Ticks given.
+        ticks: u64,
+    },
     /// NONE or VOLUNTARY preemption with the feature compiled in: no such kernel exists.
     #[error(
         "preempt = {0}: no kernel with CONFIG_RSEQ_SLICE_EXTENSION has it (every architecture \
@@ -324,6 +338,13 @@ impl SimConfig {
         if self.hz > 10_000 {
             return Err(ConfigError::Hz(self.hz));
         }
+        let s = &self.tick_stalls;
+        if s.stalls_ns.len() as u64 > s.ticks || s.stalls_ns.iter().any(|&n| n > 1_000_000_000) {
+            return Err(ConfigError::TickStalls {
+                stalls: s.stalls_ns.len(),
+                ticks: s.ticks,
+            });
+        }
         if self.stack_size < 16 * 1024 {
             return Err(ConfigError::StackSize(self.stack_size));
         }
@@ -375,4 +396,18 @@ pub fn kstrtouint(s: &str) -> Option<u32> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// How often, and for how long, a CPU stops executing right after a tick because the
+/// emulator runs another vCPU (qemu `-icount` runs vCPUs in turn on one host thread and
+/// advances its one clock with whichever executes). Measured by `slicesim-vm calibrate`
+/// as the tick gaps a clock-polling loop sees beyond the tick's own cost: of `ticks`
+/// measured ticks, these were followed by a stall of that length; every tick draws one of
+/// the `ticks` uniformly (a stall, or none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickStalls {
+    /// Ticks measured (> 0 when `stalls_ns` is not empty).
+    pub ticks: u64,
+    /// The stalls among them, ns.
+    pub stalls_ns: Vec<u64>,
 }

@@ -182,6 +182,9 @@ pub struct Cpu {
     /// Interrupts raised while they were off, in arrival order: (kind, generation,
     /// task). Taken where the exit enables interrupts (`Simulation::take_pending_irqs`).
     pub(crate) pending_irqs: Vec<(IrqKind, u32, u32)>,
+    /// A vCPU stall that came while the CPU was in the kernel: it freezes the next return
+    /// to user mode instead (`Simulation::vcpu_stall`).
+    pub(crate) deferred_stall_ns: u64,
     /// Time spent not idle, ns (utilisation).
     pub busy_ns: u64,
     pub(crate) busy_since: Option<u64>,
@@ -207,6 +210,7 @@ impl Cpu {
             tick_next: 0,
             irqs_off_until: 0,
             pending_irqs: Vec::new(),
+            deferred_stall_ns: 0,
             busy_ns: 0,
             busy_since: None,
         }

@@ -60,6 +60,10 @@ impl Simulation {
                 }
             }
         }
+        if kind == IrqKind::Tick {
+            // After the exit step is queued, so a stall at its instant follows it.
+            self.draw_tick_stall(cpu);
+        }
     }
 
     /// `irqentry_exit_to_kernel_mode()` → `irqentry_exit_cond_resched()`: on a preemptible
@@ -135,6 +139,52 @@ impl Simulation {
         }
     }
 
+    /// `tick_stalls`: this tick's vCPU stall, if any, begins when its exit is done.
+    fn draw_tick_stall(&mut self, cpu: u32) {
+        let s = &self.cfg.tick_stalls;
+        if s.stalls_ns.is_empty() {
+            return;
+        }
+        let ticks = s.ticks;
+        let i = self.chooser.draw(crate::choice::Draw::TickStall) % ticks;
+        let ns = self
+            .cfg
+            .tick_stalls
+            .stalls_ns
+            .get(i as usize)
+            .copied()
+            .unwrap_or(0);
+        if ns > 0 {
+            let at = self.now + self.cfg.irq_latency_ns;
+            self.push(at, Event::VcpuStall { cpu, ns });
+        }
+    }
+
+    /// The emulator gives another vCPU its turn: a task running user code on `cpu` is
+    /// frozen for `ns` (its operation cut, nothing entering the kernel), and interrupts
+    /// due meanwhile wait for it. A CPU in the kernel takes it at its next return to user
+    /// mode (the model's kernel paths are timed as wholes); an idle one is not affected.
+    pub(crate) fn vcpu_stall(&mut self, cpu: u32, ns: u64) {
+        let c = &mut self.cpus[cpu as usize];
+        let (CpuMode::User, Some(tid)) = (c.mode, c.curr) else {
+            if c.mode == CpuMode::Kernel {
+                c.deferred_stall_ns += ns;
+            }
+            return;
+        };
+        let now = self.now;
+        let c = &mut self.cpus[cpu as usize];
+        c.gen = c.gen.wrapping_add(1);
+        c.mode = CpuMode::Kernel;
+        c.irqs_off_until = now + ns;
+        let gen = c.gen;
+        let t = &mut self.tasks[tid as usize];
+        t.pending_remaining = t.pending_at.saturating_sub(now);
+        t.kcont = KCont::StallEnd;
+        self.marks.cut(tid, now);
+        self.push(now + ns, Event::KernelStep { cpu, gen });
+    }
+
     /// A sleep's hrtimer fires: `hrtimer_wakeup()` wakes the sleeper, whose syscall
     /// returns 0.
     fn sleep_timer_fired(&mut self, task: u32) {
@@ -188,6 +238,18 @@ impl Simulation {
             KCont::ExitToUser { ret } => self.exit_to_user_mode(cpu, tid, ret),
             KCont::SyscallEntryResched { sys } => self.syscall_after_resched_point(cpu, tid, sys),
             KCont::SyscallWork { sys } => self.syscall_work(cpu, tid, sys),
+            KCont::StallEnd => {
+                // Not a kernel exit: the user operation just goes on, and what came due
+                // while the vCPU was frozen is taken now, from user mode.
+                self.cpus[cpu as usize].mode = CpuMode::User;
+                self.marks.resume(cpu, tid, self.now);
+                let t = &mut self.tasks[tid as usize];
+                let at = self.now + t.pending_remaining;
+                t.pending_at = at;
+                let gen = self.cpus[cpu as usize].gen;
+                self.push(at, Event::UserStep { cpu, gen });
+                self.requeue_pending_irqs(cpu);
+            }
         }
     }
 

@@ -72,6 +72,14 @@ pub enum Event {
         /// Must equal the CPU's generation.
         gen: u32,
     },
+    /// Under an emulator that runs vCPUs in turn (qemu `-icount`), `cpu` stops executing
+    /// for `ns` while another vCPU has its turn (`SimConfig::tick_stalls`).
+    VcpuStall {
+        /// CPU.
+        cpu: u32,
+        /// How long it is frozen.
+        ns: u64,
+    },
     /// An interrupt arrives at `cpu`.
     Irq {
         /// CPU.
@@ -119,6 +127,7 @@ impl Event {
         match *self {
             Event::UserStep { cpu, .. }
             | Event::KernelStep { cpu, .. }
+            | Event::VcpuStall { cpu, .. }
             | Event::Irq { cpu, .. }
             | Event::Inject { cpu, .. } => Some(cpu),
             Event::TaskStart { .. } | Event::Source { .. } | Event::SendSignal { .. } => None,

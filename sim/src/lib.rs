@@ -36,7 +36,7 @@ pub mod trace;
 mod workload;
 
 pub use choice::{Chooser, Draw, InjectMenu, InjectPoint, Injection, PointOp, Replay, Seeded};
-pub use config::{ConfigError, FairClass, Preempt, SimConfig, TieBreak};
+pub use config::{ConfigError, FairClass, Preempt, SimConfig, TickStalls, TieBreak};
 pub use coro::{SimPlatform, SimProgram, RSEQ_AREA_SIZE, SEQ_DESC_OFF, SEQ_SIG_OFF, SEQ_TEXT};
 pub use cpu::{CpuMode, RseqStats, SliceStats};
 pub use event::{IrqKind, ReschedReq};

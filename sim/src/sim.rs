@@ -571,6 +571,10 @@ impl Simulation {
                 self.ctx_cpu = cpu;
                 self.irq(cpu, kind, gen, task);
             }
+            Event::VcpuStall { cpu, ns } => {
+                self.ctx_cpu = cpu;
+                self.vcpu_stall(cpu, ns);
+            }
             Event::TaskStart { task } => {
                 self.ctx_cpu = u32::MAX;
                 self.task_start(task);
@@ -1023,6 +1027,14 @@ impl Simulation {
 
     /// Return `tid` (current on `cpu`, exit work done) to user mode and deliver `ret`.
     pub(crate) fn resume_user(&mut self, cpu: u32, tid: u32, ret: Ret) {
+        self.resume_user_now(cpu, tid, ret);
+        let stall = std::mem::take(&mut self.cpus[cpu as usize].deferred_stall_ns);
+        if stall > 0 {
+            self.vcpu_stall(cpu, stall);
+        }
+    }
+
+    fn resume_user_now(&mut self, cpu: u32, tid: u32, ret: Ret) {
         self.cpus[cpu as usize].mode = CpuMode::User;
         // rseq_{syscall,irqentry}_exit_to_user_mode(): every return to user mode.
         if self.cfg.revision == rseq_abi::Revision::PostMerge {

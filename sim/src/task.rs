@@ -189,6 +189,8 @@ pub(crate) enum KCont {
     /// Preempted at the reschedule point of the syscall-entry work (spec §6.1 step 5–6):
     /// finish the work (step 7), then run the syscall.
     SyscallEntryResched { sys: crate::syscall::KSys },
+    /// Frozen by the emulator (`Event::VcpuStall`): resume the cut user operation.
+    StallEnd,
 }
 
 /// What a task gets when it returns to user mode.

@@ -116,3 +116,53 @@ fn an_interrupt_pending_when_the_exit_loop_enables_interrupts_preempts_before_th
     let sim = grant_with_pending(Some((5 * US + 400, IrqKind::Device(ReschedReq::None))));
     assert_eq!(sim.stats().granted, 1);
 }
+
+/// A task asks at 990 µs, is granted at 997.3 µs (timer at 1,002.3 µs) and looks 11 µs
+/// after asking; the tick at 1 ms. With `stall` every tick is followed by a vCPU stall
+/// of that length (qemu `-icount`). Returns the stats and the slice timer's arrival.
+fn grant_across_a_tick(stall: Option<u64>) -> (SliceStats, Option<(u64, bool)>) {
+    let mut cfg = SimConfig { hz: 1000, ..cfg1() };
+    if let Some(ns) = stall {
+        cfg.tick_stalls = TickStalls {
+            ticks: 1,
+            stalls_ns: vec![ns],
+        };
+    }
+    let mut sim = Simulation::new(cfg).unwrap();
+    sim.spawn(
+        TaskSpec::new("t"),
+        prog(|p| {
+            enable(p);
+            let now = p.clock_ns();
+            p.burn(990 * US - now);
+            p.store_u8(offset::REQUEST, 1);
+            p.burn(11 * US);
+            if p.load_u8(offset::GRANTED) != 0 {
+                let _ = p.syscall(Syscall::RseqSliceYield);
+            }
+            vec![]
+        }),
+    );
+    sim.inject_irq(997 * US, 0, IrqKind::Device(ReschedReq::Full));
+    sim.run_until(1_100 * US);
+    let timer = sim.log().iter().find_map(|r| match r.kind {
+        LogKind::IrqEnter {
+            kind: IrqKind::SliceTimer,
+            from_user,
+        } => Some((r.time, from_user)),
+        _ => None,
+    });
+    (sim.stats(), timer)
+}
+
+#[test]
+fn a_vcpu_stall_after_the_tick_freezes_the_task_and_its_grant_expires() {
+    let (s, timer) = grant_across_a_tick(None);
+    assert_eq!((s.granted, s.yielded, s.expired), (1, 1, 0));
+    assert_eq!(timer, None, "yielded at 1,001.3 µs, before the timer");
+    // Frozen from the tick's return (1,000.3 µs) for 5 µs: the timer comes due meanwhile
+    // and fires when the vCPU runs again, from user mode, before the task can yield.
+    let (s, timer) = grant_across_a_tick(Some(5 * US));
+    assert_eq!((s.granted, s.expired, s.revoked, s.yielded), (1, 1, 1, 0));
+    assert_eq!(timer, Some((1_005_300, true)));
+}

@@ -516,6 +516,15 @@ fn config(s: &Scenario, budget: &Budget) -> Result<SimConfig, (&'static str, Str
         timer_slack_ns: ns(m.timer_slack, d.timer_slack_ns),
         timer_jitter_ns: ns(m.timer_jitter, d.timer_jitter_ns),
         syscall_work_delay_ns: ns(m.syscall_work_delay, d.syscall_work_delay_ns),
+        tick_stalls: rseq_sim::TickStalls {
+            ticks: m.tick_stall_ticks.unwrap_or(d.tick_stalls.ticks),
+            stalls_ns: m
+                .tick_stalls
+                .as_ref()
+                .map_or(d.tick_stalls.stalls_ns.clone(), |v| {
+                    v.iter().map(|n| n.0).collect()
+                }),
+        },
         load_balance: m.load_balance.unwrap_or(d.load_balance),
         max_user_steps: budget.max_user_steps,
         max_ops_per_instant: budget.max_ops_per_instant,
@@ -530,6 +539,7 @@ fn config(s: &Scenario, budget: &Budget) -> Result<SimConfig, (&'static str, Str
             rseq_sim::config::ConfigError::Hz(_) => "hz",
             rseq_sim::config::ConfigError::StackSize(_) => "stack_size",
             rseq_sim::config::ConfigError::PreemptModel(_) => "preempt",
+            rseq_sim::config::ConfigError::TickStalls { .. } => "tick_stalls",
         };
         (key, format!("machine: {e}"))
     })?;

@@ -213,6 +213,11 @@ pub struct Machine {
     pub timer_jitter: Option<Nanos>,
     /// Syscall entry to the rseq slice work (spec §13.5) (default: 0).
     pub syscall_work_delay: Option<Nanos>,
+    /// Ticks measured for `tick_stalls` (default: 0).
+    pub tick_stall_ticks: Option<u64>,
+    /// An emulator's vCPU stalls after a tick: of `tick_stall_ticks` ticks, these were
+    /// followed by a stall of that length (default: none).
+    pub tick_stalls: Option<Vec<Nanos>>,
     /// Newidle pull balancing (default: true).
     pub load_balance: Option<bool>,
     /// Per-task budget of user steps (default: unlimited).
