@@ -242,12 +242,7 @@ impl Simulation {
                 // Not a kernel exit: the user operation just goes on, and what came due
                 // while the vCPU was frozen is taken now, from user mode.
                 self.cpus[cpu as usize].mode = CpuMode::User;
-                self.marks.resume(cpu, tid, self.now);
-                let t = &mut self.tasks[tid as usize];
-                let at = self.now + t.pending_remaining;
-                t.pending_at = at;
-                let gen = self.cpus[cpu as usize].gen;
-                self.push(at, Event::UserStep { cpu, gen });
+                self.continue_user_op(cpu, tid);
                 self.requeue_pending_irqs(cpu);
             }
         }

@@ -1052,15 +1052,19 @@ impl Simulation {
                 self.marks.drop_cut(tid);
                 self.run_user(cpu, tid, false, Value::Aborted);
             }
-            Ret::Continue => {
-                self.marks.resume(cpu, tid, self.now);
-                let t = &mut self.tasks[tid as usize];
-                let at = self.now + t.pending_remaining;
-                t.pending_at = at;
-                let gen = self.cpus[cpu as usize].gen;
-                self.push(at, Event::UserStep { cpu, gen });
-            }
+            Ret::Continue => self.continue_user_op(cpu, tid),
         }
+    }
+
+    /// The user operation an interrupt (or a vCPU stall) cut goes on with what was left
+    /// of it.
+    pub(crate) fn continue_user_op(&mut self, cpu: u32, tid: u32) {
+        self.marks.resume(cpu, tid, self.now);
+        let t = &mut self.tasks[tid as usize];
+        let at = self.now + t.pending_remaining;
+        t.pending_at = at;
+        let gen = self.cpus[cpu as usize].gen;
+        self.push(at, Event::UserStep { cpu, gen });
     }
 
     /// The program finished (returned or panicked): it exits like `exit_group()`, which
