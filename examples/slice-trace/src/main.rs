@@ -37,8 +37,13 @@ mod trace {
     }
 
     pub fn main() -> i32 {
-        let mut args = std::env::args().skip(1);
-        let variant = args.next().unwrap_or_else(|| "n2_2_50".into());
+        let mut args = std::env::args();
+        // `/init` runs extras without arguments: a copy named `slice-trace-n50_2_50`
+        // picks its variant by name.
+        let by_name = args
+            .next()
+            .and_then(|a0| a0.rsplit_once("slice-trace-").map(|(_, v)| v.to_string()));
+        let variant = args.next().or(by_name).unwrap_or_else(|| "n2_2_50".into());
         let ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
         let Some(mut params) = SelftestParams::variant(&variant) else {
             eprintln!("unknown variant {variant}");
