@@ -3,9 +3,12 @@
 //!
 //! Follows `kernel/entry/common.c` and `include/linux/irq-entry-common.h` (spec §3.1,
 //! §3.3, §4.2). An interrupt from user mode sets `user_irq`, runs its handler at once, and
-//! the exit work runs after the configured interrupt latency; interrupts that arrive while
-//! the CPU is in the kernel only run their handler (no `user_irq`), and their effects are
-//! seen by the pending exit work.
+//! the exit work runs after the configured interrupt latency. Interrupts raised during that
+//! latency (the hard irq, interrupts off) wait: the exit loop's `local_irq_enable()` takes
+//! them before the grant decision, or, with no exit work, they enter from user mode after
+//! the return. Interrupts that arrive while the CPU is otherwise in the kernel only run
+//! their handler (no `user_irq`), and their effects are seen by the pending exit work.
+//! `vcpu_stall` is not the kernel's: an emulator freezing a vCPU (`SimConfig::tick_stalls`).
 
 use crate::config::Preempt;
 use crate::cpu::CpuMode;
