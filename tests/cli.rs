@@ -202,6 +202,23 @@ fn trace_format_needs_a_trace_file() {
 }
 
 #[test]
+fn an_output_named_dash_is_an_error_not_a_file_called_dash() {
+    let out = slicesim(&[
+        "run",
+        "scenarios/edge/grant-then-yield.toml",
+        "--trace",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "an output error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("output `-`") && err.contains("name a file"), "{err}");
+    assert!(
+        !std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("-").exists(),
+        "no file named `-` is left behind"
+    );
+}
+
+#[test]
 fn selftest_runs_on_a_machine_profile_and_rejects_an_unknown_one() {
     let run = |profile: Option<&str>| {
         let mut args = vec!["selftest", "--variant", "n50_2_50", "--seconds", "0.05"];

@@ -54,6 +54,14 @@ impl Outputs {
         let mut out = Outputs::default();
         let mut seen = BTreeSet::new();
         for path in paths {
+            if path == Path::new("-") {
+                // A file named `-` is almost always a reader expecting stdout; the
+                // outputs are written whole or not at all, so they are always files.
+                bail!(
+                    "output `-`: outputs are files written whole (temporary file, then \
+                     rename), not stdout; name a file, e.g. `out.txt`"
+                );
+            }
             if !seen.insert(path.to_path_buf()) {
                 bail!("two outputs name the same file {}", path.display());
             }
