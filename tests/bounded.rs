@@ -7,14 +7,11 @@ use std::path::{Path, PathBuf};
 
 use slicesim::budget::{BudgetArgs, CHUNK_EVENTS};
 use slicesim::scenario::{self, RunOptions};
-use support::slicesim;
+use support::{scratch, slicesim, Scratch};
 
-/// A fresh folder for one test's files.
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("slicesim-bounded-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder for one test's files, removed when the test ends.
+fn dir(name: &str) -> Scratch {
+    scratch(&format!("bounded-{name}"))
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -1,7 +1,7 @@
 //! The command line, driven as a user would.
 
 mod support;
-use support::slicesim;
+use support::{scratch, slicesim};
 
 #[test]
 fn selftest_prints_the_selftest_counters_and_stats() {
@@ -28,8 +28,7 @@ fn selftest_prints_the_selftest_counters_and_stats() {
 
 #[test]
 fn selftest_is_deterministic_and_writes_a_whole_trace() {
-    let dir = std::env::temp_dir().join(format!("slicesim-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli");
     let (a, b) = (dir.join("a.log"), dir.join("b.log"));
     for p in [&a, &b] {
         let out = slicesim(&[
@@ -54,7 +53,6 @@ fn selftest_is_deterministic_and_writes_a_whole_trace() {
         .file_name()
         .to_string_lossy()
         .ends_with(".tmp")));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -82,8 +80,7 @@ fn abi_summary_names_the_syscall() {
 /// Run the selftest for 10 ms with `--trace FILE --format format`; the file's bytes.
 fn selftest_trace(format: Option<&str>) -> Vec<u8> {
     let name = format.unwrap_or("default");
-    let dir = std::env::temp_dir().join(format!("slicesim-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch(&format!("cli-{name}"));
     let path = dir.join(format!("trace.{name}"));
     let mut args = vec![
         "selftest",
@@ -116,7 +113,6 @@ fn selftest_trace(format: Option<&str>) -> Vec<u8> {
         [format!("trace.{name}")],
         "written whole, no temporary left"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
     bytes
 }
 
@@ -211,9 +207,14 @@ fn an_output_named_dash_is_an_error_not_a_file_called_dash() {
     ]);
     assert_eq!(out.status.code(), Some(4), "an output error");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("output `-`") && err.contains("name a file"), "{err}");
     assert!(
-        !std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("-").exists(),
+        err.contains("output `-`") && err.contains("name a file"),
+        "{err}"
+    );
+    assert!(
+        !std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("-")
+            .exists(),
         "no file named `-` is left behind"
     );
 }

@@ -2,7 +2,7 @@
 //! documented exit codes: 0 ok, 1 expectation failed, 3 invalid scenario, 4 I/O error.
 
 mod support;
-use support::slicesim;
+use support::{scratch, slicesim, Scratch};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,10 +11,8 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("slicesim-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmpdir(tag: &str) -> Scratch {
+    scratch(tag)
 }
 
 const PASSING: &str = r#"
@@ -77,7 +75,6 @@ fn run_exit_codes_for_failed_expectation_invalid_file_and_missing_file() {
         Some(4),
         "an unreadable file is an I/O error"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -136,7 +133,6 @@ fn check_runs_a_folder_with_results_independent_of_jobs_and_writes_junit() {
         Some(3),
         "an invalid scenario outranks a failed expectation"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -189,7 +185,6 @@ fn run_writes_any_trace_format() {
         text.contains("revoke"),
         "the race's revocations are in the trace"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -221,7 +216,6 @@ counters = { aborted = 0, yielded = ">=1" }
     assert_eq!(o.status.code(), Some(0), "{s}");
     assert!(s.contains("T0 main (selftest format):\n# Total "), "{s}");
     assert!(s.contains("# Raced "), "{s}");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]

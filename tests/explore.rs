@@ -4,7 +4,7 @@
 //! number of workers.
 
 mod support;
-use support::slicesim;
+use support::{scratch, slicesim};
 
 use std::path::Path;
 
@@ -198,8 +198,7 @@ fn random_and_pct_search_reach_the_yield_race() {
 
 #[test]
 fn cli_explore_saves_a_schedule_that_run_replays() {
-    let dir = std::env::temp_dir().join(format!("slicesim-explore-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("explore");
     let file = dir.join("v1.schedule");
     let scenario = "scenarios/races/v1-nonatomic-clear.toml";
     let out = slicesim(&[
@@ -279,13 +278,11 @@ fn cli_explore_saves_a_schedule_that_run_replays() {
     ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("would not replay the same run"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
-    let wdir = std::env::temp_dir().join(format!("slicesim-witness-{}", std::process::id()));
-    std::fs::create_dir_all(&wdir).unwrap();
+    let wdir = scratch("witness");
     let out = slicesim(&[
         "explore",
         "scenarios/races/yield-after-revoke.toml",
@@ -311,7 +308,6 @@ fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
     assert!(wdir
         .join("yield-after-revoke.yield-returns-0.schedule")
         .exists());
-    std::fs::remove_dir_all(&wdir).unwrap();
     assert!(
         text.lines()
             .any(|l| l.contains("yield returns 0") && l.contains("Sometimes")),
@@ -331,7 +327,8 @@ fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("<--exhaustive|--random|--catalog>"));
     // A misspelt kind in [explore] names the key and the closest kind.
-    let bad = std::env::temp_dir().join(format!("slicesim-bad-{}.toml", std::process::id()));
+    let bad_dir = scratch("bad");
+    let bad = bad_dir.join("bad.toml");
     let src = std::fs::read_to_string("scenarios/races/late-grant.toml")
         .unwrap()
         .replace("\"irq+resched\"]", "\"irq+reshed\"]");
@@ -343,7 +340,6 @@ fn cli_explore_correct_code_exits_0_and_prints_verdicts() {
         err.contains("unknown kind `irq+reshed`") && err.contains("irq+resched"),
         "{err}"
     );
-    std::fs::remove_file(&bad).unwrap();
 }
 
 #[test]
@@ -504,8 +500,7 @@ fn every_verdict_has_a_witness_that_replays() {
 /// "no counter `raced`". The shrunk run must fail the way the original did.
 #[test]
 fn shrinking_keeps_the_failures_kind() {
-    let dir = std::env::temp_dir().join(format!("slicesim-kind-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("kind");
     let text = std::fs::read_to_string("scenarios/races/yield-after-revoke.toml").unwrap();
     let text = format!(
         "{text}\n[[explore.condition]]\nname = \"never raced\"\nexpect = \"always\"\n[explore.condition.holds.task.holder]\ncounters = {{ raced = 0 }}\n\n[[explore.condition]]\nname = \"raced\"\nexpect = \"never\"\n[explore.condition.holds.task.holder]\ncounters = {{ raced = 1 }}\n"
@@ -556,7 +551,6 @@ fn shrinking_keeps_the_failures_kind() {
     let saved =
         std::fs::read_to_string(dir.join("yield-after-revoke.never-raced.schedule")).unwrap();
     assert!(saved.contains("slicesim-schedule/1"), "{saved}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A schedule saved when 7.0 was the default names revision `merged`; the same scenario

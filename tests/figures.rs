@@ -1,16 +1,18 @@
 //! The tutorial's figures are what `docs/figures/regenerate.sh` makes, byte for byte: this
 //! runs each of its `"$SLICESIM" run ...` lines into a temporary folder and compares.
 
+mod support;
 use std::path::Path;
 use std::process::Command;
+
+use support::scratch;
 
 #[test]
 fn committed_figures_are_exactly_what_regenerate_sh_produces() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = std::fs::read_to_string(root.join("docs/figures/regenerate.sh")).unwrap();
     let tutorial = std::fs::read_to_string(root.join("docs/tutorial.md")).unwrap();
-    let out = std::env::temp_dir().join(format!("slicesim-figures-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
+    let out = scratch("figures");
     let mut made = Vec::new();
     for line in script
         .lines()
@@ -64,5 +66,4 @@ fn committed_figures_are_exactly_what_regenerate_sh_produces() {
             "docs/figures/{name} is not made by regenerate.sh"
         );
     }
-    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -3,17 +3,23 @@
 //! counter identities hold. A small budget here; `cargo run --release --example soak --
 //! --cases N` runs a long one.
 
+mod support;
 use std::path::{Path, PathBuf};
 
 use slicesim::soak::{self, Verdict};
+use support::{scratch, Scratch};
 
-fn scratch(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("slicesim-gen-{}-{name}.toml", std::process::id()))
+/// A scratch folder and the path of the case file `{name}.toml` in it (keep the folder
+/// alive while the file is used: it is removed on drop).
+fn case_file(name: &str) -> (Scratch, PathBuf) {
+    let dir = scratch("gen");
+    let path = dir.join(format!("{name}.toml"));
+    (dir, path)
 }
 
 #[test]
 fn generated_scenarios_end_within_their_budget_deterministically() {
-    let path = scratch("generated");
+    let (_dir, path) = case_file("generated");
     let mut ran = 0;
     for seed in 0..120 {
         let text = soak::generate(seed);
@@ -25,12 +31,11 @@ fn generated_scenarios_end_within_their_budget_deterministically() {
     }
     // Most generated scenarios are valid and run.
     assert!(ran > 60, "only {ran} of 120 ran");
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
 fn mutated_bundled_scenarios_end_with_a_result_or_a_clear_error() {
-    let path = scratch("mutated");
+    let (_dir, path) = case_file("mutated");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut files: Vec<PathBuf> = Vec::new();
     for sub in ["edge", "workloads", "races", "selftest"] {
@@ -51,7 +56,6 @@ fn mutated_bundled_scenarios_end_with_a_result_or_a_clear_error() {
             }
         }
     }
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
@@ -93,8 +97,7 @@ task = "t0"
 at = "15us"
 signo = 15
 "#;
-    let path = scratch("killed");
+    let (_dir, path) = case_file("killed");
     let v = soak::check_case(&path, case.as_bytes());
     assert!(matches!(v, Ok(Verdict::Ran { .. })), "{v:?}");
-    let _ = std::fs::remove_file(&path);
 }

@@ -6,17 +6,12 @@
 //! installs it); everything else runs everywhere.
 
 mod support;
-use support::slicesim;
+use support::{scratch, slicesim};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("slicesim-html-{}-{name}", std::process::id()))
-}
 
 /// The race scenario: small, every marker kind but SIGSEGV.
 const RACE: &[&str] = &["run", "scenarios/grant-revoke-race.toml"];
@@ -30,11 +25,11 @@ const BIG: &[&str] = &[
     "task.0.run=49ms",
 ];
 
-/// Run `args` writing the page and the JSONL trace; returns (page path, page, events,
-/// expected markers counted from the JSONL by kind).
-fn page_of(args: &[&str], name: &str) -> (PathBuf, String, usize, usize) {
-    let html = tmp(&format!("{name}.html"));
-    let jsonl = tmp(&format!("{name}.jsonl"));
+/// Run `args` writing the page and the JSONL trace into `dir`; returns (page path, page,
+/// events, expected markers counted from the JSONL by kind).
+fn page_of(dir: &Path, args: &[&str], name: &str) -> (PathBuf, String, usize, usize) {
+    let html = dir.join(format!("{name}.html"));
+    let jsonl = dir.join(format!("{name}.jsonl"));
     let mut all: Vec<&str> = args.to_vec();
     all.extend([
         "--html",
@@ -89,8 +84,9 @@ fn data_of(page: &str) -> serde_json::Value {
 
 #[test]
 fn the_page_is_self_contained_deterministic_and_holds_every_marker() {
-    let (path, page, _, markers) = page_of(RACE, "race-static");
-    let again = tmp("race-again.html");
+    let d = scratch("html");
+    let (_, page, _, markers) = page_of(&d, RACE, "race-static");
+    let again = d.join("race-again.html");
     let mut args = RACE.to_vec();
     args.extend(["--html", again.to_str().unwrap()]);
     assert!(slicesim(&args).status.success());
@@ -134,9 +130,6 @@ fn the_page_is_self_contained_deterministic_and_holds_every_marker() {
         strings.iter().any(|s| s == "gr=1"),
         "the thread's read of granted = 1 is a marker"
     );
-    for p in [path, again] {
-        std::fs::remove_file(p).unwrap();
-    }
 }
 
 #[test]
@@ -155,7 +148,8 @@ fn window_without_a_picture_and_a_reversed_window_are_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("ends before it starts"));
     // More lanes than a canvas can hold: a clear error, no file.
-    let many = tmp("many.html");
+    let d = scratch("html");
+    let many = d.join("many.html");
     let o = slicesim(&[
         RACE[0],
         RACE[1],
@@ -178,8 +172,9 @@ fn window_without_a_picture_and_a_reversed_window_are_errors() {
 
 #[test]
 fn svg_figure_draws_every_marker_of_its_window_with_its_log_text() {
-    let svg = tmp("race.svg");
-    let jsonl = tmp("race-svg.jsonl");
+    let d = scratch("html");
+    let svg = d.join("race.svg");
+    let jsonl = d.join("race-svg.jsonl");
     let o = slicesim(&[
         RACE[0],
         RACE[1],
@@ -223,9 +218,6 @@ fn svg_figure_draws_every_marker_of_its_window_with_its_log_text() {
     assert!(figure.contains("<title>32.660 us cpu0 T0 holder: user_load @29 = 0x1</title>"));
     assert!(figure.contains("user load of granted"));
     assert!(figure.contains("scenario grant-revoke-race, 29.000 .. 36.000 us"));
-    for p in [svg, jsonl] {
-        std::fs::remove_file(p).unwrap();
-    }
 }
 
 /// (starts, ends, details) of the kernel-grant bands of task lane `lane` in `page`.
@@ -260,7 +252,12 @@ fn kernel_bands(page: &str, lane: u64) -> (serde_json::Value, serde_json::Value,
 #[test]
 fn the_kernel_grant_band_lasts_until_the_record_that_clears_it() {
     // Spec 4.3: the expiry only sets need-resched; the grant is cleared by R2 at 8.6 us.
-    let (path, page, _, _) = page_of(&["run", "scenarios/edge/grant-then-expiry.toml"], "expiry");
+    let dir = scratch("html");
+    let (_, page, _, _) = page_of(
+        &dir,
+        &["run", "scenarios/edge/grant-then-expiry.toml"],
+        "expiry",
+    );
     let (s, e, d) = kernel_bands(&page, 1);
     assert_eq!(
         (s, e),
@@ -270,11 +267,14 @@ fn the_kernel_grant_band_lasts_until_the_record_that_clears_it() {
         d[0].contains("the timer expired at 8.300 us, cleared by revoke R2"),
         "{d:?}"
     );
-    std::fs::remove_file(path).unwrap();
 
     // Spec 6.1 steps 5-7: a yield that hands the CPU to another task keeps the kernel's
     // grant set until the task runs again and the entry work clears it (R6).
-    let (path, page, _, _) = page_of(&["run", RACE[1], "--set", "task.0.count=2"], "yield-switch");
+    let (_, page, _, _) = page_of(
+        &dir,
+        &["run", RACE[1], "--set", "task.0.count=2"],
+        "yield-switch",
+    );
     let (s, e, d) = kernel_bands(&page, 1);
     assert_eq!(s, serde_json::json!([3300, 30300]));
     assert_eq!(e, serde_json::json!([17100, 54419]));
@@ -284,7 +284,6 @@ fn the_kernel_grant_band_lasts_until_the_record_that_clears_it() {
         ),
         "{d:?}"
     );
-    std::fs::remove_file(path).unwrap();
 }
 
 // ---- in the browser ----------------------------------------------------------------
@@ -334,9 +333,7 @@ const FLAGS: &[&str] = &[
 /// Run chromium on `page` (with `#hash`) and `action` (`--dump-dom` or `--screenshot=…`).
 fn browse(browser: &Path, page: &Path, hash: &str, action: &str) -> (String, String, Duration) {
     // A fresh profile per browser run: runs in parallel tests never share one.
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let profile = tmp(&format!("profile-{}", RUNS.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_dir_all(&profile);
+    let profile = scratch("html-profile");
     let url = format!("file://{}{hash}", page.display());
     let started = Instant::now();
     let mut child = Command::new(browser)
@@ -370,7 +367,6 @@ fn browse(browser: &Path, page: &Path, hash: &str, action: &str) -> (String, Str
         std::thread::sleep(Duration::from_millis(20));
     }
     let wall = started.elapsed();
-    let _ = std::fs::remove_dir_all(&profile);
     (
         out.join().unwrap().unwrap(),
         err.join().unwrap().unwrap(),
@@ -440,7 +436,8 @@ fn count(l: &Loaded, key: &str) -> usize {
 #[test]
 fn race_page_draws_every_marker_and_hover_shows_the_log_text() {
     let Some(browser) = chromium() else { return };
-    let (path, _, _, markers) = page_of(RACE, "race");
+    let d = scratch("html");
+    let (path, _, _, markers) = page_of(&d, RACE, "race");
     let l = load(&browser, &path, "");
     assert_clean(&l);
     assert_eq!(count(&l, "markers-total"), markers);
@@ -466,13 +463,13 @@ fn race_page_draws_every_marker_and_hover_shows_the_log_text() {
     assert_clean(&l);
     let drawn = count(&l, "markers-drawn");
     assert!(drawn > 5 && drawn < markers, "{drawn} of {markers}");
-    std::fs::remove_file(path).unwrap();
 }
 
 #[test]
 fn a_100k_event_page_loads_draws_every_marker_and_screenshots() {
     let Some(browser) = chromium() else { return };
-    let (path, page, events, markers) = page_of(BIG, "big");
+    let d = scratch("html");
+    let (path, page, events, markers) = page_of(&d, BIG, "big");
     assert!(events >= 100_000, "{events} events");
     let l = load(&browser, &path, "");
     assert_clean(&l);
@@ -514,7 +511,7 @@ fn a_100k_event_page_loads_draws_every_marker_and_screenshots() {
         "{hover}"
     );
 
-    let png = tmp("big.png");
+    let png = d.join("big.png");
     let (_, _, _) = browse(
         &browser,
         &path,
@@ -528,9 +525,6 @@ fn a_100k_event_page_loads_draws_every_marker_and_screenshots() {
         "a picture, not a blank page: {} bytes",
         bytes.len()
     );
-    for p in [path, png] {
-        std::fs::remove_file(p).unwrap();
-    }
 }
 
 /// (glyphs, merged glyphs) that `lanes::layout_row` gives the run of `args` (`run FILE
@@ -559,12 +553,12 @@ fn rust_layout(args: &[&str], l: &Loaded) -> (usize, usize) {
 fn the_harness_sees_a_script_error() {
     // The checks above are only as good as the error hooks: break a page on purpose.
     let Some(browser) = chromium() else { return };
-    let (path, page, _, _) = page_of(RACE, "broken");
+    let d = scratch("html");
+    let (path, page, _, _) = page_of(&d, RACE, "broken");
     let broken = page.replace("</body>", "<script>noSuchFunction();</script>\n</body>");
     std::fs::write(&path, broken).unwrap();
     let l = load(&browser, &path, "");
     assert_eq!(l.data.get("js-errors").map(String::as_str), Some("1"));
     assert!(l.data["js-error-text"].contains("noSuchFunction"));
     assert!(l.console.iter().any(|c| c.contains("noSuchFunction")));
-    std::fs::remove_file(path).unwrap();
 }

@@ -2,7 +2,7 @@
 //! a frame the simulator itself produced, then edited the way a disagreeing kernel would.
 
 mod support;
-use support::slicesim;
+use support::{scratch, slicesim};
 
 use rseq_abi::programs::probes::Frame;
 use slicesim::fidelity::{self, KernelSetup, Verdict};
@@ -27,9 +27,7 @@ fn set(frame: &mut Frame, probe: &str, key: &str, value: i64) {
     rec.results.iter_mut().find(|(k, _)| k == key).unwrap().1 = value;
 }
 
-fn write_console(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("slicesim-kernel-diff-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn write_console(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
@@ -120,7 +118,9 @@ fn kernel_diff_exits_0_on_agreement_1_on_a_discrete_disagreement_4_on_a_cut_fram
         "tampers_flags",
     ];
     let sim = sim_frame(&names, CMDLINE);
+    let dir = scratch("kernel-diff");
     let ok = write_console(
+        &dir,
         "ok.console",
         &format!("Booting from ROM...\n{}SLICESIM-VM DONE\n", sim.render()),
     );
@@ -134,7 +134,7 @@ fn kernel_diff_exits_0_on_agreement_1_on_a_discrete_disagreement_4_on_a_cut_fram
 
     let mut kernel = sim.clone();
     set(&mut kernel, "tampers_flags", "exit", 0);
-    let bad = write_console("bad.console", &kernel.render());
+    let bad = write_console(&dir, "bad.console", &kernel.render());
     let out = slicesim(&["kernel-diff", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout)
@@ -144,7 +144,7 @@ fn kernel_diff_exits_0_on_agreement_1_on_a_discrete_disagreement_4_on_a_cut_fram
     let text = sim.render();
     let lines: Vec<&str> = text.lines().collect();
     let half = lines[..lines.len() / 2].join("\n") + "\n";
-    let cut = write_console("cut.console", &half);
+    let cut = write_console(&dir, "cut.console", &half);
     let out = slicesim(&["kernel-diff", cut.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no END line"));

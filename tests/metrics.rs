@@ -339,8 +339,8 @@ fn markers_change_neither_the_run_nor_the_metrics() {
             "--metrics",
             "json",
         ];
-        let path =
-            std::env::temp_dir().join(format!("slicesim-marks-{}.jsonl", std::process::id()));
+        let dir = support::scratch("marks");
+        let path = dir.join("marks.jsonl");
         let path = path.to_str().unwrap().to_string();
         if trace {
             args.extend(["--trace", &path]);
@@ -350,7 +350,6 @@ fn markers_change_neither_the_run_nor_the_metrics() {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
-        let _ = std::fs::remove_file(&path);
         // stdout is the JSON alone; `--trace`'s "trace: N events in FILE" goes to stderr.
         assert_eq!(
             String::from_utf8_lossy(&o.stderr).contains("trace: "),

@@ -1,16 +1,15 @@
 //! `--plot`: SVG figures of a run's metrics and of a sweep, written whole.
 
 mod support;
-use support::slicesim;
+use support::{scratch, slicesim};
 
 /// `slicesim run SCENARIO --plot FILE`: the SVG it wrote.
 fn run_plot(scenario: &str, tag: &str) -> String {
-    let f = std::env::temp_dir().join(format!("slicesim-plot-{tag}-{}.svg", std::process::id()));
+    let d = scratch(&format!("plot-{tag}"));
+    let f = d.join("plot.svg");
     let o = slicesim(&["run", scenario, "--plot", f.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let svg = std::fs::read_to_string(&f).unwrap();
-    std::fs::remove_file(&f).unwrap();
-    svg
+    std::fs::read_to_string(&f).unwrap()
 }
 
 #[test]
@@ -37,7 +36,8 @@ fn run_plot_draws_lock_wait_and_hold_where_the_program_marks_them() {
 
 #[test]
 fn sweep_plot_draws_a_panel_per_counter_against_the_varied_key() {
-    let f = std::env::temp_dir().join(format!("slicesim-plot-sweep-{}.svg", std::process::id()));
+    let d = scratch("plot-sweep");
+    let f = d.join("plot.svg");
     let o = slicesim(&[
         "sweep",
         "scenarios/workloads/spinlock-ext.toml",
@@ -62,5 +62,4 @@ fn sweep_plot_draws_a_panel_per_counter_against_the_varied_key() {
     for t in texts {
         assert!(svg.lines().any(|l| l.trim() == t), "missing text {t}");
     }
-    std::fs::remove_file(&f).unwrap();
 }

@@ -2,16 +2,13 @@
 //! commands, and which figure wins.
 
 mod support;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use slicesim::scenario;
-use support::slicesim;
+use support::{scratch, slicesim, Scratch};
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("slicesim-profiles-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> Scratch {
+    scratch(&format!("profiles-{name}"))
 }
 
 fn scenario_text(machine: &str) -> String {

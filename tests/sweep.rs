@@ -2,14 +2,10 @@
 //! unsharded sweep byte for byte, and rows do not depend on the number of workers.
 
 mod support;
-use support::slicesim;
+use support::{scratch, slicesim, Scratch};
 
-use std::path::PathBuf;
-
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("slicesim-sweep-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(tag: &str) -> Scratch {
+    scratch(&format!("sweep-{tag}"))
 }
 
 const SCEN: &str = "scenarios/workloads/spinlock-ext.toml";
@@ -73,7 +69,6 @@ fn three_shards_merged_equal_the_whole_sweep_byte_for_byte() {
         summary.starts_with("machine.slice_ext_nsec,metric,n,mean,stddev,ci95\n5000,granted,3,"),
         "{summary}"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -96,7 +91,6 @@ fn rows_do_not_depend_on_the_number_of_workers() {
         assert!(o.status.success());
     }
     assert_eq!(files(&a), files(&b));
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -197,5 +191,4 @@ fn sweep_rows_carry_the_run_metrics() {
         assert_eq!(col(column), json.to_string(), "{column}\n{runs}");
     }
     assert!(col("lock_hold_ns_p50").parse::<u64>().unwrap() >= 2000);
-    std::fs::remove_dir_all(&d).unwrap();
 }

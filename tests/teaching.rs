@@ -1,9 +1,11 @@
 //! What issue 17's newcomer tripped over, checked the way they met it: the default
 //! scenario's report, the tutorial's steps and numbers against the tool's own output.
 
+mod support;
 use std::path::Path;
 
 use slicesim::{explain::explain, scenario};
+use support::scratch;
 
 fn slicesim(args: &[&str]) -> String {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_slicesim"))
@@ -87,8 +89,7 @@ fn the_tutorials_numbers_are_the_tools() {
 
 #[test]
 fn v1_words_read_as_bits_in_the_text_trace() {
-    let dir = std::env::temp_dir().join(format!("slicesim-v1text-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("v1text");
     let trace = dir.join("v1.txt");
     slicesim(&[
         "run",
@@ -101,5 +102,4 @@ fn v1_words_read_as_bits_in_the_text_trace() {
         t.contains("user_store @28 [req=1 gr=0 rsv=0000] (V1: REQUEST=1 GRANTED=0)"),
         "{t}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

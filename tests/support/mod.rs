@@ -2,6 +2,38 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A fresh scratch folder under the system's temporary directory, named
+/// `slicesim-{tag}-XXXXXX`, removed with everything in it when the value is dropped, so
+/// also when the test fails (panics). Keep it in a variable for as long as the test uses
+/// its files: `let d = scratch("x"); ... d.join("f")`. It derefs to the folder's `Path`.
+pub struct Scratch(tempfile::TempDir);
+
+/// Creates a [`Scratch`] folder whose name starts with `slicesim-{tag}-`.
+pub fn scratch(tag: &str) -> Scratch {
+    let prefix = format!("slicesim-{tag}-");
+    Scratch(
+        tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir()
+            .expect("create a scratch folder"),
+    )
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
 
 /// Run the `slicesim` binary with `args`, from the package's root (where `scenarios/`
 /// and `docs/` are).

@@ -41,9 +41,12 @@ fn its_scenario_explores_with_the_invariants() {
 
 #[test]
 fn a_misspelt_parameter_is_an_error_with_its_position_and_the_closest_key() {
-    let dir = std::env::temp_dir().join(format!("ticket-lock-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.toml");
+    // Removed (with the file) when the test ends, even if it fails.
+    let dir = tempfile::Builder::new()
+        .prefix("ticket-lock-cli-")
+        .tempdir()
+        .unwrap();
+    let bad = dir.path().join("bad.toml");
     let src = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/two-threads.toml"),
     )
