@@ -126,6 +126,7 @@ fn irq(kind: IrqKind) -> &'static str {
         IrqKind::Tick => "the scheduler tick",
         IrqKind::SliceTimer => "the slice-extension enforcement timer",
         IrqKind::SleepTimer => "a sleep timer",
+        IrqKind::Hrtick => "the scheduler's hrtick (the running task reached its virtual deadline)",
     }
 }
 

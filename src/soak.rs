@@ -121,6 +121,7 @@ pub fn generate(seed: u64) -> String {
     s += &format!("rseq_debug = {}\n", g.one_in(3));
     s += &format!("tie_break = \"{}\"\n", g.pick(&["fifo", "seeded"]));
     s += &format!("load_balance = {}\n", !g.one_in(3));
+    s += &format!("hrtick = {}\n", !g.one_in(3));
     for key in [
         "shared_access",
         "mem_access",

@@ -152,11 +152,16 @@ fn the_measured_icount_profile_loads_and_keeps_the_unmeasured_knobs_at_the_defau
         "profiles/qemu-icount0.toml",
     ]);
     // The scenario's expectations are a real machine's; on the emulated one a vCPU stall
-    // after a tick expires a grant now and then (as the icount kernel does), and only the
-    // two expectations of no expiry and no revoke fail.
+    // after a tick can expire a grant (as the icount kernel does now and then), so the
+    // expectations of no expiry and no revoke may fail, and only those.
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("FAIL  expired = 0"), "{text}");
-    assert!(text.contains("FAIL  revoked = 0"), "{text}");
-    assert!(text.contains("11 of 13 expectations held"), "{text}");
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{text}");
+    assert!(text.contains("of 13 expectations held"), "{text}");
+    let failed: Vec<&str> = text.lines().filter(|l| l.contains("FAIL  ")).collect();
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.contains("FAIL  expired = 0") || l.contains("FAIL  revoked = 0")),
+        "{failed:?}"
+    );
 }

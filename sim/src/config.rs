@@ -172,6 +172,12 @@ pub struct SimConfig {
     pub tick_stalls: TickStalls,
     /// Pull a runnable task from the busiest CPU when a CPU goes idle.
     pub load_balance: bool,
+    /// `sched_feat(HRTICK)` with EEVDF: the fair class arms a per-CPU hrtimer at the
+    /// running task's virtual deadline whenever another fair task is queued, so the
+    /// request ends exactly there instead of at the next tick. Linux 7.2 turns it on
+    /// wherever `CONFIG_HRTIMER_REARM_DEFERRED` is set (x86 and every generic-entry
+    /// architecture); default true.
+    pub hrtick: bool,
 
     /// Per-task budget of user-side platform calls; a task exceeding it is killed and
     /// reported as faulty (`u64::MAX` = unlimited).
@@ -224,6 +230,7 @@ impl Default for SimConfig {
             syscall_work_delay_ns: 0,
             tick_stalls: TickStalls::default(),
             load_balance: true,
+            hrtick: true,
             max_user_steps: u64::MAX,
             max_ops_per_instant: 100_000,
             log: true,

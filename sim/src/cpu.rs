@@ -28,6 +28,18 @@ pub struct SliceTimer {
     pub gen: u32,
 }
 
+/// The run queue's `hrtick_timer` (`kernel/sched/core.c`): the fair class's preemption
+/// point at the running task's virtual deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hrtick {
+    /// Queued?
+    pub armed: bool,
+    /// Absolute expiry, ns.
+    pub expiry: u64,
+    /// Generation; a queued expiry with another generation is stale.
+    pub gen: u32,
+}
+
 /// The slice-extension counters of `rseq/stats` (spec §3.4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SliceStats {
@@ -161,6 +173,8 @@ pub struct Cpu {
     pub rq: RunQueue,
     /// The enforcement hrtimer.
     pub slice_timer: SliceTimer,
+    /// The scheduler's `hrtick_timer`.
+    pub hrtick: Hrtick,
     /// Sleep hrtimers queued on this CPU's base: (soft expiry, task, its sleep
     /// generation). Any hrtimer interrupt here expires those whose soft expiry has passed.
     pub(crate) sleep_timers: Vec<(u64, u32, u32)>,
@@ -201,6 +215,7 @@ impl Cpu {
                 ..RunQueue::default()
             },
             slice_timer: SliceTimer::default(),
+            hrtick: Hrtick::default(),
             sleep_timers: Vec::new(),
             stats: SliceStats::default(),
             rseq_stats: RseqStats::default(),

@@ -89,6 +89,7 @@ impl Simulation {
         match kind {
             IrqKind::Tick => c.tick_on && c.tick_gen == gen,
             IrqKind::SliceTimer => c.slice_timer.armed && c.slice_timer.gen == gen,
+            IrqKind::Hrtick => c.hrtick.armed && c.hrtick.gen == gen,
             IrqKind::SleepTimer => {
                 let t = &self.tasks[task as usize];
                 t.sleep_gen == gen && t.state == TaskState::Sleeping
@@ -137,6 +138,10 @@ impl Simulation {
             }
             IrqKind::SleepTimer => {
                 self.sleep_timer_fired(task);
+                self.expire_soft_sleep_timers(cpu);
+            }
+            IrqKind::Hrtick => {
+                self.hrtick(cpu);
                 self.expire_soft_sleep_timers(cpu);
             }
         }

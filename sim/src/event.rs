@@ -34,6 +34,9 @@ pub enum IrqKind {
     SliceTimer,
     /// A task's sleep hrtimer (`hrtimer_wakeup`).
     SleepTimer,
+    /// The scheduler's `hrtick_timer` (`hrtick()`): the running fair task reached its
+    /// virtual deadline.
+    Hrtick,
 }
 
 impl IrqKind {
@@ -50,6 +53,7 @@ impl IrqKind {
             IrqKind::Tick => "tick",
             IrqKind::SliceTimer => "slice_timer",
             IrqKind::SleepTimer => "sleep_timer",
+            IrqKind::Hrtick => "hrtick",
         }
     }
 }

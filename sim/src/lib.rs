@@ -22,6 +22,7 @@ mod cpu;
 mod entry;
 mod event;
 mod fair;
+mod hrtick;
 mod irq;
 mod marks;
 pub mod observe;

@@ -129,6 +129,7 @@ impl Simulation {
                         self.set_task_cpu(p, dest);
                         self.place_entity(dest, p);
                         self.enqueue(dest, p);
+                        self.hrtick_update(dest);
                         self.check_preempt(dest, p);
                     }
                     _ => {
@@ -175,8 +176,10 @@ impl Simulation {
                 let gen = self.cpus[cpu as usize].gen;
                 self.push(now + self.cfg.ctx_switch_ns, Event::KernelStep { cpu, gen });
                 self.set_busy(cpu);
+                self.hrtick_switched(cpu, next);
             }
             None => {
+                self.hrtick_switched(cpu, None);
                 self.cpus[cpu as usize].mode = CpuMode::Idle;
                 self.set_idle(cpu);
                 if self.cfg.load_balance {
@@ -376,6 +379,7 @@ impl Simulation {
         self.place_entity(cpu, tid);
         self.tasks[tid as usize].state = TaskState::Runnable;
         self.enqueue(cpu, tid);
+        self.hrtick_update(cpu);
         self.emit(cpu, Some(tid), LogKind::Wakeup { task: tid, cpu });
         self.check_preempt(cpu, tid);
     }
@@ -446,6 +450,7 @@ impl Simulation {
         }
         self.tasks[tid as usize].state = TaskState::Runnable;
         self.enqueue(cpu, tid);
+        self.hrtick_update(cpu);
         self.check_preempt_flags(cpu, tid, true);
     }
 
@@ -521,6 +526,7 @@ impl Simulation {
         self.place_entity(dest, tid);
         self.tasks[tid as usize].state = TaskState::Runnable;
         self.enqueue(dest, tid);
+        self.hrtick_update(dest);
         self.check_preempt(dest, tid);
         true
     }

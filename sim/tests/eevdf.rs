@@ -20,6 +20,14 @@ fn cfg() -> SimConfig {
     }
 }
 
+/// [`cfg`] without the hrtick: a request's end is noticed by the next tick.
+fn cfg_tick() -> SimConfig {
+    SimConfig {
+        hrtick: false,
+        ..cfg()
+    }
+}
+
 fn spinner(ns: u64) -> SimProgram {
     prog(move |p| {
         p.burn(ns);
@@ -83,10 +91,10 @@ fn the_base_slice_scales_with_the_cpu_count_as_update_sysctl_does() {
 
 /// `wakeup_preempt_fair()` ignores `WF_FORK`, and `RUN_TO_PARITY` lets the running task
 /// finish its request: a new task waits until the running one's deadline has passed, which
-/// the tick notices (`update_curr()` -> `update_deadline()`).
+/// (without the hrtick) the tick notices (`update_curr()` -> `update_deadline()`).
 #[test]
 fn a_new_task_waits_for_the_running_tasks_protected_slice() {
-    let mut sim = Simulation::new(cfg()).unwrap();
+    let mut sim = Simulation::new(cfg_tick()).unwrap();
     sim.spawn(TaskSpec::new("a"), spinner(10 * MS));
     let mut b = TaskSpec::new("b");
     b.start_ns = 100 * US;
@@ -142,13 +150,14 @@ fn a_sleeper_preempts_while_it_has_lag_and_waits_once_it_has_spent_it() {
 /// `DELAY_DEQUEUE`: a task that goes to sleep while not eligible (it ran ahead of the
 /// average) stays queued. The running task's tick then still sees two queued entities and
 /// reschedules at its deadline; the pick lands on the sleeper, which only then leaves.
-/// Under the CFS model the queue is empty and no tick reschedules.
+/// Under the CFS model the queue is empty and no tick reschedules. (The tick's path: with
+/// the hrtick the deadline's reschedule comes from the hrtick instead.)
 #[test]
 fn an_ineligible_sleeper_stays_queued_until_it_is_picked() {
     let run = |fair_class| {
         let mut sim = Simulation::new(SimConfig {
             fair_class,
-            ..cfg()
+            ..cfg_tick()
         })
         .unwrap();
         // "ahead" starts first and runs a whole request before "spin" gets the CPU, so it
@@ -206,4 +215,85 @@ fn sched_yield_hands_the_cpu_over_at_once() {
         first < 110 * US,
         "b ran at {first} ns, right after the yield at 100 µs"
     );
+}
+
+/// `sched_feat(HRTICK)` (`hrtick_update()` on enqueue, `hrtick()`): with company queued,
+/// the running task's request ends at its virtual deadline exactly, by the hrtick's
+/// `resched_curr()`, not at the next tick. The first task was placed with half a request
+/// (`PLACE_DEADLINE_INITIAL`: 350 µs of the one-CPU 700 µs slice), so the new task runs
+/// right after 350 µs where the tick would have let it wait to 1 ms.
+#[test]
+fn the_hrtick_ends_a_request_at_its_deadline_not_at_the_tick() {
+    let mut sim = Simulation::new(cfg()).unwrap();
+    sim.spawn(TaskSpec::new("a"), spinner(10 * MS));
+    let mut b = TaskSpec::new("b");
+    b.start_ns = 100 * US;
+    sim.spawn(b, spinner(10 * MS));
+    sim.run_until(5 * MS);
+    let first = switches_to(&sim, 1)[0];
+    assert!(
+        (350 * US..360 * US).contains(&first),
+        "b first ran at {first} ns: {:?}",
+        &kinds(&sim)[..12]
+    );
+    assert!(has(&sim, "need_resched by hrtick"));
+    assert!(
+        !has(&sim, "need_resched by tick_slice"),
+        "the tick finds nothing to end"
+    );
+    // From then on each request ends at its own deadline: switches come 700 µs apart,
+    // never aligned to the 1 ms tick.
+    let all: Vec<u64> = sim
+        .log()
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                LogKind::Switch {
+                    prev: Some(_),
+                    next: Some(_)
+                }
+            )
+        })
+        .map(|r| r.time)
+        .collect();
+    assert!(all.len() >= 6, "{all:?}");
+    for w in all.windows(2).skip(1) {
+        let gap = w[1] - w[0];
+        assert!((690 * US..720 * US).contains(&gap), "switches {all:?}");
+    }
+}
+
+/// `hrtick_start_fair()` runs only with company (`h_nr_queued > 1`), and nothing cancels the
+/// timer when that company leaves: an idle pick does (`hrtick_schedule_exit()`). A task
+/// alone on its CPU is never interrupted by an hrtick.
+#[test]
+fn a_task_alone_gets_no_hrtick() {
+    let mut sim = Simulation::new(cfg()).unwrap();
+    sim.spawn(TaskSpec::new("alone"), spinner(5 * MS));
+    sim.run_until(6 * MS);
+    assert!(!has(&sim, "irq_enter hrtick"), "{:?}", &kinds(&sim)[..10]);
+}
+
+/// The hrtick's reschedule is `resched_curr()`, the full bit: under `preempt=lazy` a task
+/// whose request ends is preempted by the hrtick's own interrupt, not at the next tick's
+/// upgrade of a lazy request.
+#[test]
+fn the_hrtick_reschedules_with_the_full_bit_under_lazy() {
+    let mut sim = Simulation::new(SimConfig {
+        preempt: Preempt::Lazy,
+        ..cfg()
+    })
+    .unwrap();
+    sim.spawn(TaskSpec::new("a"), spinner(10 * MS));
+    let mut b = TaskSpec::new("b");
+    b.start_ns = 100 * US;
+    sim.spawn(b, spinner(10 * MS));
+    sim.run_until(2 * MS);
+    let first = switches_to(&sim, 1)[0];
+    assert!(
+        (350 * US..360 * US).contains(&first),
+        "b first ran at {first} ns"
+    );
+    assert!(has(&sim, "need_resched by hrtick"));
 }

@@ -526,6 +526,7 @@ fn config(s: &Scenario, budget: &Budget) -> Result<SimConfig, (&'static str, Str
                 }),
         },
         load_balance: m.load_balance.unwrap_or(d.load_balance),
+        hrtick: m.hrtick.unwrap_or(d.hrtick),
         max_user_steps: budget.max_user_steps,
         max_ops_per_instant: budget.max_ops_per_instant,
         max_threads: m.max_threads.unwrap_or(d.max_threads),

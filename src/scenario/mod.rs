@@ -220,6 +220,9 @@ pub struct Machine {
     pub tick_stalls: Option<Vec<Nanos>>,
     /// Newidle pull balancing (default: true).
     pub load_balance: Option<bool>,
+    /// The scheduler's hrtick: EEVDF reschedules a task at its virtual deadline, not at
+    /// the next tick (`sched_feat(HRTICK)`, on in Linux 7.2; default: true).
+    pub hrtick: Option<bool>,
     /// Per-task budget of user steps (default: unlimited).
     pub max_user_steps: Option<u64>,
     /// Most live coroutine stacks (default: 30000).
