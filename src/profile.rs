@@ -26,11 +26,12 @@ pub const BUNDLED: [(&str, &str); 2] = [
 /// The `[machine]` keys a profile may set: how fast the machine and the kernel are, not
 /// what the scenario is (CPUs, revision, preemption model and boot options stay the
 /// scenario's).
-pub const KNOBS: [&str; 17] = [
+pub const KNOBS: [&str; 18] = [
     "irq_latency",
     "syscall",
     "ctx_switch",
     "ipi_latency",
+    "idle_exit",
     "clock_read",
     "mem_access",
     "shared_access",
@@ -163,6 +164,7 @@ impl Profile {
         set(m.syscall, &mut cfg.syscall_ns);
         set(m.ctx_switch, &mut cfg.ctx_switch_ns);
         set(m.ipi_latency, &mut cfg.ipi_latency_ns);
+        set(m.idle_exit, &mut cfg.idle_exit_ns);
         set(m.clock_read, &mut cfg.clock_read_ns);
         set(m.mem_access, &mut cfg.mem_access_ns);
         set(m.shared_access, &mut cfg.shared_access_ns);

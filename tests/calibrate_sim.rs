@@ -14,9 +14,10 @@ use slicesim::harness::{Model, Spawn};
 use slicesim_vm::calibrate::knobs;
 
 /// The knobs the simulated machine runs on: distinct figures, so a mix-up shows.
-const MACHINE: [(&str, &str); 7] = [
+const MACHINE: [(&str, &str); 8] = [
     ("syscall", "\"300ns\""),
     ("ctx_switch", "\"1100ns\""),
+    ("idle_exit", "\"900ns\""),
     ("ipi_latency", "\"700ns\""),
     ("irq_latency", "\"2000ns\""),
     ("clock_read", "\"50ns\""),
@@ -104,6 +105,22 @@ fn simulated_frame(timer_jitter: &str) -> CalFrame {
         1,
         sleeps("\"50us\"", timer_jitter, 50_000, 1000),
     );
+    // The busy CPU's wake: the 1 ns-slack sleeps beside a spinner on their CPU.
+    let o = out.clone();
+    let stop = SharedWord(5);
+    model("busy")
+        .machine("timer_slack", "\"0ns\"")
+        .machine("timer_jitter", timer_jitter)
+        .spawn_with("spinner", on(3), move |p| cal::spin_until_stopped(p, stop))
+        .spawn_with("sleeper", on(3), move |p| {
+            push(
+                &o,
+                "hrtimer_busy",
+                1,
+                cal::busy_overshoots(p, 100_000, 1000, stop),
+            )
+        })
+        .run_once(|_| ());
 
     let calls = Arc::new(Mutex::new(0u64));
     let (o, c1, c2) = (out.clone(), calls.clone(), calls.clone());
@@ -179,6 +196,8 @@ fn the_calibration_arithmetic_recovers_the_simulators_knobs() {
     // (1,000 sleeps each).
     for (key, want, share) in [
         ("ctx_switch", 1100, 0.03),
+        // The idle CPU's fastest wake less the busy CPU's switch.
+        ("idle_exit", 900, 0.05),
         // The waker's and the sleeper's four shared-word accesses (4 x 7 ns) stay in it.
         ("ipi_latency", 700, 0.05),
         ("timer_jitter", 2000, 0.05),

@@ -334,19 +334,18 @@ fn kernel_diff_holds_icount_rates_and_fails_with_its_own_code() {
     assert_eq!(strict.status.code(), Some(6));
 }
 
-/// The rates that do not hold yet on the measured profile (`qemu-icount0`), every one of
-/// them the same phenomenon: Linux expires or revokes a small share of grants (0.2 % to
-/// 2 % of 2 µs sections, 9 % of the n50_2_50 ones) that the simulator sees yielded less
-/// often (docs/fidelity.md, "What still differs"). For the 2 µs sections a traced kernel
-/// shows why: the extension runs out while qemu's icount runs another vCPU and this one is
-/// frozen; the profile's measured tick stalls model that, and what is left here is where
-/// the simulator's stalls fall short of the kernel's on some consoles. Anything else
+/// The rates that do not hold yet on every console on the measured profile
+/// (`qemu-icount0`; docs/fidelity.md, "What still differs"). Most are the share of grants
+/// Linux expires and then revokes: 0.2 % to 2 % of 2 µs sections, where a traced kernel
+/// shows the extension running out while qemu's icount runs another vCPU (the profile's
+/// measured tick stalls model that, and what is left is where they fall short on some
+/// consoles), and n50_2_50's 8 % to 10 %, which the simulator now reproduces on four
+/// consoles of seven (8.1 %) and misses on `full-3` and the `lazy` ones. Anything else
 /// outside its tolerance is a regression.
-const KNOWN_GAPS: [(&str, &str); 15] = [
+const KNOWN_GAPS: [(&str, &str); 18] = [
     ("selftest_n2_2_50", "scheduled per total"),
     ("selftest_n2_2_50", "stats.sexpir per stats.sgrant"),
     ("selftest_n2_2_50", "stats.srevok per stats.sgrant"),
-    ("selftest_n50_2_50", "yielded per total"),
     ("selftest_n50_2_50", "scheduled per total"),
     ("selftest_n50_2_50", "stats.sexpir per stats.sgrant"),
     ("selftest_n50_2_50", "stats.srevok per stats.sgrant"),
@@ -358,6 +357,15 @@ const KNOWN_GAPS: [(&str, &str); 15] = [
     ("request_while_granted", "stats.srevok per stats.sgrant"),
     ("syscall_in_grant", "stats.sexpir per stats.sgrant"),
     ("syscall_in_grant", "stats.srevok per stats.sgrant"),
+    // The misbehaving probes' grants per section (2 µs sections): 13 % short on two
+    // consoles since the switch on a busy CPU is measured apart from the idle CPU's wake
+    // path; the simulator's loops run 5 % more sections than the kernel's, its blocking
+    // switch (one ctx_switch) costing less than Linux's (docs/fidelity.md).
+    ("reserved_bytes", "stats.sgrant per total"),
+    ("request_while_granted", "stats.sgrant per total"),
+    // One revoke in 2,641 grants against the kernel's 2 to 7 (one console of three).
+    ("selftest_no_yield", "scheduled per total"),
+    ("selftest_no_yield", "stats.srevok per stats.sgrant"),
 ];
 
 /// Issue 14 in CI: every icount console (three boots of `preempt=full`, `lazy`, both with

@@ -130,6 +130,10 @@ pub struct SimConfig {
     pub ctx_switch_ns: u64,
     /// Delay between sending an IPI and its arrival on the target CPU, ns.
     pub ipi_latency_ns: u64,
+    /// Leaving idle for a task, on top of `ctx_switch_ns`: the interrupt that finds the CPU
+    /// idle and the idle loop's exit (`do_idle()` → `schedule_idle()`), ns. A switch from a
+    /// running task has no such part.
+    pub idle_exit_ns: u64,
     /// Cost of a vDSO `clock_gettime` read in user mode, ns (must be > 0).
     pub clock_read_ns: u64,
     /// Cost of an access to the thread's `struct rseq`, ns.
@@ -217,6 +221,7 @@ impl Default for SimConfig {
             syscall_ns: 150,
             ctx_switch_ns: 800,
             ipi_latency_ns: 500,
+            idle_exit_ns: 0,
             clock_read_ns: 20,
             mem_access_ns: 1,
             shared_access_ns: 5,

@@ -175,6 +175,10 @@ pub struct Cpu {
     pub slice_timer: SliceTimer,
     /// The scheduler's `hrtick_timer`.
     pub hrtick: Hrtick,
+    /// `rq->clock`: when the run queue's clock was last read (`update_rq_clock()`).
+    pub(crate) rq_clock: u64,
+    /// `RQCF_REQ_SKIP`: the next `__schedule()` keeps `rq_clock` as it is.
+    pub(crate) clock_skip: bool,
     /// Sleep hrtimers queued on this CPU's base: (soft expiry, task, its sleep
     /// generation). Any hrtimer interrupt here expires those whose soft expiry has passed.
     pub(crate) sleep_timers: Vec<(u64, u32, u32)>,
@@ -196,6 +200,10 @@ pub struct Cpu {
     /// Interrupts raised while they were off, in arrival order: (kind, generation,
     /// task). Taken where the exit enables interrupts (`Simulation::take_pending_irqs`).
     pub(crate) pending_irqs: Vec<(IrqKind, u32, u32)>,
+    /// `TIF_HRTIMER_REARM`: the hrtimer interrupt that opened the current hard-irq window
+    /// left the clock event device unprogrammed (`CONFIG_HRTIMER_REARM_DEFERRED`), so
+    /// hrtimers due meanwhile raise no interrupt until the exit rearms it.
+    pub(crate) rearm_deferred: bool,
     /// A vCPU stall that came while the CPU was in the kernel: it freezes the next return
     /// to user mode instead (`Simulation::vcpu_stall`).
     pub(crate) deferred_stall_ns: u64,
@@ -216,6 +224,8 @@ impl Cpu {
             },
             slice_timer: SliceTimer::default(),
             hrtick: Hrtick::default(),
+            rq_clock: 0,
+            clock_skip: false,
             sleep_timers: Vec::new(),
             stats: SliceStats::default(),
             rseq_stats: RseqStats::default(),
@@ -225,6 +235,7 @@ impl Cpu {
             tick_next: 0,
             irqs_off_until: 0,
             pending_irqs: Vec::new(),
+            rearm_deferred: false,
             deferred_stall_ns: 0,
             busy_ns: 0,
             busy_since: None,

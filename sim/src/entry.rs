@@ -50,6 +50,8 @@ impl Simulation {
                 let gen = self.cpus[cpu as usize].gen;
                 let exit_at = self.now + self.cfg.irq_latency_ns;
                 self.cpus[cpu as usize].irqs_off_until = exit_at;
+                // hrtimer_interrupt() defers reprogramming the timer to the exit.
+                self.cpus[cpu as usize].rearm_deferred = kind.is_hrtimer();
                 self.push(exit_at, Event::KernelStep { cpu, gen });
             }
             (false, Some(tid)) if self.irqentry_exit_cond_resched(tid) => {
@@ -282,6 +284,7 @@ impl Simulation {
                 && self.take_pending_irqs_in_kernel(cpu, tid)
             {
                 self.tasks[tid as usize].kcont = KCont::ExitToUser { ret };
+                self.rearm_before_schedule(cpu);
                 if self.schedule(cpu, Prev::Preempt) {
                     return; // the exit runs again when switched back in
                 }
@@ -303,6 +306,7 @@ impl Simulation {
                             return;
                         }
                         self.tasks[tid as usize].kcont = KCont::ExitToUser { ret };
+                        self.rearm_before_schedule(cpu);
                         if self.schedule(cpu, Prev::Preempt) {
                             return; // continues here when switched back in
                         }
@@ -353,13 +357,22 @@ impl Simulation {
     /// the pending ones' handlers there, in arrival order. If one leaves `TIF_NEED_RESCHED`
     /// on a preemptible kernel its `irqentry_exit()` preempts the task
     /// (`raw_irqentry_exit_cond_resched()`) before the loop reaches the grant decision:
-    /// returns true then.
+    /// returns true then. After an hrtimer interrupt the timer is not yet reprogrammed
+    /// (`TIF_HRTIMER_REARM`): hrtimers that came due stay silent until the grant decision
+    /// (`rseq_grant_slice_extension()` → `hrtimer_rearm_deferred_tif()`), the schedule
+    /// (`hrtick_schedule_enter()`) or the return rearms it, and fire after that.
     fn take_pending_irqs_in_kernel(&mut self, cpu: u32, tid: u32) -> bool {
         self.cpus[cpu as usize].irqs_off_until = 0;
         if self.cpus[cpu as usize].pending_irqs.is_empty() {
             return false;
         }
-        let pending = std::mem::take(&mut self.cpus[cpu as usize].pending_irqs);
+        let mut pending = std::mem::take(&mut self.cpus[cpu as usize].pending_irqs);
+        if self.cpus[cpu as usize].rearm_deferred {
+            let (silent, now): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|(k, _, _)| k.is_hrtimer());
+            self.cpus[cpu as usize].pending_irqs = silent;
+            pending = now;
+        }
         let mut took = false;
         for (kind, gen, task) in pending {
             if !self.irq_is_current(cpu, kind, gen, task) {
@@ -380,10 +393,19 @@ impl Simulation {
         took && t.alive() && self.cfg.preempt.is_preemptible() && t.tif & TIF_NEED_RESCHED != 0
     }
 
+    /// `__schedule()` → `hrtick_schedule_enter()` takes over a deferred rearm: the
+    /// hrtimers that came due fire around the switch.
+    fn rearm_before_schedule(&mut self, cpu: u32) {
+        if self.cpus[cpu as usize].rearm_deferred {
+            self.requeue_pending_irqs(cpu);
+        }
+    }
+
     /// Deliver the interrupts that were pending as events now: after a return to user
     /// mode, or once the CPU has left the interrupted task's exit some other way.
     pub(crate) fn requeue_pending_irqs(&mut self, cpu: u32) {
         self.cpus[cpu as usize].irqs_off_until = 0;
+        self.cpus[cpu as usize].rearm_deferred = false;
         for (kind, gen, task) in std::mem::take(&mut self.cpus[cpu as usize].pending_irqs) {
             self.push(
                 self.now,

@@ -40,6 +40,14 @@ pub enum IrqKind {
 }
 
 impl IrqKind {
+    /// Is it an expiry of the CPU's hrtimers (the local APIC timer: `hrtimer_interrupt()`)?
+    pub fn is_hrtimer(self) -> bool {
+        matches!(
+            self,
+            IrqKind::Tick | IrqKind::SliceTimer | IrqKind::SleepTimer | IrqKind::Hrtick
+        )
+    }
+
     /// Short name for logs.
     pub fn name(self) -> &'static str {
         match self {

@@ -32,10 +32,16 @@ impl Simulation {
     /// EEVDF, returns whether `update_curr()` would reschedule it (the callers that act
     /// on it are the tick and the wakeup path, as in the kernel).
     pub(crate) fn update_curr(&mut self, cpu: u32) -> bool {
+        // update_rq_clock(): the run queue's clock is read wherever its lock is taken.
+        self.cpus[cpu as usize].rq_clock = self.now;
+        self.update_curr_to(cpu, self.now)
+    }
+
+    /// `update_curr()` with the run queue's clock at `now`.
+    fn update_curr_to(&mut self, cpu: u32, now: u64) -> bool {
         let Some(tid) = self.cpus[cpu as usize].curr else {
             return false;
         };
-        let now = self.now;
         let t = &mut self.tasks[tid as usize];
         let delta = now.saturating_sub(t.exec_start);
         t.exec_start = now;
@@ -90,7 +96,17 @@ impl Simulation {
     /// `schedule()` on `cpu`: put the previous task away per `prev`, pick the next and
     /// switch to it. Returns true if another task (or idle) now owns the CPU.
     pub(crate) fn schedule(&mut self, cpu: u32, prev: Prev) -> bool {
-        self.update_curr(cpu);
+        // __schedule() promotes a skip requested by wakeup_preempt() and leaves the clock
+        // where the wakeup read it: the previous task is charged up to there, the next one
+        // from there (`rq_clock_skip_update()`).
+        let clock = if std::mem::take(&mut self.cpus[cpu as usize].clock_skip) {
+            let at = self.cpus[cpu as usize].rq_clock;
+            self.update_curr_to(cpu, at);
+            at
+        } else {
+            self.update_curr(cpu);
+            self.now
+        };
         let prev_tid = self.cpus[cpu as usize].curr;
         let eevdf = self.eevdf();
         // The previous task, if it stays queued here: the pick's current entity.
@@ -170,11 +186,19 @@ impl Simulation {
                 let now = self.now;
                 let t = &mut self.tasks[n as usize];
                 t.state = TaskState::Running;
-                t.exec_start = now;
+                t.exec_start = clock;
                 t.slice_start = t.sum_exec;
                 self.cpus[cpu as usize].mode = CpuMode::Kernel;
                 let gen = self.cpus[cpu as usize].gen;
-                self.push(now + self.cfg.ctx_switch_ns, Event::KernelStep { cpu, gen });
+                let idle_exit = if prev_tid.is_none() {
+                    self.cfg.idle_exit_ns
+                } else {
+                    0
+                };
+                self.push(
+                    now + idle_exit + self.cfg.ctx_switch_ns,
+                    Event::KernelStep { cpu, gen },
+                );
                 self.set_busy(cpu);
                 self.hrtick_switched(cpu, next);
             }
@@ -389,8 +413,24 @@ impl Simulation {
         self.check_preempt_flags(cpu, tid, false)
     }
 
-    /// `wakeup_preempt()`; `fork` for `wake_up_new_task()` (`WF_FORK`).
+    /// `wakeup_preempt()`; `fork` for `wake_up_new_task()` (`WF_FORK`). When it leaves
+    /// the running task with `TIF_NEED_RESCHED` (the full bit: not a lazy request), it asks
+    /// the coming `__schedule()` to skip its clock update (`rq_clock_skip_update()`), "a
+    /// useless back to back clock update". With a slice extension granted against that
+    /// request the schedule comes microseconds later, and the time the task runs under the
+    /// grant is charged to the task switched in.
     fn check_preempt_flags(&mut self, cpu: u32, tid: u32, fork: bool) {
+        self.wakeup_preempt_class(cpu, tid, fork);
+        if let Some(curr) = self.cpus[cpu as usize].curr {
+            let t = &self.tasks[curr as usize];
+            if t.state == TaskState::Running && t.tif & TIF_NEED_RESCHED != 0 {
+                self.cpus[cpu as usize].clock_skip = true;
+            }
+        }
+    }
+
+    /// The class's own `wakeup_preempt()`, or a kick of an idle CPU.
+    fn wakeup_preempt_class(&mut self, cpu: u32, tid: u32, fork: bool) {
         let c = &self.cpus[cpu as usize];
         let Some(curr) = c.curr else {
             if c.mode == CpuMode::Idle && cpu != self.ctx_cpu {

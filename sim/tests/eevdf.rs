@@ -297,3 +297,51 @@ fn the_hrtick_reschedules_with_the_full_bit_under_lazy() {
     );
     assert!(has(&sim, "need_resched by hrtick"));
 }
+
+/// `wakeup_preempt()` → `rq_clock_skip_update()`: a wakeup that leaves the running task with
+/// `TIF_NEED_RESCHED` asks the next `__schedule()` not to read the clock again, so the
+/// time from the wakeup to the switch (the rest of the interrupt, a granted extension) is
+/// charged to the task switched in, not to the one that ran it. Under `preempt=lazy` a
+/// fair wakeup sets only the lazy bit and nothing is skipped.
+#[test]
+fn a_preempting_wakeup_charges_the_time_to_the_switch_to_the_woken_task() {
+    let run = |preempt| {
+        let mut sim = Simulation::new(SimConfig { preempt, ..cfg() }).unwrap();
+        sim.spawn(TaskSpec::new("spin"), spinner(10 * MS));
+        sim.spawn(
+            TaskSpec::new("sleeper"),
+            prog(|p| {
+                for _ in 0..3 {
+                    let _ = p.syscall(Syscall::Nanosleep { ns: 200 * US });
+                    p.burn(US);
+                }
+                vec![]
+            }),
+        );
+        sim.run_until(3 * MS);
+        // The sleeper's intervals on the CPU, from the wakeup that preempted for it (or
+        // its switch-in) to its switch-out.
+        let mut from_wake = 0;
+        let mut from_switch = 0;
+        let (mut woke, mut inn) = (None, None);
+        for r in sim.log() {
+            match r.kind {
+                LogKind::Wakeup { task: 1, .. } => woke = Some(r.time),
+                LogKind::Switch { next: Some(1), .. } => inn = Some(r.time),
+                LogKind::Switch { prev: Some(1), .. } => {
+                    let i = inn.take().unwrap();
+                    from_switch += r.time - i;
+                    from_wake += r.time - woke.take().unwrap_or(i);
+                }
+                _ => {}
+            }
+        }
+        (sim.tasks()[1].sum_exec, from_wake, from_switch)
+    };
+    let (charged, from_wake, from_switch) = run(Preempt::Full);
+    assert!(from_wake > from_switch, "{from_wake} {from_switch}");
+    assert_eq!(charged, from_wake, "full: charged from the wakeup");
+    let (charged, from_wake, from_switch) = run(Preempt::Lazy);
+    assert!(from_wake > from_switch, "{from_wake} {from_switch}");
+    assert_eq!(charged, from_switch, "lazy: charged from the switch");
+}

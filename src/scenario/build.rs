@@ -501,6 +501,7 @@ fn config(s: &Scenario, budget: &Budget) -> Result<SimConfig, (&'static str, Str
         syscall_ns: ns(m.syscall, d.syscall_ns),
         ctx_switch_ns: ns(m.ctx_switch, d.ctx_switch_ns),
         ipi_latency_ns: ns(m.ipi_latency, d.ipi_latency_ns),
+        idle_exit_ns: ns(m.idle_exit, d.idle_exit_ns),
         clock_read_ns: ns(m.clock_read, d.clock_read_ns),
         mem_access_ns: ns(m.mem_access, d.mem_access_ns),
         shared_access_ns: ns(m.shared_access, d.shared_access_ns),

@@ -220,6 +220,8 @@ pub struct Machine {
     pub tick_stalls: Option<Vec<Nanos>>,
     /// Newidle pull balancing (default: true).
     pub load_balance: Option<bool>,
+    /// Leaving idle for a task, before the switch (default: 0).
+    pub idle_exit: Option<Nanos>,
     /// The scheduler's hrtick: EEVDF reschedules a task at its virtual deadline, not at
     /// the next tick (`sched_feat(HRTICK)`, on in Linux 7.2; default: true).
     pub hrtick: Option<bool>,

@@ -173,6 +173,36 @@ pub fn run(sizes: Sizes) -> CalFrame {
         cal::sleep_overshoots(&mut p, SLACK_SLEEP_NS, sizes.sleeps),
     );
 
+    // The busy CPU's wake path: a sleeper (1 ns of slack) beside a spinner on CPU b.
+    let stop = SharedWord(5);
+    shared
+        .word(stop)
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let spinner = {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            let mut q = LinuxPlatform::new(shared);
+            pin(&mut q, b);
+            cal::spin_until_stopped(&mut q, stop)
+        })
+    };
+    let sleeps = sizes.sleeps;
+    let busy = {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            let mut q = LinuxPlatform::new(shared);
+            pin(&mut q, b);
+            let _ = cal::set_timer_slack(&mut q, 1);
+            cal::busy_overshoots(&mut q, HRTIMER_SLEEP_NS, sleeps, stop)
+        })
+    };
+    let busy = busy.join().unwrap_or_default();
+    shared
+        .word(stop)
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let _ = spinner.join();
+    push("hrtimer_busy", 1, busy);
+
     // Futex ping-pong, both threads on CPU b.
     let word = SharedWord(0);
     shared

@@ -335,6 +335,28 @@ pub fn sleep_overshoots<P: Platform>(p: &mut P, sleep_ns: u64, n: usize) -> Vec<
         .collect()
 }
 
+/// The busy CPU's wake path, the sleeper's side: [`sleep_overshoots`] while another
+/// thread spins on the same CPU ([`spin_until_stopped`]), then `stop` is set. Each wake
+/// comes as a timer interrupt into the spinner's user code and switches to the sleeper
+/// at that interrupt's exit (while the sleeper is owed service: the fastest samples).
+pub fn busy_overshoots<P: Platform>(
+    p: &mut P,
+    sleep_ns: u64,
+    n: usize,
+    stop: SharedWord,
+) -> Vec<u64> {
+    let out = sleep_overshoots(p, sleep_ns, n);
+    p.shared_store(stop, 1);
+    out
+}
+
+/// The spinner beside [`busy_overshoots`]: run user code until `stop` is set.
+pub fn spin_until_stopped<P: Platform>(p: &mut P, stop: SharedWord) {
+    while p.shared_load(stop) == 0 {
+        p.burn(1_000);
+    }
+}
+
 /// Wait until sleeps end on time: sleep `sleep_ns` (the caller has set a 1 ns slack) until
 /// `in_a_row` consecutive sleeps overshoot by less than `on_time_ns`, at most `max_sleeps`
 /// sleeps; returns how many it took (`max_sleeps` if it never settled).
