@@ -46,6 +46,17 @@ fn sleeper(run: u64, sleep: u64, rounds: u32) -> SimProgram {
     })
 }
 
+/// Spinner "a" from the start and spinner "b" from 100 µs, both for 10 ms, run to `until`.
+fn spinner_joined_at_100us(cfg: SimConfig, until: u64) -> Simulation {
+    let mut sim = Simulation::new(cfg).unwrap();
+    sim.spawn(TaskSpec::new("a"), spinner(10 * MS));
+    let mut b = TaskSpec::new("b");
+    b.start_ns = 100 * US;
+    sim.spawn(b, spinner(10 * MS));
+    sim.run_until(until);
+    sim
+}
+
 /// The times task `to` was switched in.
 fn switches_to(sim: &Simulation, to: u32) -> Vec<u64> {
     sim.log()
@@ -94,12 +105,7 @@ fn the_base_slice_scales_with_the_cpu_count_as_update_sysctl_does() {
 /// (without the hrtick) the tick notices (`update_curr()` -> `update_deadline()`).
 #[test]
 fn a_new_task_waits_for_the_running_tasks_protected_slice() {
-    let mut sim = Simulation::new(cfg_tick()).unwrap();
-    sim.spawn(TaskSpec::new("a"), spinner(10 * MS));
-    let mut b = TaskSpec::new("b");
-    b.start_ns = 100 * US;
-    sim.spawn(b, spinner(10 * MS));
-    sim.run_until(5 * MS);
+    let sim = spinner_joined_at_100us(cfg_tick(), 5 * MS);
     let first = switches_to(&sim, 1)[0];
     // a's request is 700 µs (one CPU); the first tick after it is at 1 ms.
     assert!(
@@ -224,12 +230,7 @@ fn sched_yield_hands_the_cpu_over_at_once() {
 /// right after 350 µs where the tick would have let it wait to 1 ms.
 #[test]
 fn the_hrtick_ends_a_request_at_its_deadline_not_at_the_tick() {
-    let mut sim = Simulation::new(cfg()).unwrap();
-    sim.spawn(TaskSpec::new("a"), spinner(10 * MS));
-    let mut b = TaskSpec::new("b");
-    b.start_ns = 100 * US;
-    sim.spawn(b, spinner(10 * MS));
-    sim.run_until(5 * MS);
+    let sim = spinner_joined_at_100us(cfg(), 5 * MS);
     let first = switches_to(&sim, 1)[0];
     assert!(
         (350 * US..360 * US).contains(&first),
@@ -280,16 +281,11 @@ fn a_task_alone_gets_no_hrtick() {
 /// upgrade of a lazy request.
 #[test]
 fn the_hrtick_reschedules_with_the_full_bit_under_lazy() {
-    let mut sim = Simulation::new(SimConfig {
+    let lazy = SimConfig {
         preempt: Preempt::Lazy,
         ..cfg()
-    })
-    .unwrap();
-    sim.spawn(TaskSpec::new("a"), spinner(10 * MS));
-    let mut b = TaskSpec::new("b");
-    b.start_ns = 100 * US;
-    sim.spawn(b, spinner(10 * MS));
-    sim.run_until(2 * MS);
+    };
+    let sim = spinner_joined_at_100us(lazy, 2 * MS);
     let first = switches_to(&sim, 1)[0];
     assert!(
         (350 * US..360 * US).contains(&first),

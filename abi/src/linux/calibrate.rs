@@ -66,6 +66,20 @@ fn cpu_b(cpus: usize) -> usize {
     2 % cpus.max(1)
 }
 
+/// A thread pinned to `cpu`, running `f` on its own platform over `shared`.
+fn spawn_on<T: Send + 'static>(
+    shared: &SharedMem,
+    cpu: usize,
+    f: impl FnOnce(&mut LinuxPlatform) -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let shared = shared.clone();
+    std::thread::spawn(move || {
+        let mut q = LinuxPlatform::new(shared);
+        pin(&mut q, cpu);
+        f(&mut q)
+    })
+}
+
 fn pin(p: &mut LinuxPlatform, cpu: usize) {
     if let Err(e) = p.syscall(Syscall::SchedSetaffinity(CpuSet::single(cpu))) {
         eprintln!("calibrate: sched_setaffinity({cpu}): {e}");
@@ -178,24 +192,12 @@ pub fn run(sizes: Sizes) -> CalFrame {
     shared
         .word(stop)
         .store(0, std::sync::atomic::Ordering::SeqCst);
-    let spinner = {
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            let mut q = LinuxPlatform::new(shared);
-            pin(&mut q, b);
-            cal::spin_until_stopped(&mut q, stop)
-        })
-    };
+    let spinner = spawn_on(&shared, b, move |q| cal::spin_until_stopped(q, stop));
     let sleeps = sizes.sleeps;
-    let busy = {
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            let mut q = LinuxPlatform::new(shared);
-            pin(&mut q, b);
-            let _ = cal::set_timer_slack(&mut q, 1);
-            cal::busy_overshoots(&mut q, HRTIMER_SLEEP_NS, sleeps, stop)
-        })
-    };
+    let busy = spawn_on(&shared, b, move |q| {
+        let _ = cal::set_timer_slack(q, 1);
+        cal::busy_overshoots(q, HRTIMER_SLEEP_NS, sleeps, stop)
+    });
     let busy = busy.join().unwrap_or_default();
     shared
         .word(stop)
@@ -208,23 +210,9 @@ pub fn run(sizes: Sizes) -> CalFrame {
     shared
         .word(word)
         .store(0, std::sync::atomic::Ordering::SeqCst);
-    let follower = {
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            let mut q = LinuxPlatform::new(shared);
-            pin(&mut q, b);
-            cal::pingpong_follower(&mut q, word)
-        })
-    };
+    let follower = spawn_on(&shared, b, move |q| cal::pingpong_follower(q, word));
     let rounds = sizes.rounds;
-    let leader = {
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            let mut q = LinuxPlatform::new(shared);
-            pin(&mut q, b);
-            cal::pingpong_leader(&mut q, word, rounds)
-        })
-    };
+    let leader = spawn_on(&shared, b, move |q| cal::pingpong_leader(q, word, rounds));
     let lead = leader.join().unwrap_or_default();
     let follow = follower.join().unwrap_or_default();
     push("ctx_pingpong", 1, lead.rounds);
@@ -242,14 +230,7 @@ pub fn run(sizes: Sizes) -> CalFrame {
         ack: SharedWord(4),
     };
     let n = sizes.wakeups;
-    let sleeper = {
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            let mut q = LinuxPlatform::new(shared);
-            pin(&mut q, b);
-            cal::wake_sleeper(&mut q, w, n)
-        })
-    };
+    let sleeper = spawn_on(&shared, b, move |q| cal::wake_sleeper(q, w, n));
     cal::wake_remote(&mut p, w, n, WAKE_IDLE_NS);
     let (samples, not_asleep) = sleeper.join().unwrap_or_default();
     push("wake_remote", 1, samples);
