@@ -415,8 +415,8 @@ impl Simulation {
 
     /// `wakeup_preempt()`; `fork` for `wake_up_new_task()` (`WF_FORK`). When it leaves
     /// the running task with `TIF_NEED_RESCHED` (the full bit: not a lazy request), it asks
-    /// the coming `__schedule()` to skip its clock update (`rq_clock_skip_update()`), "a
-    /// useless back to back clock update". With a slice extension granted against that
+    /// the coming `__schedule()` to skip its clock update (`rq_clock_skip_update()`), since
+    /// the schedule is expected right away. With a slice extension granted against that
     /// request the schedule comes microseconds later, and the time the task runs under the
     /// grant is charged to the task switched in.
     fn check_preempt_flags(&mut self, cpu: u32, tid: u32, fork: bool) {
