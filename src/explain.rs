@@ -323,6 +323,8 @@ pub fn explain_with(sim: &Simulation, opts: Options) -> String {
                     "wakeup_preempt" => "a woken task should run first (wakeup preemption)",
                     "wakeup_rt" => "a real-time task woke",
                     "tick_slice" => "the tick found the time slice used up",
+                    "hrtick" => "the scheduler's hrtick: the running task reached its virtual deadline (EEVDF, sched_feat(HRTICK))",
+                    "hrtick_start_fair" => "a task was queued beside one whose virtual deadline had already passed",
                     "tick_lazy_upgrade" => "the tick upgrades a pending lazy request",
                     "device_irq" => "the interrupt handler asks for it",
                     "slice_timer" => "the extension ran out: the enforcement timer forces the reschedule (§4.3, s_expired)",

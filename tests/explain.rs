@@ -189,3 +189,26 @@ fn issue12_item14_stores_are_told_by_what_they_wrote() {
         assert!(l.contains("stores request = 0"), "{l}");
     }
 }
+
+#[test]
+fn the_hrtick_is_named_as_the_reason_a_request_ends() {
+    // Two spinners on one CPU: the second is queued beside the first, whose request the
+    // hrtick ends at its virtual deadline (EEVDF, sched_feat(HRTICK) in Linux 7.2).
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("hrtick.toml");
+    std::fs::write(
+        &f,
+        "[scenario]\nname = \"hrtick\"\nduration = \"1ms\"\n[machine]\ncpus = 1\n\
+         [[task]]\nname = \"a\"\nprogram = \"spinner\"\n\
+         [[task]]\nname = \"b\"\nprogram = \"spinner\"\nstart = \"100us\"\n",
+    )
+    .unwrap();
+    let s = story(f.to_str().unwrap());
+    assert!(
+        s.contains("the scheduler's hrtick: the running task reached its virtual deadline"),
+        "{s}"
+    );
+    let off = scenario::load(&f, &["machine.hrtick=false".into()]).unwrap();
+    let s = explain(&scenario::run(&off, None, None).unwrap().sim);
+    assert!(!s.contains("hrtick"), "{s}");
+}
