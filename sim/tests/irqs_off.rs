@@ -70,23 +70,28 @@ fn an_interrupt_after_the_exit_is_not_deferred() {
     );
 }
 
+/// Enable the extension, set `request` at `start`, spin `len`, and yield if granted.
+fn section_at(start: u64, len: u64) -> SimProgram {
+    prog(move |p| {
+        enable(p);
+        let now = p.clock_ns();
+        p.burn(start - now.min(start));
+        p.store_u8(offset::REQUEST, 1);
+        p.burn(len);
+        if p.load_u8(offset::GRANTED) != 0 {
+            let _ = p.syscall(Syscall::RseqSliceYield);
+        }
+        vec![]
+    })
+}
+
 /// One task that registers, requests an extension at 2 µs and keeps it 10 µs; a reschedule
 /// interrupt at 5 µs (exit at 5.3 µs); `also`: another interrupt during its hard irq.
 fn grant_with_pending(also: Option<(u64, IrqKind)>) -> Simulation {
     let mut sim = Simulation::new(cfg1()).unwrap();
     sim.spawn(
         TaskSpec::new("t"),
-        prog(|p| {
-            enable(p);
-            let now = p.clock_ns();
-            p.burn(2 * US - now.min(2 * US));
-            p.store_u8(offset::REQUEST, 1);
-            p.burn(10 * US);
-            if p.load_u8(offset::GRANTED) != 0 {
-                let _ = p.syscall(Syscall::RseqSliceYield);
-            }
-            vec![]
-        }),
+        section_at(2 * US, 10 * US),
     );
     sim.inject_irq(5 * US, 0, IrqKind::Device(ReschedReq::Full));
     if let Some((at, kind)) = also {
@@ -131,17 +136,7 @@ fn grant_across_a_tick(stall: Option<u64>) -> (SliceStats, Option<(u64, bool)>) 
     let mut sim = Simulation::new(cfg).unwrap();
     sim.spawn(
         TaskSpec::new("t"),
-        prog(|p| {
-            enable(p);
-            let now = p.clock_ns();
-            p.burn(990 * US - now);
-            p.store_u8(offset::REQUEST, 1);
-            p.burn(11 * US);
-            if p.load_u8(offset::GRANTED) != 0 {
-                let _ = p.syscall(Syscall::RseqSliceYield);
-            }
-            vec![]
-        }),
+        section_at(990 * US, 11 * US),
     );
     sim.inject_irq(997 * US, 0, IrqKind::Device(ReschedReq::Full));
     sim.run_until(1_100 * US);
