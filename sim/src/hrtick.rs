@@ -115,8 +115,8 @@ impl Simulation {
         {
             return;
         }
-        // enqueue_entity() charged the running task first: its vruntime is current.
-        self.update_curr(cpu);
+        // The enqueue's place_entity() has just charged the running task (update_curr()):
+        // its vruntime is current.
         match self.hrtick_delay_fair(cpu, curr) {
             None => {}
             Some(Err(())) => self.resched_curr(cpu, false, "hrtick_start_fair"),
