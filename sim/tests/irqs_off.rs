@@ -89,10 +89,7 @@ fn section_at(start: u64, len: u64) -> SimProgram {
 /// interrupt at 5 µs (exit at 5.3 µs); `also`: another interrupt during its hard irq.
 fn grant_with_pending(also: Option<(u64, IrqKind)>) -> Simulation {
     let mut sim = Simulation::new(cfg1()).unwrap();
-    sim.spawn(
-        TaskSpec::new("t"),
-        section_at(2 * US, 10 * US),
-    );
+    sim.spawn(TaskSpec::new("t"), section_at(2 * US, 10 * US));
     sim.inject_irq(5 * US, 0, IrqKind::Device(ReschedReq::Full));
     if let Some((at, kind)) = also {
         sim.inject_irq(at, 0, kind);
@@ -134,10 +131,7 @@ fn grant_across_a_tick(stall: Option<u64>) -> (SliceStats, Option<(u64, bool)>) 
         };
     }
     let mut sim = Simulation::new(cfg).unwrap();
-    sim.spawn(
-        TaskSpec::new("t"),
-        section_at(990 * US, 11 * US),
-    );
+    sim.spawn(TaskSpec::new("t"), section_at(990 * US, 11 * US));
     sim.inject_irq(997 * US, 0, IrqKind::Device(ReschedReq::Full));
     sim.run_until(1_100 * US);
     let timer = sim.log().iter().find_map(|r| match r.kind {
