@@ -386,6 +386,13 @@ pub trait Platform {
     fn clock_ns(&mut self) -> u64;
 
     /// Spend `ns` nanoseconds of CPU time in user mode (a busy loop on a real machine).
+    ///
+    /// The simulator spends exactly `ns` of the thread's user time: an interrupt or a
+    /// preemption inside the burn delays its end. A real kernel's platform can only poll
+    /// the clock (`LinuxPlatform` spins until `ns` have passed on `CLOCK_MONOTONIC`), so
+    /// there the interrupt's time counts towards `ns`. Where the outcome depends on where an
+    /// interrupt falls inside a busy stretch, and the program must do the same on both,
+    /// time the stretch on the clock with [`crate::protocol::spin_until`] instead.
     fn burn(&mut self, ns: u64);
 
     /// Load a shared word (sequentially consistent).

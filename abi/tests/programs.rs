@@ -895,6 +895,7 @@ const ONE_SECTION: MisbehaveParams = MisbehaveParams {
     poll_ns: 500,
     overstay_limit_ns: 10_000,
     mode: EnableMode::Prctl,
+    clock_section: false,
 };
 
 // Merged indexes after setup: 2 st8 request, 3 burn, 4 ld8 request, 5 st8 request, 6 ld8
@@ -983,6 +984,30 @@ fn never_yields_ignores_grant_and_keeps_running_until_the_kernel_revokes() {
         (1, 1, 1, 0)
     );
     assert_eq!((c.overstay_ns_total, c.overstay_ns_max), (1200, 1200));
+}
+
+#[test]
+fn a_clock_timed_section_polls_the_clock_instead_of_burning() {
+    // What the fidelity probes run: the section is a clock-polling spin, as `burn` is on a
+    // real kernel, so the simulator's section ends on the same clock as the kernel's.
+    let mut p = FakePlatform::merged();
+    let params = MisbehaveParams {
+        clock_section: true,
+        ..ONE_SECTION
+    };
+    misbehave_run(&mut p, Misbehavior::WritesGranted, &params);
+    let trace = &p.trace()[2..];
+    assert_eq!(trace[0], "st8 request <- 1");
+    assert!(trace.iter().all(|l| !l.starts_with("burn")), "{trace:?}");
+    let reads = trace
+        .iter()
+        .take_while(|l| l.starts_with("clock") || l.starts_with("st8"))
+        .count();
+    assert!(reads >= 3, "the start and at least one poll: {trace:?}");
+    // Without it the section is one burn of CPU time.
+    let mut q = FakePlatform::merged();
+    misbehave_run(&mut q, Misbehavior::WritesGranted, &ONE_SECTION);
+    assert_eq!(q.trace()[3], "burn 1000");
 }
 
 #[test]

@@ -82,7 +82,7 @@ impl Misbehavior {
 pub struct MisbehaveParams {
     /// Critical sections to run.
     pub sections: u64,
-    /// Busy time inside each section (burn).
+    /// Busy time inside each section (CPU time, or clock time with `clock_section`).
     pub section_ns: u64,
     /// [`never_yields`]: busy time between two looks at `granted` while overstaying.
     pub poll_ns: u64,
@@ -91,16 +91,24 @@ pub struct MisbehaveParams {
     pub overstay_limit_ns: u64,
     /// How to set the extension up.
     pub mode: EnableMode,
+    /// Time each section on the monotonic clock (a clock-polling spin, as the kselftest's
+    /// loop does) instead of burning `section_ns` of CPU time: an interrupt inside the
+    /// section then eats into it, so the client leaves right after a grant's interrupt.
+    /// The fidelity probes set it because [`Platform::burn`] on a real kernel is itself a
+    /// clock-polling spin (`LinuxPlatform`): with it both sides run the same section.
+    pub clock_section: bool,
 }
 
 impl MisbehaveParams {
-    /// 100 sections of 2 µs, 500 ns polls, 1 ms overstay limit, enabled with prctl.
+    /// 100 sections of 2 µs of CPU time, 500 ns polls, 1 ms overstay limit, enabled with
+    /// prctl.
     pub const DEFAULT: MisbehaveParams = MisbehaveParams {
         sections: 100,
         section_ns: 2_000,
         poll_ns: 500,
         overstay_limit_ns: 1_000_000,
         mode: EnableMode::Prctl,
+        clock_section: false,
     };
 }
 
@@ -326,8 +334,19 @@ fn granted_visible<P: Platform + ?Sized>(p: &mut P, rev: Revision) -> bool {
 
 fn section<P: Platform + ?Sized>(p: &mut P, ext: &SliceExt, params: &MisbehaveParams) {
     ext.request(p);
-    if params.section_ns > 0 {
-        p.burn(params.section_ns);
+    section_work(p, params.section_ns, params.clock_section);
+}
+
+/// The section's busy time: `ns` of CPU time, or `ns` on the clock ([`MisbehaveParams::clock_section`]).
+fn section_work<P: Platform + ?Sized>(p: &mut P, ns: u64, on_clock: bool) {
+    if ns == 0 {
+        return;
+    }
+    if on_clock {
+        let start = p.clock_ns();
+        protocol::spin_until(p, start, ns);
+    } else {
+        p.burn(ns);
     }
 }
 
@@ -446,12 +465,8 @@ pub fn tampers_flags<P: Platform + ?Sized>(
     let original_state = ext.is_active();
     for _ in 0..params.sections {
         c.sections += 1;
-        let section_ns = params.section_ns;
-        let ((), outcome) = ext.critical_section(p, |p| {
-            if section_ns > 0 {
-                p.burn(section_ns);
-            }
-        });
+        let (section_ns, on_clock) = (params.section_ns, params.clock_section);
+        let ((), outcome) = ext.critical_section(p, |p| section_work(p, section_ns, on_clock));
         c.classify_outcome(outcome);
         let flags = protocol::read_flags(p).0;
         p.store_u32(offset::FLAGS, flags & !RSEQ_CS_FLAG_SLICE_EXT_AVAILABLE);
@@ -563,9 +578,7 @@ pub fn reserved_bytes<P: Platform + ?Sized>(
             p.store_u8(offset::RESERVED + 1, RESERVED_JUNK[1]);
             ext.request(p);
         }
-        if params.section_ns > 0 {
-            p.burn(params.section_ns);
-        }
+        section_work(p, params.section_ns, params.clock_section);
         let intact = if v1 {
             p.load_u32(offset::SLICE_CTRL) & V1_RESERVED_JUNK == V1_RESERVED_JUNK
         } else {

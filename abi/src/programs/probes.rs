@@ -349,6 +349,8 @@ fn misbehave_results(p: &mut dyn Platform, kind: Misbehavior) -> Counters {
     let params = MisbehaveParams {
         sections: MISBEHAVE_SECTIONS,
         mode: EnableMode::Prctl,
+        // What `burn` is on the kernel side: the same section on both.
+        clock_section: true,
         ..MisbehaveParams::DEFAULT
     };
     let c = misbehave::run(p, kind, &params);
@@ -433,7 +435,9 @@ fn forged_after_revoke(p: &mut dyn Platform) -> Counters {
             break;
         }
         ext.request(p);
-        p.burn(2_000);
+        // Clock time, as `burn` is on the kernel side.
+        let start = p.clock_ns();
+        protocol::spin_until(p, start, 2_000);
         if p.load_u8(offset::GRANTED) == 0 {
             p.store_u8(offset::REQUEST, 0);
             continue;
