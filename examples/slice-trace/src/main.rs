@@ -15,9 +15,11 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod trace {
     use rseq_abi::linux::{LinuxPlatform, SharedMem, POST_MERGE_RSEQ_LEN};
+    use rseq_abi::programs::misbehave::{self, MisbehaveParams, Misbehavior};
     use rseq_abi::programs::selftest::{
         selftest_loop, selftest_noise, selftest_setup, SelftestParams,
     };
+    use rseq_abi::protocol::EnableMode;
     use rseq_abi::{Platform, Revision, SharedWord};
 
     const TRACEFS: &str = "/sys/kernel/tracing";
@@ -45,7 +47,24 @@ mod trace {
             .and_then(|a0| a0.rsplit_once("slice-trace-").map(|(_, v)| v.to_string()));
         let variant = args.next().or(by_name).unwrap_or_else(|| "n2_2_50".into());
         let ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
-        let Some(mut params) = SelftestParams::variant(&variant) else {
+        // `misbehave-KIND`: the fidelity probe's misbehaving client (20,000 clock-timed
+        // 2 µs sections) beside the n2_2_50 noise thread, instead of the selftest's loop.
+        let misbehavior = match variant.strip_prefix("misbehave-") {
+            Some(kind) => match Misbehavior::from_name(kind) {
+                Some(k) => Some(k),
+                None => {
+                    eprintln!("unknown misbehavior {kind}");
+                    return 2;
+                }
+            },
+            None => None,
+        };
+        let selftest_variant = if misbehavior.is_some() {
+            "n2_2_50"
+        } else {
+            &variant
+        };
+        let Some(mut params) = SelftestParams::variant(selftest_variant) else {
             eprintln!("unknown variant {variant}");
             return 2;
         };
@@ -73,9 +92,14 @@ mod trace {
         let mut p = LinuxPlatform::new(shared.clone())
             .with_rseq_len(POST_MERGE_RSEQ_LEN)
             .with_revision(Revision::PostMerge);
+        // The selftest's setup pins to the noise CPU; the misbehaving client registers and
+        // enables by itself, after the same pinning.
         if let Err(e) = selftest_setup(&mut p) {
             eprintln!("selftest setup: {e}");
             return 3;
+        }
+        if misbehavior.is_some() {
+            let _ = rseq_abi::protocol::unregister(&mut p);
         }
         p.shared_store(run, 1);
         let noise_mem = shared.clone();
@@ -84,11 +108,22 @@ mod trace {
             selftest_noise(&mut n, &params, run)
         });
         let _ = write("tracing_on", "1");
-        let counters = selftest_loop(&mut p, &params);
+        let report = match misbehavior {
+            Some(kind) => {
+                let mp = MisbehaveParams {
+                    sections: 20_000,
+                    mode: EnableMode::Prctl,
+                    clock_section: true,
+                    ..MisbehaveParams::DEFAULT
+                };
+                format!("{:?}\n", misbehave::run(&mut p, kind, &mp).counters())
+            }
+            None => selftest_loop(&mut p, &params).to_string(),
+        };
         let _ = write("tracing_on", "0");
         p.shared_store(run, 0);
         let _ = noise.join();
-        print!("{counters}");
+        print!("{report}");
 
         let cpus = (0..64)
             .filter_map(|c| {
