@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-/// The vCPUs of every boot.
+/// The vCPUs of a boot or a calibration unless `--vcpus` says otherwise.
 pub const VCPUS: u32 = 4;
 /// Guest memory, MiB.
 pub const MEMORY_MIB: u32 = 256;
@@ -99,6 +99,8 @@ pub struct Boot {
     /// Boot the kernel built with event tracing (`config::TRACE_FRAGMENT`); recorded as
     /// `slicesim.trace=1` on the command line.
     pub trace: bool,
+    /// Virtual CPUs (`-smp`); at least 2, the probes pinning to CPU 1.
+    pub vcpus: u32,
 }
 
 impl Default for Boot {
@@ -109,6 +111,7 @@ impl Default for Boot {
             debug: false,
             slice_ext_nsec: None,
             trace: false,
+            vcpus: VCPUS,
         }
     }
 }
@@ -150,6 +153,9 @@ impl Boot {
         if let Some(ns) = self.slice_ext_nsec {
             s += &format!("-ext{ns}");
         }
+        if self.vcpus != VCPUS {
+            s += &format!("-{}cpus", self.vcpus);
+        }
         if self.trace {
             s += "-traced";
         }
@@ -178,7 +184,7 @@ pub fn qemu_args(
     a.extend(
         [
             "-smp",
-            &VCPUS.to_string(),
+            &boot.vcpus.to_string(),
             "-m",
             &MEMORY_MIB.to_string(),
             "-nographic",
@@ -223,12 +229,16 @@ mod tests {
             debug: true,
             slice_ext_nsec: Some(50_000),
             trace: true,
+            vcpus: 2,
         };
         assert_eq!(
             b.cmdline(),
             "console=ttyS0 quiet panic=-1 preempt=lazy rseq_slice_ext=0 rseq_debug=1 slicesim.trace=1"
         );
-        assert_eq!(b.label(), "lazy-noext-debug-ext50000-traced");
+        assert_eq!(b.label(), "lazy-noext-debug-ext50000-2cpus-traced");
+        let smp = qemu_args(Path::new("k"), Path::new("i"), &b, Accel::Tcg, Clock::Host);
+        let at = smp.iter().position(|x| x == "-smp").unwrap();
+        assert_eq!(smp[at + 1], "2");
     }
 
     #[test]

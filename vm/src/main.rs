@@ -96,6 +96,10 @@ struct CalibrateArgs {
     /// The profile's name [qemu-CLOCK-measured].
     #[arg(long)]
     name: Option<String>,
+    /// Virtual CPUs of the calibration boot (2..=64): the tick stalls it measures are the
+    /// other vCPUs' turns under `-icount`, so calibrate with the vCPUs the runs will have.
+    #[arg(long, default_value_t = boot::VCPUS, value_parser = clap::value_parser!(u32).range(2..=64))]
+    vcpus: u32,
     /// Give up on the boot after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -138,6 +142,11 @@ struct RunArgs {
     /// Set debugfs `rseq/slice_ext_nsec` (5000..=50000) before the probes.
     #[arg(long, value_parser = clap::value_parser!(u32).range(5000..=50000))]
     slice_ext_nsec: Option<u32>,
+    /// Virtual CPUs (2..=64; the probes pin to CPU 1). Under `-icount` qemu runs the
+    /// vCPUs round-robin on one clock, so the other vCPUs' work is time the probes' CPU
+    /// stands still (docs/fidelity.md).
+    #[arg(long, default_value_t = boot::VCPUS, value_parser = clap::value_parser!(u32).range(2..=64))]
+    vcpus: u32,
     /// Accelerator.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     accel: AccelArg,
@@ -601,6 +610,7 @@ fn run(a: RunArgs) -> Result<()> {
         debug: a.debug,
         slice_ext_nsec: a.slice_ext_nsec,
         trace: a.trace_kernel,
+        vcpus: a.vcpus,
     };
     let image = kernel(a.trace_kernel)?;
     let probe_args = a
@@ -705,7 +715,10 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 
 fn calibrate(a: CalibrateArgs) -> Result<()> {
     let cache = cache_dir()?;
-    let boot = Boot::default();
+    let boot = Boot {
+        vcpus: a.vcpus,
+        ..Boot::default()
+    };
     let name = |clock: &str| {
         a.name
             .clone()
