@@ -3,8 +3,9 @@
 //! "NAME|FILE"` (its own `[machine]` keys still win), a command with `--profile`, and
 //! `kernel-diff` holds the simulator on a profile to a VM run.
 //!
-//! Bundled: `default` (the built-in figures, `SimConfig::default()`) and `qemu-icount0`
-//! (Linux 7.2.13 under qemu's instruction counting, where there is evidence). A profile
+//! Bundled: `default` (the built-in figures, `SimConfig::default()`), `qemu-icount0`
+//! (Linux 7.2.13 under qemu's instruction counting, 4 vCPUs, where there is evidence) and
+//! `qemu-icount0-2cpus` (the same measured on 2 vCPUs, for runs with `--vcpus 2`). A profile
 //! file is TOML: a `[profile]` table (`name`, `about`) and a `[machine]` table of knobs,
 //! with the same names and units as a scenario's `[machine]`.
 
@@ -15,11 +16,15 @@ use rseq_sim::SimConfig;
 use crate::scenario::Machine;
 
 /// The bundled profiles, by name.
-pub const BUNDLED: [(&str, &str); 2] = [
+pub const BUNDLED: [(&str, &str); 3] = [
     ("default", include_str!("../profiles/default.toml")),
     (
         "qemu-icount0",
         include_str!("../profiles/qemu-icount0.toml"),
+    ),
+    (
+        "qemu-icount0-2cpus",
+        include_str!("../profiles/qemu-icount0-2cpus.toml"),
     ),
 ];
 

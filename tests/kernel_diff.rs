@@ -362,26 +362,118 @@ const KNOWN_GAPS: [(&str, &str); 16] = [
     ("selftest_no_yield", "stats.srevok per stats.sgrant"),
 ];
 
-/// Issue 14 in CI: every icount console (three boots of `preempt=full`, `lazy`, both with
-/// `rseq_debug=1`, and `slice_ext_nsec` 50000) against the simulator on the measured
-/// profile. No discrete disagreement; every rate holds (within 10 % or its counts'
-/// interval) except the known gaps above; the 50 µs-extension console holds all of them.
-#[test]
-fn every_icount_console_holds_its_rates_on_the_measured_profile() {
-    let dir = "tests/fixtures/vm-7.2.13-icount";
-    let mut report = String::new();
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for config in [
-        "full",
+/// The rates outside their tolerance on the consoles of 2-vCPU boots
+/// (`tests/fixtures/vm-7.2.13-icount-2cpus`, profile `qemu-icount0-2cpus`), console by
+/// console. With one other vCPU instead of three, the emulator's stalls expire fewer of the
+/// misbehaving probes' grants; what is left is n50_2_50's phase-locked expiries (the
+/// kernel's 9.9–10.2 % on `full`, 8.0–9.0 % on `lazy`, against 8.0 % and 6.6 %) and a few
+/// small counts.
+const KNOWN_GAPS_2CPUS: [(&str, &str, &str); 25] = [
+    ("full", "selftest_n50_2_50", "scheduled per total"),
+    ("full", "selftest_n50_2_50", "stats.sexpir per stats.sgrant"),
+    ("full", "selftest_n50_2_50", "stats.srevok per stats.sgrant"),
+    ("full-2", "selftest_n50_2_50", "scheduled per total"),
+    (
         "full-2",
+        "selftest_n50_2_50",
+        "stats.sexpir per stats.sgrant",
+    ),
+    (
+        "full-2",
+        "selftest_n50_2_50",
+        "stats.srevok per stats.sgrant",
+    ),
+    ("full-2", "reserved_bytes", "stats.sexpir per stats.sgrant"),
+    ("full-2", "reserved_bytes", "stats.srevok per stats.sgrant"),
+    ("full-3", "selftest_n50_2_50", "scheduled per total"),
+    (
         "full-3",
-        "lazy",
+        "selftest_n50_2_50",
+        "stats.sexpir per stats.sgrant",
+    ),
+    (
+        "full-3",
+        "selftest_n50_2_50",
+        "stats.srevok per stats.sgrant",
+    ),
+    // 2 of 20 grants expired.
+    ("full-3", "seq_under_ext", "stats.sexpir per stats.sgrant"),
+    ("full-3", "seq_under_ext", "stats.srevok per stats.sgrant"),
+    ("full-3", "seq_under_ext", "stats.syield per stats.sgrant"),
+    // The debug check kills the kernel's client at its first forged yield after an
+    // expiry (after 8 grants); the simulator's has no expiry and lives.
+    (
         "full-debug",
+        "writes_granted",
+        "stats.sexpir per stats.sgrant",
+    ),
+    (
+        "full-debug",
+        "writes_granted",
+        "stats.srevok per stats.sgrant",
+    ),
+    (
+        "full-debug",
+        "writes_granted",
+        "stats.syield per stats.sgrant",
+    ),
+    ("lazy", "selftest_n50_2_50", "stats.sexpir per stats.sgrant"),
+    ("lazy", "writes_granted", "stats.srevok per stats.sgrant"),
+    ("lazy-debug", "selftest_n50_2_50", "scheduled per total"),
+    (
         "lazy-debug",
-        "full-ext50000",
-    ] {
+        "selftest_n50_2_50",
+        "stats.sexpir per stats.sgrant",
+    ),
+    (
+        "lazy-debug",
+        "selftest_n50_2_50",
+        "stats.srevok per stats.sgrant",
+    ),
+    (
+        "lazy-debug",
+        "syscall_in_grant",
+        "stats.srevok per stats.sgrant",
+    ),
+    // Dead after 35 grants, at its first forged yield after an expiry.
+    (
+        "lazy-debug",
+        "writes_granted",
+        "stats.sexpir per stats.sgrant",
+    ),
+    (
+        "lazy-debug",
+        "writes_granted",
+        "stats.srevok per stats.sgrant",
+    ),
+];
+
+/// The configurations every fixture directory has a console of.
+const CONFIGS: [&str; 7] = [
+    "full",
+    "full-2",
+    "full-3",
+    "lazy",
+    "full-debug",
+    "lazy-debug",
+    "full-ext50000",
+];
+
+/// Hold the simulator on `profile` to every console in `dir`: no discrete disagreement,
+/// and no rate outside its tolerance unless `known(console, probe, rate)` says it is a
+/// known gap; every known gap must still be outside somewhere (a gap that holds everywhere
+/// is closed and must leave the list); the 50 µs-extension console holds everything.
+fn hold_rates(dir: &str, profile: &str, known: &[(&str, &str, &str)]) {
+    let is_known = |config: &str, p: &str, r: &str| {
+        known
+            .iter()
+            .any(|&(c, kp, kr)| (c == "*" || c == config) && kp == p && kr == r)
+    };
+    let mut report = String::new();
+    let mut seen: Vec<(String, String, String)> = Vec::new();
+    for config in CONFIGS {
         let console = format!("{dir}/{config}.console");
-        let out = slicesim(&["kernel-diff", &console, "--profile", "qemu-icount0"]);
+        let out = slicesim(&["kernel-diff", &console, "--profile", profile]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             text.contains(" 0 discrete disagreements"),
@@ -397,11 +489,11 @@ fn every_icount_console_holds_its_rates_on_the_measured_profile() {
             .collect();
         let new: Vec<_> = outside
             .iter()
-            .filter(|(p, r)| !KNOWN_GAPS.contains(&(p.as_str(), r.as_str())))
+            .filter(|(p, r)| !is_known(config, p, r))
             .collect();
         assert!(
             new.is_empty(),
-            "{config}: rates that held before: {new:?}\n{text}"
+            "{dir}/{config}: rates that held before: {new:?}\n{text}"
         );
         let want = if outside.is_empty() { 0 } else { 6 };
         assert_eq!(out.status.code(), Some(want), "{config}: {text}");
@@ -409,17 +501,42 @@ fn every_icount_console_holds_its_rates_on_the_measured_profile() {
         if config == "full-ext50000" {
             assert!(outside.is_empty(), "{text}");
         }
-        seen.extend(outside);
+        seen.extend(outside.into_iter().map(|(p, r)| (config.to_string(), p, r)));
     }
-    eprintln!("{report}");
+    eprintln!("{dir}:\n{report}");
     // A gap that no console shows any more has been closed: take it off the list, so that
     // it cannot come back unnoticed.
-    let closed: Vec<_> = KNOWN_GAPS
+    let closed: Vec<_> = known
         .iter()
-        .filter(|(p, r)| !seen.iter().any(|(sp, sr)| sp == p && sr == r))
+        .filter(|(c, p, r)| {
+            !seen
+                .iter()
+                .any(|(sc, sp, sr)| (*c == "*" || sc == c) && sp == p && sr == r)
+        })
         .collect();
     assert!(
         closed.is_empty(),
-        "known gaps that now hold everywhere: {closed:?}"
+        "{dir}: known gaps that now hold everywhere: {closed:?}"
+    );
+}
+
+/// Issue 14 in CI: every icount console of the 4-vCPU boots (three boots of
+/// `preempt=full`, `lazy`, both with `rseq_debug=1`, and `slice_ext_nsec` 50000) against
+/// the simulator on the profile measured on the same machine. Every rate holds (within
+/// 10 % or its counts' interval) except the known gaps above.
+#[test]
+fn every_icount_console_holds_its_rates_on_the_measured_profile() {
+    let known: Vec<(&str, &str, &str)> = KNOWN_GAPS.iter().map(|&(p, r)| ("*", p, r)).collect();
+    hold_rates("tests/fixtures/vm-7.2.13-icount", "qemu-icount0", &known);
+}
+
+/// The same on 2-vCPU boots (`slicesim-vm run --vcpus 2`) and the profile calibrated on
+/// one: the configuration with the fewest emulator stalls the probes can run on.
+#[test]
+fn every_2_vcpu_icount_console_holds_its_rates_on_its_profile() {
+    hold_rates(
+        "tests/fixtures/vm-7.2.13-icount-2cpus",
+        "qemu-icount0-2cpus",
+        &KNOWN_GAPS_2CPUS,
     );
 }

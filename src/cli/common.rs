@@ -32,7 +32,7 @@ pub struct RunArgs {
     /// Override any scenario key, e.g. `machine.cpus=4`, `task.0.count=3` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Run on a machine profile: a bundled name (`default`, `qemu-icount0`) or a profile
+    /// Run on a machine profile: a bundled name (`default`, `qemu-icount0`, `qemu-icount0-2cpus`) or a profile
     /// file; the scenario's own `[machine]` keys and `--set` still win (docs/scenarios.md).
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,

@@ -33,7 +33,7 @@ pub(super) struct SelftestArgs {
     /// Turn on rseq_debug (syscall-entry consistency checks).
     #[arg(long)]
     debug: bool,
-    /// Run on a machine profile: a bundled name (`default`, `qemu-icount0`) or a profile
+    /// Run on a machine profile: a bundled name (`default`, `qemu-icount0`, `qemu-icount0-2cpus`) or a profile
     /// file; its cost knobs replace the built-in defaults (docs/scenarios.md).
     #[arg(long, value_name = "NAME|FILE")]
     profile: Option<String>,

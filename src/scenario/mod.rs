@@ -153,7 +153,7 @@ pub struct Meta {
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Machine {
-    /// A machine profile (`crate::profile`): a bundled name (`default`, `qemu-icount0`)
+    /// A machine profile (`crate::profile`): a bundled name (`default`, `qemu-icount0`, `qemu-icount0-2cpus`)
     /// or a profile file, relative to the scenario's folder; its cost knobs apply where
     /// this table does not set them (default: none, the built-in figures).
     pub profile: Option<String>,
