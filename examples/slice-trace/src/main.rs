@@ -24,7 +24,8 @@ mod trace {
 
     const TRACEFS: &str = "/sys/kernel/tracing";
     const EVENTS: [&str; 6] = ["sched", "timer", "irq", "irq_vectors", "ipi", "workqueue"];
-    /// How far before an expiry the context goes, seconds of trace clock.
+    /// How far before an expiry the context goes, seconds of trace clock (a copy named
+    /// `slice-trace-VARIANT-wUS` widens it to US µs).
     const WINDOW_S: f64 = 12e-6;
 
     fn write(path: &str, value: &str) -> Result<(), String> {
@@ -46,6 +47,12 @@ mod trace {
             .next()
             .and_then(|a0| a0.rsplit_once("slice-trace-").map(|(_, v)| v.to_string()));
         let variant = args.next().or(by_name).unwrap_or_else(|| "n2_2_50".into());
+        let (variant, window_s) = match variant.rsplit_once("-w") {
+            Some((v, us)) if us.parse::<f64>().is_ok() => {
+                (v.to_string(), us.parse::<f64>().unwrap_or(12.0) * 1e-6)
+            }
+            _ => (variant, WINDOW_S),
+        };
         let ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
         // `misbehave-KIND`: the fidelity probe's misbehaving client (20,000 clock-timed
         // 2 µs sections) beside the n2_2_50 noise thread, instead of the selftest's loop.
@@ -146,13 +153,13 @@ mod trace {
                 }
                 expiries += 1;
                 println!("=== slice timer expired on CPU {cpu} at {t:.6}");
-                let first = lines[..i].partition_point(|(s, _)| *s < t - WINDOW_S);
+                let first = lines[..i].partition_point(|(s, _)| *s < t - window_s);
                 for (_, m) in &lines[first..(i + 3).min(lines.len())] {
                     println!("  {m}");
                 }
                 let mut others = 0;
                 for (c, ol) in cpus.iter().filter(|(c, _)| c != cpu) {
-                    for (s, m) in ol.iter().filter(|(s, _)| *s >= t - WINDOW_S && *s <= *t) {
+                    for (s, m) in ol.iter().filter(|(s, _)| *s >= t - window_s && *s <= *t) {
                         let _ = s;
                         others += 1;
                         println!("  cpu{c}> {m}");
@@ -165,7 +172,7 @@ mod trace {
         }
         println!(
             "# slice timer expiries: {expiries}, with another CPU active in the {:.0} us before: {with_others}",
-            WINDOW_S * 1e6
+            window_s * 1e6
         );
         0
     }
