@@ -28,6 +28,20 @@ pub const BUNDLED: [(&str, &str); 3] = [
     ),
 ];
 
+/// The bundled profile measured on each machine a VM run can have: (qemu `-icount`
+/// shift, vCPUs, profile). `kernel-diff` simulates an icount console on its machine's
+/// profile unless `--profile` names another.
+pub const MEASURED_MACHINES: [(u32, usize, &str); 2] =
+    [(0, 4, "qemu-icount0"), (0, 2, "qemu-icount0-2cpus")];
+
+/// The bundled profile measured on a `-icount shift` machine with `cpus` vCPUs, if any.
+pub fn measured_for(shift: u32, cpus: usize) -> Option<&'static str> {
+    MEASURED_MACHINES
+        .iter()
+        .find(|&&(s, c, _)| s == shift && c == cpus)
+        .map(|&(_, _, name)| name)
+}
+
 /// The `[machine]` keys a profile may set: how fast the machine and the kernel are, not
 /// what the scenario is (CPUs, revision, preemption model and boot options stay the
 /// scenario's).

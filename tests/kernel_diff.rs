@@ -306,7 +306,7 @@ fn restartable_sequences_agree_with_linux_7_2_under_icount() {
 fn kernel_diff_holds_icount_rates_and_fails_with_its_own_code() {
     let console = "tests/fixtures/vm-7.2.13-icount/full.console";
     // The built-in machine is not qemu's: its n2_2_50 loop runs 16 % more iterations.
-    let out = slicesim(&["kernel-diff", console]);
+    let out = slicesim(&["kernel-diff", console, "--profile", "default"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(6), "{text}");
     assert!(text.contains("0 discrete disagreements"), "{text}");
@@ -319,7 +319,13 @@ fn kernel_diff_holds_icount_rates_and_fails_with_its_own_code() {
         .find(|l| l.starts_with("| selftest_n2_2_50 | total |") && l.contains(" % |"))
         .unwrap_or_else(|| panic!("no total rate row: {text}"));
     assert!(total.ends_with("OUTSIDE |"), "{total}");
-    let report = slicesim(&["kernel-diff", console, "--report-rates"]);
+    let report = slicesim(&[
+        "kernel-diff",
+        console,
+        "--profile",
+        "default",
+        "--report-rates",
+    ]);
     assert_eq!(report.status.code(), Some(0));
     let tcg = "tests/fixtures/vm-7.2.13/full.console";
     let out = slicesim(&["kernel-diff", tcg]);
@@ -332,6 +338,43 @@ fn kernel_diff_holds_icount_rates_and_fails_with_its_own_code() {
     );
     let strict = slicesim(&["kernel-diff", tcg, "--fail-on-rates"]);
     assert_eq!(strict.status.code(), Some(6));
+}
+
+/// Without `--profile`, an icount console is simulated on the profile measured on its own
+/// machine (4 or 2 vCPUs), and says so; a plain-TCG console keeps the built-in figures.
+#[test]
+fn kernel_diff_picks_the_profile_measured_on_the_consoles_machine() {
+    for (console, name) in [
+        (
+            "tests/fixtures/vm-7.2.13-icount/full.console",
+            "qemu-icount0 ",
+        ),
+        (
+            "tests/fixtures/vm-7.2.13-icount-2cpus/full.console",
+            "qemu-icount0-2cpus ",
+        ),
+    ] {
+        let chosen = slicesim(&["kernel-diff", console]);
+        let named = slicesim(&["kernel-diff", console, "--profile", name.trim()]);
+        let text = String::from_utf8_lossy(&chosen.stdout).into_owned();
+        assert!(
+            text.contains(&format!("machine profile: {name}"))
+                && text.contains("measured on this console's machine"),
+            "{text}"
+        );
+        // The same simulation as naming the profile: every row but the header line.
+        let rows = |o: &std::process::Output| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with('|'))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(&chosen), rows(&named), "{console}");
+    }
+    let tcg = slicesim(&["kernel-diff", "tests/fixtures/vm-7.2.13/full.console"]);
+    let text = String::from_utf8_lossy(&tcg.stdout).into_owned();
+    assert!(text.contains("machine profile: default\n"), "{text}");
 }
 
 /// The rates that do not hold yet on every console on the measured profile

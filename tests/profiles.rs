@@ -114,7 +114,13 @@ fn kernel_diff_simulates_on_the_profile_it_is_given() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("machine profile: qemu-icount0"), "{text}");
-    let default = slicesim(&["kernel-diff", console, "--report-rates"]);
+    let default = slicesim(&[
+        "kernel-diff",
+        console,
+        "--profile",
+        "default",
+        "--report-rates",
+    ]);
     assert!(String::from_utf8_lossy(&default.stdout).contains("machine profile: default"));
     assert_ne!(
         text,

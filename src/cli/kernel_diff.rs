@@ -21,7 +21,9 @@ pub struct KernelDiffArgs {
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Simulate on this machine profile (a bundled name or a file) [default].
+    /// Simulate on this machine profile (a bundled name or a file) [for a console taken
+    /// under `-icount`, the profile measured on its machine (`qemu-icount0` on 4 vCPUs,
+    /// `qemu-icount0-2cpus` on 2); otherwise `default`].
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Fail (exit 6) when a rate does not hold to the kernel's: more than 10 % from it
@@ -64,9 +66,18 @@ pub fn kernel_diff(a: KernelDiffArgs) -> Result<i32> {
         .with_context(|| format!("reading {}", a.console.display()))?;
     let names: Vec<&str> = kernel.probes.iter().map(|p| p.probe.as_str()).collect();
     let mut cfg = setup.sim_config(a.seed);
+    // An icount console is held to the profile measured on its own machine unless the
+    // user names one: the `default` figures are not that machine's.
+    let measured = match setup.clock {
+        Some(fidelity::GuestClock::Icount(shift)) if a.profile.is_none() => {
+            crate::profile::measured_for(shift, setup.cpus)
+        }
+        _ => None,
+    };
     let profile = match a
         .profile
         .as_deref()
+        .or(measured)
         .map(|p| crate::profile::Profile::load(p, None))
     {
         None => None,
@@ -92,11 +103,16 @@ pub fn kernel_diff(a: KernelDiffArgs) -> Result<i32> {
         setup.revision.name(),
     );
     println!(
-        "machine profile: {}",
+        "machine profile: {}{}",
         profile.as_ref().map_or("default".to_string(), |p| format!(
             "{} ({})",
             p.name, p.about
-        ))
+        )),
+        if measured.is_some() {
+            ", measured on this console's machine (--profile chooses another)"
+        } else {
+            ""
+        }
     );
     let rows = fidelity::compare(&kernel, &sim, a.tolerance);
     let tests = fidelity::rate_tests(&kernel, &sim, &rows);
