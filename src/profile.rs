@@ -45,7 +45,7 @@ pub fn measured_for(shift: u32, cpus: usize) -> Option<&'static str> {
 /// The `[machine]` keys a profile may set: how fast the machine and the kernel are, not
 /// what the scenario is (CPUs, revision, preemption model and boot options stay the
 /// scenario's).
-pub const KNOBS: [&str; 18] = [
+pub const KNOBS: [&str; 19] = [
     "irq_latency",
     "syscall",
     "ctx_switch",
@@ -61,6 +61,7 @@ pub const KNOBS: [&str; 18] = [
     "fast_clock_skew_ns",
     "timer_slack",
     "timer_jitter",
+    "timer_jitters",
     "syscall_work_delay",
     "tick_stall_ticks",
     "tick_stalls",
@@ -198,6 +199,9 @@ impl Profile {
         set(m.sleeper_credit, &mut cfg.sleeper_credit_ns);
         set(m.timer_slack, &mut cfg.timer_slack_ns);
         set(m.timer_jitter, &mut cfg.timer_jitter_ns);
+        if let Some(v) = m.timer_jitters {
+            cfg.timer_jitters_ns = v.iter().map(|n| n.0).collect();
+        }
         set(m.syscall_work_delay, &mut cfg.syscall_work_delay_ns);
         if let Some(t) = m.tick_stall_ticks {
             cfg.tick_stalls.ticks = t;

@@ -210,3 +210,36 @@ fn the_calibration_arithmetic_recovers_the_simulators_knobs() {
         );
     }
 }
+
+/// A machine drawing measured sleep delays (`timer_jitters`) gives them back through the
+/// benchmark the calibration takes them from: every 1 ns-slack sleep overshoots by the
+/// fastest path plus one of the listed delays, and over 400 sleeps each delay is drawn,
+/// in about its share (the list has 0 twice).
+#[test]
+fn measured_timer_jitters_come_back_from_the_sleep_benchmark() {
+    let out: Samples = Arc::default();
+    let o = out.clone();
+    model("jitters")
+        .machine("timer_slack", "\"0ns\"")
+        .machine("timer_jitter", "\"5us\"")
+        .machine(
+            "timer_jitters",
+            "[\"0ns\", \"0ns\", \"140ns\", \"740ns\", \"3us\"]",
+        )
+        .spawn_with("sleeper", on(1), move |p| {
+            push(&o, "", 1, cal::sleep_overshoots(p, 100_000, 400))
+        })
+        .run_once(|_| ());
+    let v = std::mem::take(&mut out.lock().unwrap()[0].values);
+    let fastest = *v.iter().min().unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for x in &v {
+        *seen.entry(x - fastest).or_insert(0u32) += 1;
+    }
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        [0, 140, 740, 3000],
+        "the uniform timer_jitter is not drawn beside the list: {seen:?}"
+    );
+    assert!(seen[&0] > seen[&3000] + 40, "0 is listed twice: {seen:?}");
+}

@@ -130,6 +130,19 @@ fn slice_ext_nsec_out_of_range_is_erange_at_its_line() {
 }
 
 #[test]
+fn a_measured_delay_over_a_second_is_refused_at_its_line() {
+    let src = GOOD.replace("cpus = 1", "cpus = 1\ntimer_jitters = [\"1us\", \"2s\"]");
+    let (line, _, msg) = at(&src);
+    assert_eq!(line, 8);
+    assert!(
+        msg.contains("timer_jitters: 2 delays, longest 2000000000 ns"),
+        "{msg}"
+    );
+    let ok = GOOD.replace("cpus = 1", "cpus = 1\ntimer_jitters = [\"1us\", \"0ns\"]");
+    assert!(scenario::parse(Path::new("s.toml"), &ok, &[]).is_ok());
+}
+
+#[test]
 fn references_to_unknown_tasks_suggest_the_right_one() {
     let msg = err(&format!("{GOOD}\n[expect.task.b]\nexit = \"exited\"\n"));
     assert!(msg.contains("expectation for unknown task `b`"), "{msg}");

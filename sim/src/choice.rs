@@ -30,7 +30,7 @@ use rand_pcg::Pcg64Mcg;
 pub enum Draw {
     /// The order key of a queued event in seeded tie-break mode.
     TieKey,
-    /// The jitter of a sleep timer (modulo `timer_jitter`).
+    /// The jitter of a sleep timer (modulo `timer_jitter`, or which of `timer_jitters`).
     SleepJitter,
     /// A uniform draw for a Poisson source's next inter-arrival time.
     IrqArrival,

@@ -167,6 +167,12 @@ pub struct SimConfig {
     /// the seeded generator: the interrupt-latency variation of real hardware. Without it
     /// periodic sleepers phase-lock with busy tasks in ways no machine shows, ns.
     pub timer_jitter_ns: u64,
+    /// Measured sleep-timer delays: when not empty, a sleep timer fires one of these,
+    /// drawn uniformly from the seeded generator, after its expiry, in place of
+    /// `U[0, timer_jitter_ns)`. A measured distribution keeps its shape (under qemu's
+    /// icount most wakeups are exact and a few are late by discrete amounts), which a
+    /// uniform width of the same spread does not, ns.
+    pub timer_jitters_ns: Vec<u64>,
     /// Time from syscall entry to the rseq slice work in `syscall_trace_enter()`, ns. With
     /// a non-zero value the enforcement timer can fire in between, counting both
     /// `s_expired` and `s_yielded` (spec §13.5). Default 0: the work runs at entry.
@@ -232,6 +238,7 @@ impl Default for SimConfig {
             fast_clock_skew_ns: 0,
             timer_slack_ns: 50_000,
             timer_jitter_ns: 750,
+            timer_jitters_ns: Vec::new(),
             syscall_work_delay_ns: 0,
             tick_stalls: TickStalls::default(),
             load_balance: true,
@@ -270,6 +277,16 @@ pub enum ConfigError {
     /// `hz` above 10000.
     #[error("hz = {0}: must be at most 10000")]
     Hz(u32),
+    /// `timer_jitters` with a delay over a second or more than 100,000 of them.
+    #[error(
+        "timer_jitters: {count} delays, longest {longest_ns} ns (at most 100000, each at most 1 s)"
+    )]
+    TimerJitters {
+        /// Delays given.
+        count: usize,
+        /// The longest.
+        longest_ns: u64,
+    },
     /// `tick_stalls` with more stalls than ticks, or a stall over a second.
     #[error(
         "tick_stalls: {stalls} stalls of {ticks} ticks (at most one per tick, each at most 1 s)"
@@ -349,6 +366,13 @@ impl SimConfig {
         }
         if self.hz > 10_000 {
             return Err(ConfigError::Hz(self.hz));
+        }
+        let longest_ns = self.timer_jitters_ns.iter().copied().max().unwrap_or(0);
+        if self.timer_jitters_ns.len() > 100_000 || longest_ns > 1_000_000_000 {
+            return Err(ConfigError::TimerJitters {
+                count: self.timer_jitters_ns.len(),
+                longest_ns,
+            });
         }
         let s = &self.tick_stalls;
         if s.stalls_ns.len() as u64 > s.ticks || s.stalls_ns.iter().any(|&n| n > 1_000_000_000) {

@@ -213,9 +213,15 @@ impl Simulation {
                         Policy::Normal => self.cfg.timer_slack_ns,
                         Policy::Fifo(_) => 0,
                     };
-                    let jitter = match self.cfg.timer_jitter_ns {
-                        0 => 0,
-                        j => self.chooser.draw(crate::choice::Draw::SleepJitter) % j,
+                    let jitter = if self.cfg.timer_jitters_ns.is_empty() {
+                        match self.cfg.timer_jitter_ns {
+                            0 => 0,
+                            j => self.chooser.draw(crate::choice::Draw::SleepJitter) % j,
+                        }
+                    } else {
+                        let all = &self.cfg.timer_jitters_ns;
+                        let i = self.chooser.draw(crate::choice::Draw::SleepJitter) as usize;
+                        all[i % all.len()]
                     };
                     // hrtimer_set_expires_range_ns(): soft expiry at the request, hard
                     // expiry `slack` later; the interrupt fires at the hard one (plus the

@@ -516,6 +516,12 @@ fn config(s: &Scenario, budget: &Budget) -> Result<SimConfig, (&'static str, Str
         fast_clock_skew_ns: m.fast_clock_skew_ns.unwrap_or(d.fast_clock_skew_ns),
         timer_slack_ns: ns(m.timer_slack, d.timer_slack_ns),
         timer_jitter_ns: ns(m.timer_jitter, d.timer_jitter_ns),
+        timer_jitters_ns: m
+            .timer_jitters
+            .as_ref()
+            .map_or(d.timer_jitters_ns.clone(), |v| {
+                v.iter().map(|n| n.0).collect()
+            }),
         syscall_work_delay_ns: ns(m.syscall_work_delay, d.syscall_work_delay_ns),
         tick_stalls: rseq_sim::TickStalls {
             ticks: m.tick_stall_ticks.unwrap_or(d.tick_stalls.ticks),
@@ -542,6 +548,7 @@ fn config(s: &Scenario, budget: &Budget) -> Result<SimConfig, (&'static str, Str
             rseq_sim::config::ConfigError::StackSize(_) => "stack_size",
             rseq_sim::config::ConfigError::PreemptModel(_) => "preempt",
             rseq_sim::config::ConfigError::TickStalls { .. } => "tick_stalls",
+            rseq_sim::config::ConfigError::TimerJitters { .. } => "timer_jitters",
         };
         (key, format!("machine: {e}"))
     })?;

@@ -211,6 +211,9 @@ pub struct Machine {
     pub timer_slack: Option<Nanos>,
     /// Seeded extra delay of sleep timers (default: 750ns).
     pub timer_jitter: Option<Nanos>,
+    /// Measured sleep-timer delays, one drawn per sleep in place of `timer_jitter`
+    /// (default: none).
+    pub timer_jitters: Option<Vec<Nanos>>,
     /// Syscall entry to the rseq slice work (spec §13.5) (default: 0).
     pub syscall_work_delay: Option<Nanos>,
     /// Ticks measured for `tick_stalls` (default: 0).

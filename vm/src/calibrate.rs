@@ -381,10 +381,40 @@ pub fn knobs(f: &CalFrame) -> Result<Vec<Knob>, CalError> {
                     jitter / 12f64.sqrt()
                 ),
                 "The median itself (expiry, idle exit, wakeup, switch, syscall exit) is ctx_switch's figure.".into(),
+                "Only a profile without timer_jitters draws it.".into(),
             ],
             hr,
         ),
     ];
+    // The same samples as a distribution: under icount most sleeps wake exactly at the
+    // fastest overshoot and the rest are late by a few discrete amounts, a shape the
+    // uniform width above flattens (its mean is twice the measured one's and it puts the
+    // phase of a periodic sleeper in places the kernel's never is). The simulator draws
+    // one of these per sleep; sorted, so the profile reads as a histogram.
+    let hr_values = &series(f, "hrtimer_1ns")?.values;
+    let fastest = hr_values.iter().copied().min().unwrap_or(0);
+    let mut late: Vec<u64> = hr_values.iter().map(|&v| v - fastest).collect();
+    late.sort_unstable();
+    let late_stats = Stats::of(late.iter().map(|&v| v as f64));
+    out.push(Knob {
+        key: "timer_jitters",
+        value: format!(
+            "[\n{}\n]",
+            late.chunks(12)
+                .map(|c| {
+                    let row: Vec<String> = c.iter().map(|&v| ns(v as f64)).collect();
+                    format!("  {},", row.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        comment: vec![format!(
+            "each of timer_jitter's {} samples less the fastest ({fastest} ns): the delay a sleep timer's wakeup has beyond the fastest path{}",
+            late.len(),
+            late_stats.map_or(String::new(), |s| format!(" ({})", s.describe()))
+        )],
+        measured: late_stats,
+    });
     // The tick's gaps beyond half again its median are not its own spread (p10..p90 is
     // within 3 % of the median under icount) but another vCPU's turn: qemu's icount runs
     // the vCPUs in turn and the polling one stands still meanwhile (docs/fidelity.md, the
@@ -559,6 +589,13 @@ mod tests {
         // standard deviation 200 * sqrt(99 / 12) = 574.5, times sqrt(12) = 1990.
         // Default slack 54000: slack 54000 - 5000.
         assert_eq!(get("timer_jitter"), "\"1990ns\"");
+        // The same overshoots as a distribution: each less the fastest (4000), sorted.
+        let jitters = get("timer_jitters");
+        assert!(
+            jitters.starts_with("[\n  \"0ns\", \"200ns\", \"400ns\",")
+                && jitters.ends_with("\"2000ns\",\n]"),
+            "{jitters}"
+        );
         assert_eq!(get("timer_slack"), "\"49000ns\"");
         assert_eq!(get("syscall_work_delay"), "\"0ns\"");
         // Five tick gaps, none over 1.5 x the median: no vCPU stall.
@@ -566,7 +603,7 @@ mod tests {
         assert_eq!(get("tick_stalls"), "[]");
         // No busy-CPU benchmark in this console: the idle path is all ctx_switch.
         assert_eq!(get("idle_exit"), "\"0ns\"");
-        assert_eq!(k.len(), 18, "every knob of a profile");
+        assert_eq!(k.len(), 19, "every knob of a profile");
         let text = profile(&f, "test").unwrap();
         assert!(text.contains("# kernel:  Linux 7.2.13\n"), "{text}");
         assert!(text.contains("clock icount0, 4 vCPUs"), "{text}");
