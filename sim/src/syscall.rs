@@ -88,6 +88,20 @@ enum Body {
 }
 
 impl Simulation {
+    /// A sleep timer's latency beyond its expiry: one of the measured `timer_jitters`, or
+    /// `U[0, timer_jitter)` where the machine lists none.
+    fn sleep_jitter(&mut self) -> u64 {
+        let draw = |s: &mut Self| s.chooser.draw(crate::choice::Draw::SleepJitter);
+        match (self.cfg.timer_jitters_ns.len(), self.cfg.timer_jitter_ns) {
+            (0, 0) => 0,
+            (0, width) => draw(self) % width,
+            (n, _) => {
+                let i = (draw(self) % n as u64) as usize;
+                self.cfg.timer_jitters_ns[i]
+            }
+        }
+    }
+
     /// The user task `tid` on `cpu` enters a syscall.
     pub(crate) fn syscall_enter(&mut self, cpu: u32, tid: u32, sys: KSys) {
         self.cpus[cpu as usize].mode = CpuMode::Kernel;
@@ -213,16 +227,7 @@ impl Simulation {
                         Policy::Normal => self.cfg.timer_slack_ns,
                         Policy::Fifo(_) => 0,
                     };
-                    let jitter = if self.cfg.timer_jitters_ns.is_empty() {
-                        match self.cfg.timer_jitter_ns {
-                            0 => 0,
-                            j => self.chooser.draw(crate::choice::Draw::SleepJitter) % j,
-                        }
-                    } else {
-                        let all = &self.cfg.timer_jitters_ns;
-                        let i = self.chooser.draw(crate::choice::Draw::SleepJitter) as usize;
-                        all[i % all.len()]
-                    };
+                    let jitter = self.sleep_jitter();
                     // hrtimer_set_expires_range_ns(): soft expiry at the request, hard
                     // expiry `slack` later; the interrupt fires at the hard one (plus the
                     // latency jitter) unless another hrtimer interrupt on this CPU finds

@@ -342,18 +342,21 @@ fn selftest_no_yield(p: &mut dyn Platform) -> Counters {
 /// enough for hundreds of grants, so a fatal misdeed is committed many times over.
 const MISBEHAVE_SECTIONS: u64 = 20_000;
 
+/// What a misbehaving probe's client runs: [`MISBEHAVE_SECTIONS`] 2 µs sections, enabled
+/// with prctl, each timed on the clock, which is what `burn` is on the kernel side, so
+/// both sides run the same section (`examples/slice-trace` traces the same client).
+pub const PROBE_MISBEHAVE: MisbehaveParams = MisbehaveParams {
+    sections: MISBEHAVE_SECTIONS,
+    mode: EnableMode::Prctl,
+    clock_section: true,
+    ..MisbehaveParams::DEFAULT
+};
+
 /// A misbehaving client pinned beside the noise thread (spec §7). Whether it dies is the
 /// runner's [`EXIT_KEY`]; if it lives, what it saw is timing-dependent except whether the
 /// extension was in use.
 fn misbehave_results(p: &mut dyn Platform, kind: Misbehavior) -> Counters {
-    let params = MisbehaveParams {
-        sections: MISBEHAVE_SECTIONS,
-        mode: EnableMode::Prctl,
-        // What `burn` is on the kernel side: the same section on both.
-        clock_section: true,
-        ..MisbehaveParams::DEFAULT
-    };
-    let c = misbehave::run(p, kind, &params);
+    let c = misbehave::run(p, kind, &PROBE_MISBEHAVE);
     p.shared_store(RUN_WORD, 0);
     let mut out: Counters = vec![("ext_active", i64::from(c.ext_active))];
     out.extend([

@@ -15,11 +15,11 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod trace {
     use rseq_abi::linux::{LinuxPlatform, SharedMem, POST_MERGE_RSEQ_LEN};
-    use rseq_abi::programs::misbehave::{self, MisbehaveParams, Misbehavior};
+    use rseq_abi::programs::misbehave::{self, Misbehavior};
+    use rseq_abi::programs::probes::PROBE_MISBEHAVE;
     use rseq_abi::programs::selftest::{
         selftest_loop, selftest_noise, selftest_setup, SelftestParams,
     };
-    use rseq_abi::protocol::EnableMode;
     use rseq_abi::{Platform, Revision, SharedWord};
 
     const TRACEFS: &str = "/sys/kernel/tracing";
@@ -47,11 +47,12 @@ mod trace {
             .next()
             .and_then(|a0| a0.rsplit_once("slice-trace-").map(|(_, v)| v.to_string()));
         let variant = args.next().or(by_name).unwrap_or_else(|| "n2_2_50".into());
-        let (variant, window_s) = match variant.rsplit_once("-w") {
-            Some((v, us)) if us.parse::<f64>().is_ok() => {
-                (v.to_string(), us.parse::<f64>().unwrap_or(12.0) * 1e-6)
-            }
-            _ => (variant, WINDOW_S),
+        let (variant, window_s) = match variant
+            .rsplit_once("-w")
+            .and_then(|(v, us)| Some((v.to_string(), us.parse::<f64>().ok()? * 1e-6)))
+        {
+            Some(widened) => widened,
+            None => (variant, WINDOW_S),
         };
         let ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
         // `misbehave-KIND`: the fidelity probe's misbehaving client (20,000 clock-timed
@@ -116,15 +117,10 @@ mod trace {
         });
         let _ = write("tracing_on", "1");
         let report = match misbehavior {
-            Some(kind) => {
-                let mp = MisbehaveParams {
-                    sections: 20_000,
-                    mode: EnableMode::Prctl,
-                    clock_section: true,
-                    ..MisbehaveParams::DEFAULT
-                };
-                format!("{:?}\n", misbehave::run(&mut p, kind, &mp).counters())
-            }
+            Some(kind) => format!(
+                "{:?}\n",
+                misbehave::run(&mut p, kind, &PROBE_MISBEHAVE).counters()
+            ),
             None => selftest_loop(&mut p, &params).to_string(),
         };
         let _ = write("tracing_on", "0");
