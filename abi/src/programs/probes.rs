@@ -342,7 +342,7 @@ fn selftest_no_yield(p: &mut dyn Platform) -> Counters {
 /// enough for hundreds of grants, so a fatal misdeed is committed many times over.
 const MISBEHAVE_SECTIONS: u64 = 20_000;
 
-/// What a misbehaving probe's client runs: [`MISBEHAVE_SECTIONS`] 2 µs sections, enabled
+/// What a misbehaving probe's client runs: 20,000 sections of 2 µs, enabled
 /// with prctl, each timed on the clock, which is what `burn` is on the kernel side, so
 /// both sides run the same section (`examples/slice-trace` traces the same client).
 pub const PROBE_MISBEHAVE: MisbehaveParams = MisbehaveParams {
