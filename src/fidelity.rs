@@ -214,16 +214,16 @@ fn exit_code(exit: Option<&TaskExit>) -> i64 {
     }
 }
 
-/// Run one probe in a fresh simulation, with the keys the VM's runner reports.
-pub fn run_probe(
+/// A fresh simulation with `probe`'s threads spawned, as the VM's runner starts them;
+/// returns it with the main thread's id.
+fn start_probe(
     probe: &'static Probe,
     cfg: &SimConfig,
-) -> Result<ProbeRecord, rseq_sim::SimError> {
+) -> Result<(Simulation, u32), rseq_sim::SimError> {
     let mut sim = Simulation::new(cfg.clone())?;
     let mut spec = TaskSpec::new(probe.name);
     spec.affinity = probes::affinity(probe);
-    let main_fn = probe.main;
-    let main = sim.spawn(spec, Box::new(move |p| main_fn(p)));
+    let main = sim.spawn(spec, Box::new(move |p| probe.run(p)));
     if let Threads::WithNoise(params) = probe.threads {
         sim.set_shared_word(RUN_WORD, 1);
         let mut noise = TaskSpec::new("noise");
@@ -235,6 +235,15 @@ pub fn run_probe(
             Box::new(move |p| vec![("bursts", selftest_noise(p, &params, RUN_WORD) as i64)]),
         );
     }
+    Ok((sim, main))
+}
+
+/// Run one probe in a fresh simulation, with the keys the VM's runner reports.
+pub fn run_probe(
+    probe: &'static Probe,
+    cfg: &SimConfig,
+) -> Result<ProbeRecord, rseq_sim::SimError> {
+    let (mut sim, main) = start_probe(probe, cfg)?;
     sim.run_until_cond(PROBE_DEADLINE_NS, |s| {
         s.tasks()[main as usize].exit.is_some()
     });
@@ -630,6 +639,22 @@ pub fn render(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_noisy_probe_asks_for_nothing_until_its_quiet_start_is_over() {
+        let probe = probes::find("writes_granted").unwrap();
+        let cfg = KernelSetup::default().sim_config(1);
+        let (mut sim, main) = start_probe(probe, &cfg).unwrap();
+        sim.run_until(probes::QUIET_START_NS);
+        assert_eq!(sim.stats().granted, 0, "a grant inside the quiet start");
+        assert!(sim.tasks()[main as usize].exit.is_none());
+        sim.run_until(probes::QUIET_START_NS + 50_000_000);
+        assert!(sim.stats().granted > 100, "the timed part follows at once");
+        // A probe without noise starts at once: it is over long before.
+        let (mut sim, main) = start_probe(probes::find("registration").unwrap(), &cfg).unwrap();
+        sim.run_until(1_000_000);
+        assert!(sim.tasks()[main as usize].exit.is_some());
+    }
 
     #[test]
     fn wilson_intervals_hold_the_share_and_shrink_with_the_count() {
