@@ -223,7 +223,13 @@ fn start_probe(
     let mut sim = Simulation::new(cfg.clone())?;
     let mut spec = TaskSpec::new(probe.name);
     spec.affinity = probes::affinity(probe);
-    let main = sim.spawn(spec, Box::new(move |p| probe.run(p)));
+    let main = sim.spawn(
+        spec,
+        Box::new(move |p| {
+            probe.quiet_start(p);
+            (probe.main)(p)
+        }),
+    );
     if let Threads::WithNoise(params) = probe.threads {
         sim.set_shared_word(RUN_WORD, 1);
         let mut noise = TaskSpec::new("noise");
@@ -337,21 +343,27 @@ pub struct Row {
     pub verdict: Verdict,
 }
 
-/// The key a rate is a share of: a probe's `total` for its own counters, `stats.sgrant`
-/// for the other `stats.*` deltas and `total` for `stats.sgrant` itself. `None` for the
-/// bases at the root (`total`), which are compared by zero-ness only: how many loop
-/// iterations fit in 300 ms depends on the CPU, and under TCG on the emulator.
-fn base_of(key: &str) -> Option<&'static str> {
+/// The key a rate is a share of: a probe's loop count (`total`, or `commits` for the
+/// sequence probes) for its own counters and for `stats.sgrant`, and `stats.sgrant` for the
+/// other `stats.*` deltas. `None` for the loop count itself, which is compared by
+/// zero-ness only here: how many loop iterations fit in 300 ms depends on the CPU, and
+/// under TCG on the emulator.
+fn base_of(rec: &[(String, i64)], key: &str) -> Option<&'static str> {
+    let has = |k: &str| rec.iter().any(|(r, _)| r == k);
+    let loop_count = if !has("total") && has("commits") {
+        "commits"
+    } else {
+        "total"
+    };
     match key {
-        "total" => None,
-        "stats.sgrant" => Some("total"),
-        k if k.starts_with(probes::STATS_PREFIX) => Some("stats.sgrant"),
-        _ => Some("total"),
+        k if k == loop_count => None,
+        k if k.starts_with(probes::STATS_PREFIX) && k != "stats.sgrant" => Some("stats.sgrant"),
+        _ => Some(loop_count),
     }
 }
 
 fn share(rec: &[(String, i64)], key: &str, value: i64) -> Option<f64> {
-    let base = base_of(key)?;
+    let base = base_of(rec, key)?;
     let b = rec.iter().find(|(k, _)| k == base)?.1;
     (b > 0).then(|| value as f64 / b as f64)
 }
@@ -502,7 +514,7 @@ pub fn rate_tests(kernel: &Frame, sim: &Frame, rows: &[Row]) -> Vec<RateTest> {
     rows.iter()
         .filter(|r| r.class == Class::Rate)
         .filter_map(|r| {
-            let Some(base) = base_of(&r.key) else {
+            let Some(base) = base_of(&kernel.probe(&r.probe)?.results, &r.key) else {
                 return total_test(r);
             };
             let (x1, x2) = (r.kernel?, r.sim?);

@@ -109,6 +109,40 @@ fn rates_are_compared_as_shares_within_the_tolerance() {
     assert!(!v.fails(), "a rate never fails the exit code");
 }
 
+/// A probe without a loop `total` (the sequence probes) has its rates taken per committed
+/// update: twice the kernel's grants per update is outside, not only "both non-zero".
+#[test]
+fn sequence_probe_rates_are_shares_of_their_commits() {
+    let sim = sim_frame(&["seq_under_ext"], CMDLINE);
+    let mut kernel = sim.clone();
+    let get = |f: &Frame, k: &str| {
+        f.probe("seq_under_ext")
+            .unwrap()
+            .results
+            .iter()
+            .find(|(key, _)| key == k)
+            .unwrap()
+            .1
+    };
+    let granted = get(&sim, "stats.sgrant");
+    assert!(granted > 10, "the probe gets grants: {granted}");
+    let rows = fidelity::compare(&kernel, &sim, 0.1);
+    let tests = fidelity::rate_tests(&kernel, &sim, &rows);
+    let test = |key: &str| tests.iter().find(|t| t.key == key).cloned();
+    let yielded = test("yielded").expect("a rate test per commits");
+    assert_eq!(yielded.base, "commits");
+    assert!(yielded.holds(), "{yielded:?}");
+    for key in ["yielded", "stats.sgrant", "stats.syield"] {
+        let v = get(&sim, key);
+        set(&mut kernel, "seq_under_ext", key, 2 * v);
+    }
+    let rows = fidelity::compare(&kernel, &sim, 0.1);
+    let tests = fidelity::rate_tests(&kernel, &sim, &rows);
+    let doubled = tests.iter().find(|t| t.key == "stats.sgrant").unwrap();
+    assert_eq!(doubled.base, "commits");
+    assert!(!doubled.holds(), "{doubled:?}");
+}
+
 #[test]
 fn kernel_diff_exits_0_on_agreement_1_on_a_discrete_disagreement_4_on_a_cut_frame() {
     let names = [
@@ -254,10 +288,10 @@ fn the_issue12_probes_give_linux_7_2_answers_in_the_simulator() {
 /// Restartable sequences against Linux 7.2.13 in the VM under qemu's instruction-counting
 /// clock (`tests/fixtures/vm-7.2.13-icount`, `slicesim-vm run --clock icount`, issue 18):
 /// every update is made exactly once on both sides, a sequence under an extension is
-/// aborted only when its extension ran out (the kernel expires one of its ~45 grants per
-/// run and that one can land inside a sequence), and the abort count of 30 µs sequences
-/// beside the noise thread is the kernel's within the tolerance (630 and 626 in the VM, 623
-/// and 657 in the simulator). The `stats.*` deltas are issue 14's rate comparison and are
+/// aborted only when its extension ran out (none are, on either side, since the real
+/// backend stopped measuring its burn rate inside the first sequence), and the abort count
+/// of 30 µs sequences beside the noise thread is the kernel's within the tolerance (596 and
+/// 642 in the VM, 620 and 656 in the simulator). The `stats.*` deltas are issue 14's rate comparison and are
 /// left out here.
 #[test]
 fn restartable_sequences_agree_with_linux_7_2_under_icount() {
@@ -385,18 +419,36 @@ fn kernel_diff_picks_the_profile_measured_on_the_consoles_machine() {
     assert!(text.contains("machine profile: default\n"), "{text}");
 }
 
-/// The rates outside their tolerance on the consoles of 2-vCPU boots
-/// (`tests/fixtures/vm-7.2.13-icount-2cpus`, profile `qemu-icount0-2cpus`), console by
-/// console; on 4 vCPUs every rate holds. What is left goes the other way from the gaps the
-/// quiet start closed (docs/fidelity.md, "The quiet start"): under `preempt=lazy` the
-/// simulator expires 4 of 2,808 2 µs-section grants, on the vCPU stalls the calibration
-/// measured after a tick, where this kernel expired none of 2,700. Anything else outside
-/// its tolerance is a regression.
-const KNOWN_GAPS_2CPUS: [(&str, &str, &str); 6] = [
+/// The rates that do not hold on every 4-vCPU console (`tests/fixtures/vm-7.2.13-icount`,
+/// profile `qemu-icount0`), console by console ("*": any): `seq_under_ext`'s grants per
+/// update, 31–45 in 2,000 on the kernel against the simulator's 24, outside the counts'
+/// interval on three consoles. The kernel's update loop is 20 % slower than the
+/// simulator's (the real backend's sequence interpreter and clock-polled burns), so its
+/// run spans more of the noise thread's wakeups (docs/fidelity.md, "The sequence probes").
+/// Anything else outside its tolerance is a regression.
+const KNOWN_GAPS: [(&str, &str, &str); 2] = [
+    ("*", "seq_under_ext", "yielded per commits"),
+    ("*", "seq_under_ext", "stats.sgrant per commits"),
+];
+
+/// The same on 2-vCPU boots (`tests/fixtures/vm-7.2.13-icount-2cpus`, profile
+/// `qemu-icount0-2cpus`): under `preempt=lazy` the simulator expires 4 of ~2,800 2 µs
+/// grants, on the vCPU stalls the calibration measured after ticks, where this kernel
+/// expired none of 2,700 (every grant is a tick's there, and draws one).
+const KNOWN_GAPS_2CPUS: [(&str, &str, &str); 7] = [
     ("lazy", "selftest_n2_2_50", "stats.sexpir per stats.sgrant"),
-    ("lazy", "selftest_n2_2_50", "stats.srevok per stats.sgrant"),
     ("lazy", "selftest_no_yield", "stats.sexpir per stats.sgrant"),
     ("lazy", "selftest_no_yield", "stats.srevok per stats.sgrant"),
+    (
+        "lazy-debug",
+        "selftest_n2_2_50",
+        "stats.sexpir per stats.sgrant",
+    ),
+    (
+        "lazy-debug",
+        "selftest_n2_2_50",
+        "stats.srevok per stats.sgrant",
+    ),
     (
         "lazy-debug",
         "selftest_no_yield",
@@ -484,10 +536,14 @@ fn hold_rates(dir: &str, profile: &str, known: &[(&str, &str, &str)]) {
 /// Issue 14 in CI: every icount console of the 4-vCPU boots (three boots of
 /// `preempt=full`, `lazy`, both with `rseq_debug=1`, and `slice_ext_nsec` 50000) against
 /// the simulator on the profile measured on the same machine: every rate holds, within
-/// 10 % or its counts' interval.
+/// 10 % or its counts' interval, except the known gaps above.
 #[test]
 fn every_icount_console_holds_its_rates_on_the_measured_profile() {
-    hold_rates("tests/fixtures/vm-7.2.13-icount", "qemu-icount0", &[]);
+    hold_rates(
+        "tests/fixtures/vm-7.2.13-icount",
+        "qemu-icount0",
+        &KNOWN_GAPS,
+    );
 }
 
 /// The same on 2-vCPU boots (`slicesim-vm run --vcpus 2`) and the profile calibrated on

@@ -412,14 +412,25 @@ pub struct LinuxPlatform {
     revision: Revision,
     shared: SharedMem,
     registration: Option<Registration>,
-    /// Countdown iterations per ns of a sequence's burns, measured at the first sequence.
-    seq_iters_per_ns: Option<f64>,
+    /// Countdown iterations per ns of a sequence's burns, measured when the platform is made
+    /// (x86_64 only).
+    seq_iters_per_ns: f64,
 }
 
 impl LinuxPlatform {
     /// A platform with a fresh zeroed area, sharing `shared` with other threads.
+    ///
+    /// On x86_64 it first measures how fast the sequences' burns count down (about 2 ms
+    /// under qemu's instruction counter, a fraction of that on hardware): here, before the
+    /// thread can ask for an extension or start a timed loop. Measured at the first
+    /// sequence instead, the spinning ran inside that sequence's critical section, where
+    /// it outlasted every extension (spec §4.3).
     pub fn new(shared: SharedMem) -> Self {
         let area = Box::new(RseqArea(UnsafeCell::new([0; AREA_SIZE])));
+        #[cfg(target_arch = "x86_64")]
+        let seq_iters_per_ns = seq::calibrate(&mut || Self::clock_monotonic_ns());
+        #[cfg(not(target_arch = "x86_64"))]
+        let seq_iters_per_ns = 0.0;
         Self {
             area: NonNull::from(Box::leak(area)),
             rseq_len: DEFAULT_RSEQ_LEN,
@@ -427,8 +438,19 @@ impl LinuxPlatform {
             revision: Revision::Merged,
             shared,
             registration: None,
-            seq_iters_per_ns: None,
+            seq_iters_per_ns,
         }
+    }
+
+    /// `CLOCK_MONOTONIC` in ns, through the vDSO.
+    fn clock_monotonic_ns() -> u64 {
+        let mut ts = MaybeUninit::<libc::timespec>::uninit();
+        // SAFETY: `ts` is a writable timespec; clock_gettime (vDSO) fills it on success.
+        let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, ts.as_mut_ptr()) };
+        assert_eq!(r, 0, "clock_gettime(CLOCK_MONOTONIC) failed");
+        // SAFETY: clock_gettime returned 0, so `ts` is initialised.
+        let ts = unsafe { ts.assume_init() };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 
     /// A platform without shared words.
@@ -793,13 +815,7 @@ impl Platform for LinuxPlatform {
     }
 
     fn clock_ns(&mut self) -> u64 {
-        let mut ts = MaybeUninit::<libc::timespec>::uninit();
-        // SAFETY: `ts` is a writable timespec; clock_gettime (vDSO) fills it on success.
-        let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, ts.as_mut_ptr()) };
-        assert_eq!(r, 0, "clock_gettime(CLOCK_MONOTONIC) failed");
-        // SAFETY: clock_gettime returned 0, so `ts` is initialised.
-        let ts = unsafe { ts.assume_init() };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        Self::clock_monotonic_ns()
     }
 
     /// x86_64: one assembly critical section interprets the steps (`linux/seq.rs`); it
@@ -811,14 +827,7 @@ impl Platform for LinuxPlatform {
             if self.registration.is_none() || self.sig != crate::consts::RSEQ_SIG {
                 return SeqOutcome::Unsupported;
             }
-            let per_ns = match self.seq_iters_per_ns {
-                Some(v) => v,
-                None => {
-                    let v = seq::calibrate(&mut || self.clock_ns());
-                    self.seq_iters_per_ns = Some(v);
-                    v
-                }
-            };
+            let per_ns = self.seq_iters_per_ns;
             let words = self.shared.words.as_ptr().cast::<u32>().cast_mut();
             // SAFETY: our area is registered and alive (it outlives the registration);
             // `words` are the live shared words, which other threads access atomically.

@@ -50,7 +50,7 @@ pub fn run_child(probe: &Probe, revision: Revision) -> i32 {
         .with_rseq_len(len)
         .with_revision(revision);
     let results = match probe.threads {
-        Threads::Alone => probe.run(&mut p),
+        Threads::Alone => (probe.main)(&mut p),
         Threads::WithNoise(params) => {
             if let Some(mask) = probes::affinity(probe) {
                 // Before the noise thread exists, so it inherits the pinning.
@@ -65,7 +65,8 @@ pub fn run_child(probe: &Probe, revision: Revision) -> i32 {
                 let mut n = LinuxPlatform::new(noise_shared);
                 selftest_noise(&mut n, &params, RUN_WORD)
             });
-            let results = probe.run(&mut p);
+            probe.quiet_start(&mut p);
+            let results = (probe.main)(&mut p);
             p.shared_store(RUN_WORD, 0);
             let _ = noise.join();
             results

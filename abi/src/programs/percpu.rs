@@ -21,6 +21,11 @@ pub struct PercpuParams {
     pub hold_ns: u64,
     /// Work between two updates, ns.
     pub think_ns: u64,
+    /// Up to this much more work between two updates, ns, a different amount each time
+    /// (the same pseudo-random sequence on every platform). Beside a periodic disturber a
+    /// fixed period phase-locks with it: every wakeup then lands at the same point of an
+    /// update, and how often that is inside a sequence depends on a few ns of the period.
+    pub think_spread_ns: u64,
     /// Committed updates to make (`u64::MAX`: until the run ends).
     pub iterations: u64,
     /// Ask for a time slice extension around each update (prctl-enabled).
@@ -33,6 +38,7 @@ impl PercpuParams {
         counters: SharedWord(100),
         hold_ns: 2_000,
         think_ns: 5_000,
+        think_spread_ns: 0,
         iterations: u64::MAX,
         use_ext: false,
     };
@@ -106,6 +112,14 @@ pub fn percpu_counter<P: Platform + ?Sized>(p: &mut P, params: &PercpuParams) ->
     };
     let steps = increment_steps(params.counters, params.hold_ns);
     let seq = Sequence { steps: &steps };
+    // Knuth's MMIX LCG: a fixed sequence, identical on every platform and run.
+    let mut lcg: u64 = 1;
+    let mut think = || {
+        lcg = lcg
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        params.think_ns + (lcg >> 33) % params.think_spread_ns.saturating_add(1)
+    };
     while c.commits < params.iterations {
         ext.request(p);
         loop {
@@ -122,7 +136,7 @@ pub fn percpu_counter<P: Platform + ?Sized>(p: &mut P, params: &PercpuParams) ->
         }
         c.commits += 1;
         c.outcomes.record(ext.release(p));
-        p.burn(params.think_ns);
+        p.burn(think());
     }
     c
 }

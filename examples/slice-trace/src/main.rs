@@ -16,7 +16,8 @@ fn main() {
 mod trace {
     use rseq_abi::linux::{LinuxPlatform, SharedMem, POST_MERGE_RSEQ_LEN};
     use rseq_abi::programs::misbehave::{self, Misbehavior};
-    use rseq_abi::programs::probes::PROBE_MISBEHAVE;
+    use rseq_abi::programs::percpu::percpu_counter;
+    use rseq_abi::programs::probes::{seq_probe_params, PROBE_MISBEHAVE};
     use rseq_abi::programs::selftest::{
         selftest_loop, selftest_noise, selftest_setup, SelftestParams,
     };
@@ -67,7 +68,10 @@ mod trace {
             },
             None => None,
         };
-        let selftest_variant = if misbehavior.is_some() {
+        // `seq`: the fidelity probe `seq_under_ext`'s thread (2,000 per-CPU counter updates,
+        // each a 2 µs restartable sequence under an extension request) beside the same noise.
+        let seq = variant == "seq";
+        let selftest_variant = if misbehavior.is_some() || seq {
             "n2_2_50"
         } else {
             &variant
@@ -95,18 +99,18 @@ mod trace {
             return 2;
         }
 
-        let shared = SharedMem::new(1);
+        let shared = SharedMem::new(rseq_abi::programs::probes::SHARED_WORDS);
         let run = SharedWord(0);
         let mut p = LinuxPlatform::new(shared.clone())
             .with_rseq_len(POST_MERGE_RSEQ_LEN)
             .with_revision(Revision::PostMerge);
-        // The selftest's setup pins to the noise CPU; the misbehaving client registers and
-        // enables by itself, after the same pinning.
+        // The selftest's setup pins to the noise CPU; the misbehaving client and the
+        // sequences register and enable by themselves, after the same pinning.
         if let Err(e) = selftest_setup(&mut p) {
             eprintln!("selftest setup: {e}");
             return 3;
         }
-        if misbehavior.is_some() {
+        if misbehavior.is_some() || seq {
             let _ = rseq_abi::protocol::unregister(&mut p);
         }
         p.shared_store(run, 1);
@@ -121,6 +125,10 @@ mod trace {
                 "{:?}\n",
                 misbehave::run(&mut p, kind, &PROBE_MISBEHAVE).counters()
             ),
+            None if seq => {
+                let params = seq_probe_params(2_000, true);
+                format!("{:?}\n", percpu_counter(&mut p, &params).counters())
+            }
             None => selftest_loop(&mut p, &params).to_string(),
         };
         let _ = write("tracing_on", "0");
