@@ -419,22 +419,11 @@ fn kernel_diff_picks_the_profile_measured_on_the_consoles_machine() {
     assert!(text.contains("machine profile: default\n"), "{text}");
 }
 
-/// The rates that do not hold on every 4-vCPU console (`tests/fixtures/vm-7.2.13-icount`,
-/// profile `qemu-icount0`), console by console ("*": any): `seq_under_ext`'s grants per
-/// update, 31–45 in 2,000 on the kernel against the simulator's 24, outside the counts'
-/// interval on three consoles. The kernel's update loop is 20 % slower than the
-/// simulator's (the real backend's sequence interpreter and clock-polled burns), so its
-/// run spans more of the noise thread's wakeups (docs/fidelity.md, "The sequence probes").
-/// Anything else outside its tolerance is a regression.
-const KNOWN_GAPS: [(&str, &str, &str); 2] = [
-    ("*", "seq_under_ext", "yielded per commits"),
-    ("*", "seq_under_ext", "stats.sgrant per commits"),
-];
-
-/// The same on 2-vCPU boots (`tests/fixtures/vm-7.2.13-icount-2cpus`, profile
-/// `qemu-icount0-2cpus`): under `preempt=lazy` the simulator expires 4 of ~2,800 2 µs
-/// grants, on the vCPU stalls the calibration measured after ticks, where this kernel
-/// expired none of 2,700 (every grant is a tick's there, and draws one).
+/// The rates outside their tolerance on the consoles of 2-vCPU boots
+/// (`tests/fixtures/vm-7.2.13-icount-2cpus`, profile `qemu-icount0-2cpus`), console by
+/// console; on 4 vCPUs every rate holds. Under `preempt=lazy` the simulator expires 4 of
+/// ~2,800 2 µs grants, on the vCPU stalls the calibration measured after ticks, where this
+/// kernel expired none of 2,700 (every grant is a tick's there, and draws one).
 const KNOWN_GAPS_2CPUS: [(&str, &str, &str); 7] = [
     ("lazy", "selftest_n2_2_50", "stats.sexpir per stats.sgrant"),
     ("lazy", "selftest_no_yield", "stats.sexpir per stats.sgrant"),
@@ -536,14 +525,10 @@ fn hold_rates(dir: &str, profile: &str, known: &[(&str, &str, &str)]) {
 /// Issue 14 in CI: every icount console of the 4-vCPU boots (three boots of
 /// `preempt=full`, `lazy`, both with `rseq_debug=1`, and `slice_ext_nsec` 50000) against
 /// the simulator on the profile measured on the same machine: every rate holds, within
-/// 10 % or its counts' interval, except the known gaps above.
+/// 10 % or its counts' interval.
 #[test]
 fn every_icount_console_holds_its_rates_on_the_measured_profile() {
-    hold_rates(
-        "tests/fixtures/vm-7.2.13-icount",
-        "qemu-icount0",
-        &KNOWN_GAPS,
-    );
+    hold_rates("tests/fixtures/vm-7.2.13-icount", "qemu-icount0", &[]);
 }
 
 /// The same on 2-vCPU boots (`slicesim-vm run --vcpus 2`) and the profile calibrated on

@@ -26,6 +26,11 @@ pub struct PercpuParams {
     /// fixed period phase-locks with it: every wakeup then lands at the same point of an
     /// update, and how often that is inside a sequence depends on a few ns of the period.
     pub think_spread_ns: u64,
+    /// Time the work between updates on the clock ([`crate::protocol::spin_until`], a
+    /// clock-polling spin as `LinuxPlatform`'s `burn` is) instead of burning it as CPU
+    /// time: an interrupt then eats into it, and each poll costs a clock read, on both
+    /// sides alike. The fidelity probes set it.
+    pub clock_think: bool,
     /// Committed updates to make (`u64::MAX`: until the run ends).
     pub iterations: u64,
     /// Ask for a time slice extension around each update (prctl-enabled).
@@ -39,6 +44,7 @@ impl PercpuParams {
         hold_ns: 2_000,
         think_ns: 5_000,
         think_spread_ns: 0,
+        clock_think: false,
         iterations: u64::MAX,
         use_ext: false,
     };
@@ -136,7 +142,13 @@ pub fn percpu_counter<P: Platform + ?Sized>(p: &mut P, params: &PercpuParams) ->
         }
         c.commits += 1;
         c.outcomes.record(ext.release(p));
-        p.burn(think());
+        let ns = think();
+        if params.clock_think {
+            let start = p.clock_ns();
+            crate::protocol::spin_until(p, start, ns);
+        } else {
+            p.burn(ns);
+        }
     }
     c
 }

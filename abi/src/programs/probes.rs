@@ -407,7 +407,7 @@ const SEQ_UPDATES: u64 = 2_000;
 /// attempts the noise thread's wakeups abort, and how many grants are yielded with the
 /// extension asked for, are rates.
 /// The sequence probes' updates: 2,000 per-CPU counter increments beside the
-/// noise thread, 0–2 µs apart (1 µs on average). With a fixed 1 µs the noise thread's
+/// noise thread, 0–2 µs apart on the clock (1 µs on average). With a fixed 1 µs the noise thread's
 /// wakeups phase-locked with the updates, and on Linux 7.2 every one of them landed inside
 /// a sequence (73 grants in 75 wakeups) where the simulator, its period a few hundred ns
 /// away, had 40.
@@ -417,6 +417,7 @@ pub const fn seq_probe_params(hold_ns: u64, use_ext: bool) -> PercpuParams {
         hold_ns,
         think_ns: 0,
         think_spread_ns: 2_000,
+        clock_think: true,
         iterations: SEQ_UPDATES,
         use_ext,
     }
