@@ -207,6 +207,9 @@ pub struct Cpu {
     /// A vCPU stall that came while the CPU was in the kernel: it freezes the next return
     /// to user mode instead (`Simulation::vcpu_stall`).
     pub(crate) deferred_stall_ns: u64,
+    /// The pending tick has had its vCPU stall before its handler: do not draw again when
+    /// it is delivered (`Simulation::irq`).
+    pub(crate) tick_stalled: bool,
     /// Time spent not idle, ns (utilisation).
     pub busy_ns: u64,
     pub(crate) busy_since: Option<u64>,
@@ -237,6 +240,7 @@ impl Cpu {
             pending_irqs: Vec::new(),
             rearm_deferred: false,
             deferred_stall_ns: 0,
+            tick_stalled: false,
             busy_ns: 0,
             busy_since: None,
         }

@@ -18,6 +18,15 @@ use crate::sim::Simulation;
 use crate::task::*;
 use crate::trace::LogKind;
 
+/// Where a tick's vCPU stall falls (`Simulation::draw_tick_stall`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TickStallAt {
+    /// Before the tick's handler: the CPU stands still with the tick pending.
+    Entry,
+    /// From the tick's return to user mode.
+    Exit,
+}
+
 impl Simulation {
     /// An interrupt of `kind` arrives at `cpu`: entry, handler, then `irqentry_exit()`
     /// (`kernel/entry/common.c`): the exit to user mode, or the return into the kernel.
@@ -30,6 +39,26 @@ impl Simulation {
             // mode): pending in the APIC until the exit enables them.
             self.cpus[cpu as usize].pending_irqs.push((kind, gen, task));
             return;
+        }
+        // tick_stalls: the stall this tick draws, and whether the other vCPUs' turn comes
+        // before its handler or after its exit.
+        let mut stall_after_exit = 0;
+        if kind == IrqKind::Tick && !std::mem::take(&mut self.cpus[cpu as usize].tick_stalled) {
+            match self.draw_tick_stall(cpu) {
+                Some((ns, TickStallAt::Entry)) => {
+                    let user = self.cpus[cpu as usize].mode == CpuMode::User;
+                    self.vcpu_stall(cpu, ns);
+                    if user {
+                        // Frozen with its interrupt pending: the handler runs at the end.
+                        let c = &mut self.cpus[cpu as usize];
+                        c.tick_stalled = true;
+                        c.pending_irqs.push((kind, gen, task));
+                        return;
+                    }
+                }
+                Some((ns, TickStallAt::Exit)) => stall_after_exit = ns,
+                None => {}
+            }
         }
         let mode = self.cpus[cpu as usize].mode;
         let curr = self.cpus[cpu as usize].curr;
@@ -65,9 +94,16 @@ impl Simulation {
                 }
             }
         }
-        if kind == IrqKind::Tick {
+        if stall_after_exit > 0 {
             // After the exit step is queued, so a stall at its instant follows it.
-            self.draw_tick_stall(cpu);
+            let at = self.now + self.cfg.irq_latency_ns;
+            self.push(
+                at,
+                Event::VcpuStall {
+                    cpu,
+                    ns: stall_after_exit,
+                },
+            );
         }
     }
 
@@ -149,11 +185,17 @@ impl Simulation {
         }
     }
 
-    /// `tick_stalls`: this tick's vCPU stall, if any, begins when its exit is done.
-    fn draw_tick_stall(&mut self, cpu: u32) {
+    /// `tick_stalls`: this tick's vCPU stall, if any, and where it falls. qemu's `-icount`
+    /// runs the vCPUs round-robin in index order (`rr_cpu_thread_fn()`), so of the other
+    /// vCPUs with work when a tick comes due, those before this one take their turn before
+    /// its handler runs, and those after it at its next kick: the timer reprogramming of
+    /// its exit (`qemu_timer_notify_cb()`), the slice timer's arm after a grant. A drawn
+    /// stall belongs to one of the other vCPUs, spread evenly by its index: before the
+    /// handler with odds `cpu / (cpus − 1)`, after the exit otherwise.
+    fn draw_tick_stall(&mut self, cpu: u32) -> Option<(u64, TickStallAt)> {
         let s = &self.cfg.tick_stalls;
         if s.stalls_ns.is_empty() {
-            return;
+            return None;
         }
         let ticks = s.ticks;
         let i = self.chooser.draw(crate::choice::Draw::TickStall) % ticks;
@@ -164,10 +206,16 @@ impl Simulation {
             .get(i as usize)
             .copied()
             .unwrap_or(0);
-        if ns > 0 {
-            let at = self.now + self.cfg.irq_latency_ns;
-            self.push(at, Event::VcpuStall { cpu, ns });
+        if ns == 0 {
+            return None;
         }
+        let others = self.cfg.cpus.saturating_sub(1).max(1) as u64;
+        let at = if i % others < u64::from(cpu) {
+            TickStallAt::Entry
+        } else {
+            TickStallAt::Exit
+        };
+        Some((ns, at))
     }
 
     /// The emulator gives another vCPU its turn: a task running user code on `cpu` is

@@ -9,7 +9,7 @@
 mod common;
 
 use rseq_abi::layout::offset;
-use rseq_abi::{Platform, Syscall};
+use rseq_abi::{CpuSet, Platform, Syscall};
 use rseq_sim::*;
 
 use common::*;
@@ -154,4 +154,52 @@ fn a_vcpu_stall_after_the_tick_freezes_the_task_and_its_grant_expires() {
     let (s, timer) = grant_across_a_tick(Some(5 * US));
     assert_eq!((s.granted, s.expired, s.revoked, s.yielded), (1, 1, 1, 0));
     assert_eq!(timer, Some((1_005_300, true)));
+}
+
+/// On CPU `cpu` of two: a sleeper (950 µs, 50 µs of slack) whose sleep the 1 ms tick
+/// ends, and a task that asks at 998 µs and keeps asking for 5 µs of CPU time, so the
+/// tick's exit grants (timer at +5 µs) with 3 µs of its section left; every tick is a 6 µs
+/// vCPU stall. Returns the stats.
+fn grant_at_a_stalled_tick(cpu: usize) -> SliceStats {
+    // EEVDF: the sleeper is owed service, so its wakeup preempts.
+    let mut cfg = SimConfig {
+        cpus: 2,
+        hz: 1000,
+        timer_slack_ns: 50 * US,
+        fair_class: FairClass::Eevdf,
+        ..cfg1()
+    };
+    cfg.tick_stalls = TickStalls {
+        ticks: 1,
+        stalls_ns: vec![6 * US],
+    };
+    let mut sim = Simulation::new(cfg).unwrap();
+    let mut sleeper = TaskSpec::new("sleeper");
+    sleeper.affinity = Some(CpuSet::single(cpu));
+    sim.spawn(
+        sleeper,
+        prog(|p| {
+            let _ = p.syscall(Syscall::Nanosleep { ns: 950 * US });
+            vec![]
+        }),
+    );
+    let mut t = TaskSpec::new("t");
+    t.affinity = Some(CpuSet::single(cpu));
+    t.start_ns = US;
+    sim.spawn(t, section_at(998 * US, 5 * US));
+    sim.run_until(1_100 * US);
+    sim.stats()
+}
+
+/// qemu's `-icount` runs the vCPUs round-robin in index order: the other vCPUs' turn at a
+/// tick comes before the handler of a vCPU they precede, and after the exit (at its timer
+/// arm's kick) of one they follow. Only the second freezes a grant made at that tick.
+#[test]
+fn a_tick_stall_falls_before_the_handler_of_a_vcpu_qemu_runs_later() {
+    // CPU 0 of 2: CPU 1's turn comes after the grant's arm, and the extension runs out.
+    let s = grant_at_a_stalled_tick(0);
+    assert_eq!((s.granted, s.expired), (1, 1));
+    // CPU 1 of 2: CPU 0 runs first; the grant comes after the stall and is yielded.
+    let s = grant_at_a_stalled_tick(1);
+    assert_eq!((s.granted, s.expired, s.yielded), (1, 0, 1));
 }
