@@ -458,6 +458,36 @@ pub struct RateTest {
     pub interval: (f64, f64),
     /// The two-proportion z statistic (kernel minus simulator).
     pub z: f64,
+    /// For rare events (fewer than [`EXACT_BELOW`] on both sides together), the exact
+    /// two-sided p-value of the split between the sides, which then decides instead of `z`.
+    pub p_exact: Option<f64>,
+}
+
+/// Below this many events on both sides together a share is tested exactly: given the `k`
+/// events, the kernel's count is Binomial(`k`, its share of the trials) if both sides
+/// have one rate, and the normal approximation behind `z` is poor (0 against 4 in 2,600
+/// trials each is |z| = 1.97, where the exact test gives p = 0.13).
+pub const EXACT_BELOW: i64 = 30;
+
+/// Two-sided p-value of `x1` events of `x1 + x2` falling on side 1, whose share of the
+/// trials is `n1 / (n1 + n2)`: the probability of every split at most as likely.
+fn exact_split_p(x1: i64, n1: i64, x2: i64, n2: i64) -> f64 {
+    let k = (x1 + x2) as usize;
+    let pi = n1 as f64 / (n1 + n2) as f64;
+    // Binomial(k, pi) probabilities by the recurrence P(i+1) = P(i) (k-i)/(i+1) pi/(1-pi),
+    // from P(0) = (1-pi)^k; k < EXACT_BELOW keeps it exact enough in f64.
+    let mut probs = Vec::with_capacity(k + 1);
+    let mut pr = (1.0 - pi).powi(k as i32);
+    for i in 0..=k {
+        probs.push(pr);
+        pr *= (k - i) as f64 / (i + 1) as f64 * pi / (1.0 - pi);
+    }
+    let observed = probs[x1 as usize];
+    probs
+        .iter()
+        .filter(|&&q| q <= observed * (1.0 + 1e-9))
+        .sum::<f64>()
+        .min(1.0)
 }
 
 /// The relative difference a rate may have from the kernel's whatever its counts
@@ -468,9 +498,12 @@ pub const RELATIVE_TOLERANCE: f64 = 0.10;
 pub const Z_95: f64 = 1.959_964;
 
 impl RateTest {
-    /// Are the two shares consistent at the 5 % level?
+    /// Are the two shares consistent at the 5 % level (exactly, for rare events)?
     pub fn consistent(&self) -> bool {
-        self.z.abs() <= Z_95
+        match self.p_exact {
+            Some(p) => p >= 0.05,
+            None => self.z.abs() <= Z_95,
+        }
     }
 
     /// The simulator's share relative to the kernel's, minus one (infinite when the
@@ -533,6 +566,8 @@ pub fn rate_tests(kernel: &Frame, sim: &Frame, rows: &[Row]) -> Vec<RateTest> {
             } else {
                 f64::INFINITY
             };
+            let p_exact =
+                (x1 + x2 < EXACT_BELOW && pi_ok(n1, n2)).then(|| exact_split_p(x1, n1, x2, n2));
             Some(RateTest {
                 probe: r.probe.clone(),
                 key: r.key.clone(),
@@ -541,9 +576,15 @@ pub fn rate_tests(kernel: &Frame, sim: &Frame, rows: &[Row]) -> Vec<RateTest> {
                 sim: (x2, n2),
                 interval: wilson(x1, n1),
                 z,
+                p_exact,
             })
         })
         .collect()
+}
+
+/// Both sides have trials: the exact test's share is defined.
+fn pi_ok(n1: i64, n2: i64) -> bool {
+    n1 > 0 && n2 > 0
 }
 
 /// A loop's `total` (iterations in the probe's time): the counts themselves, with the
@@ -565,6 +606,7 @@ fn total_test(r: &Row) -> Option<RateTest> {
         sim: (m, 1),
         interval: ((k as f64 - h).max(0.0), k as f64 + h),
         z,
+        p_exact: None,
     })
 }
 
@@ -591,22 +633,27 @@ pub fn render_rate_tests(tests: &[RateTest]) -> String {
         } else {
             format!("{} per {}", t.key, t.base)
         };
+        let z = match t.p_exact {
+            Some(p) => format!("{:+.2} (exact p {p:.3})", t.z),
+            None => format!("{:+.2}", t.z),
+        };
         s += &format!(
-            "| {} | {} | {} | {} | {} | {:+.1} % | {:+.2} | {} |\n",
+            "| {} | {} | {} | {} | {} | {:+.1} % | {} | {} |\n",
             t.probe,
             what,
             share(t.kernel),
             interval,
             share(t.sim),
             t.relative() * 100.0,
-            t.z,
+            z,
             if t.holds() { "holds" } else { "OUTSIDE" }
         );
     }
     let ok = tests.iter().filter(|t| t.holds()).count();
     s += &format!(
         "\n{ok} of {} rates hold: within {:.0} % of the kernel's, or consistent with it at the 5 % level \
-         (two-proportion z-test on the counts; for a total, the Poisson interval of the difference)\n",
+         (two-proportion z-test on the counts, the exact binomial split below {EXACT_BELOW} events; \
+         for a total, the Poisson interval of the difference)\n",
         tests.len(),
         RELATIVE_TOLERANCE * 100.0
     );
@@ -666,6 +713,19 @@ mod tests {
         let (mut sim, main) = start_probe(probes::find("registration").unwrap(), &cfg).unwrap();
         sim.run_until(1_000_000);
         assert!(sim.tasks()[main as usize].exit.is_some());
+    }
+
+    #[test]
+    fn rare_events_are_tested_exactly() {
+        // 0 against 4 in equal trials: |z| = 2, but 4 events split 4-0 by chance one time
+        // in eight.
+        let p = exact_split_p(0, 2_600, 4, 2_600);
+        assert!((p - 0.125).abs() < 1e-9, "{p}");
+        // 0 against 12 is not chance (2 / 4096).
+        assert!(exact_split_p(0, 2_600, 12, 2_600) < 0.001);
+        // The same share is p = 1; unequal trials shift the expected split.
+        assert!((exact_split_p(3, 1_000, 3, 1_000) - 1.0).abs() < 1e-9);
+        assert!(exact_split_p(1, 100, 9, 900) > 0.9);
     }
 
     #[test]
