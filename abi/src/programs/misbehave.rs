@@ -339,14 +339,8 @@ fn section<P: Platform + ?Sized>(p: &mut P, ext: &SliceExt, params: &MisbehavePa
 
 /// The section's busy time: `ns` of CPU time, or `ns` on the clock ([`MisbehaveParams::clock_section`]).
 fn section_work<P: Platform + ?Sized>(p: &mut P, ns: u64, on_clock: bool) {
-    if ns == 0 {
-        return;
-    }
-    if on_clock {
-        let start = p.clock_ns();
-        protocol::spin_until(p, start, ns);
-    } else {
-        p.burn(ns);
+    if ns > 0 {
+        super::busy(p, ns, on_clock);
     }
 }
 

@@ -29,6 +29,18 @@ use crate::protocol::SliceOutcome;
 /// A program's result: named counters in a fixed order.
 pub type Counters = Vec<(&'static str, i64)>;
 
+/// Busy time: `ns` of CPU time ([`Platform::burn`]), or `ns` on the clock
+/// ([`crate::protocol::spin_until`]: a clock-polling spin, as `LinuxPlatform`'s `burn` is,
+/// so an interrupt eats into it and each poll costs a clock read on both sides alike).
+pub(crate) fn busy<P: crate::Platform + ?Sized>(p: &mut P, ns: u64, on_clock: bool) {
+    if on_clock {
+        let start = p.clock_ns();
+        crate::protocol::spin_until(p, start, ns);
+    } else {
+        p.burn(ns);
+    }
+}
+
 /// Tally of [`SliceOutcome`]s, the breakdown every program that leaves its critical sections
 /// through [`SliceExt::release`](crate::SliceExt::release) reports (spec §8.1, §8.3).
 ///

@@ -142,13 +142,7 @@ pub fn percpu_counter<P: Platform + ?Sized>(p: &mut P, params: &PercpuParams) ->
         }
         c.commits += 1;
         c.outcomes.record(ext.release(p));
-        let ns = think();
-        if params.clock_think {
-            let start = p.clock_ns();
-            crate::protocol::spin_until(p, start, ns);
-        } else {
-            p.burn(ns);
-        }
+        super::busy(p, think(), params.clock_think);
     }
     c
 }
