@@ -566,8 +566,8 @@ pub fn rate_tests(kernel: &Frame, sim: &Frame, rows: &[Row]) -> Vec<RateTest> {
             } else {
                 f64::INFINITY
             };
-            let p_exact =
-                (x1 + x2 < EXACT_BELOW && pi_ok(n1, n2)).then(|| exact_split_p(x1, n1, x2, n2));
+            // Both bases are positive here, so the split's odds are defined.
+            let p_exact = (x1 + x2 < EXACT_BELOW).then(|| exact_split_p(x1, n1, x2, n2));
             Some(RateTest {
                 probe: r.probe.clone(),
                 key: r.key.clone(),
@@ -580,11 +580,6 @@ pub fn rate_tests(kernel: &Frame, sim: &Frame, rows: &[Row]) -> Vec<RateTest> {
             })
         })
         .collect()
-}
-
-/// Both sides have trials: the exact test's share is defined.
-fn pi_ok(n1: i64, n2: i64) -> bool {
-    n1 > 0 && n2 > 0
 }
 
 /// A loop's `total` (iterations in the probe's time): the counts themselves, with the
